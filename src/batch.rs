@@ -1,0 +1,129 @@
+//! The batch layer: recompute every view from scratch over one snapshot of the master dataset.
+//!
+//! Work is split into (segment, row group) units run on a rayon pool; each worker folds its
+//! units into private tables (one per view), which are merged at the end. Every aggregate state is
+//! exact and its merge is exact, so the result does not depend on the split or the thread count.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+
+use crate::agg::Layer;
+use crate::error::{Error, Result};
+use crate::storage::files::read_checked;
+use crate::storage::manifest::SegmentInfo;
+use crate::storage::parquet_io::ParquetBytes;
+use crate::table::{AggTable, ViewPlan};
+
+/// Cancellation and progress of a long operation, shared with the caller's thread.
+#[derive(Debug, Default)]
+pub struct Control {
+    pub cancel: AtomicBool,
+    pub rows_done: AtomicU64,
+    pub rows_total: AtomicU64,
+}
+
+impl Control {
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::interrupted())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+struct Unit {
+    segment: usize,
+    row_group: usize,
+    rows: usize,
+}
+
+/// Compute every plan over the rows of `segments` belonging to commits <= `snapshot`.
+pub fn recompute(
+    root: &Path,
+    segments: &[SegmentInfo],
+    snapshot: u64,
+    plans: &[ViewPlan],
+    threads: Option<usize>,
+    ctl: &Control,
+) -> Result<Vec<AggTable>> {
+    let mut columns: Vec<String> = Vec::new();
+    for p in plans {
+        for c in p.input_columns() {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    let segs: Vec<&SegmentInfo> = segments.iter().filter(|s| s.first_commit() <= snapshot).collect();
+    let files: Vec<OnceLock<Result<Arc<ParquetBytes>>>> = segs.iter().map(|_| OnceLock::new()).collect();
+    let paths: Vec<PathBuf> = segs.iter().map(|s| root.join(&s.file.file)).collect();
+    let load = |i: usize| -> Result<Arc<ParquetBytes>> {
+        files[i]
+            .get_or_init(|| {
+                let info = &segs[i].file;
+                let bytes = read_checked(&paths[i], info.crc32, info.bytes)?;
+                Ok(Arc::new(ParquetBytes::open(&paths[i], bytes)?))
+            })
+            .clone()
+    };
+
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(t) = threads {
+            b = b.num_threads(t.max(1));
+        }
+        b.build().map_err(|e| Error::invalid(format!("thread pool: {e}")))?
+    };
+
+    pool.install(|| {
+        // Open footers in parallel to learn the row groups, then plan one unit per row group.
+        let opened: Vec<Arc<ParquetBytes>> = (0..segs.len()).into_par_iter().map(load).collect::<Result<_>>()?;
+        let mut units = Vec::new();
+        let mut total = 0u64;
+        for (i, pq) in opened.iter().enumerate() {
+            let mut left = segs[i].rows_upto(snapshot);
+            for rg in 0..pq.row_groups() {
+                if left == 0 {
+                    break;
+                }
+                let rows = pq.row_group_rows(rg).min(left);
+                left -= rows;
+                total += rows;
+                units.push(Unit { segment: i, row_group: rg, rows: rows as usize });
+            }
+        }
+        drop(opened);
+        ctl.rows_total.store(total, Ordering::Relaxed);
+        let fresh = || plans.iter().map(|p| p.new_table(Layer::Batch)).collect::<Vec<_>>();
+        let tables = units
+            .par_iter()
+            .try_fold(fresh, |mut tables, u| -> Result<Vec<AggTable>> {
+                ctl.check()?;
+                let pq = load(u.segment)?;
+                let batches = pq.read(&paths[u.segment], Some(&columns), Some(vec![u.row_group]), Some(u.rows))?;
+                for b in &batches {
+                    for (t, p) in tables.iter_mut().zip(plans) {
+                        t.update(p, b)?;
+                    }
+                }
+                ctl.rows_done.fetch_add(u.rows as u64, Ordering::Relaxed);
+                Ok(tables)
+            })
+            .try_reduce(fresh, |a, b| {
+                ctl.check()?;
+                let mut out = Vec::with_capacity(a.len());
+                for (x, y) in a.into_iter().zip(b) {
+                    // Merge the smaller into the larger: fewer keys to translate.
+                    let (mut big, small) = if x.keys.len() >= y.keys.len() { (x, y) } else { (y, x) };
+                    big.merge_same(&small)?;
+                    out.push(big);
+                }
+                Ok(out)
+            })?;
+        Ok(tables)
+    })
+}

@@ -1,0 +1,479 @@
+//! Group keys: (time bucket, dimension values) mapped to dense group ids.
+//!
+//! A key is a fixed-width row of u64 words: `[bucket, null-mask, dim0, dim1, ...]`. Strings are
+//! interned per table, so a key never owns a string and comparing keys is comparing words. Tables
+//! built by different threads (or layers) are merged by translating interned ids, once per distinct
+//! string rather than once per row.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt8Type};
+use hashbrown::{HashMap, HashTable};
+
+use crate::error::{Error, Result};
+use crate::grain::Grain;
+use crate::schema::ColumnClass;
+use crate::view::{Predicate, Scalar};
+
+/// The kind of a dimension column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DimKind {
+    Str,
+    Int,
+    Bool,
+}
+
+impl DimKind {
+    pub fn from_class(c: ColumnClass) -> Result<DimKind> {
+        match c {
+            ColumnClass::Str => Ok(DimKind::Str),
+            ColumnClass::Int => Ok(DimKind::Int),
+            ColumnClass::Bool => Ok(DimKind::Bool),
+            other => Err(Error::schema(format!("{other:?} columns cannot be dimensions"))),
+        }
+    }
+}
+
+/// Strings seen by one table, each stored once.
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    strings: Vec<Arc<str>>,
+}
+
+impl Interner {
+    #[inline]
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        let owned: Arc<str> = Arc::from(s);
+        self.strings.push(owned.clone());
+        self.ids.insert(owned, id);
+        id
+    }
+    pub fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map(|s| s.as_ref()).unwrap_or("")
+    }
+    pub fn lookup(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.strings.iter().map(|s| s.len() + 16).sum::<usize>() + self.ids.capacity() * 24
+    }
+}
+
+#[inline]
+fn hash_words(words: &[u64]) -> u64 {
+    let mut h: u64 = 0x243F_6A88_85A3_08D3;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// A dimension value decoded from a key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DimValue<'a> {
+    Null,
+    Str(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Dense ids for distinct (bucket, dims) keys.
+#[derive(Debug, Clone)]
+pub struct GroupKeys {
+    pub dims: Vec<DimKind>,
+    width: usize,
+    words: Vec<u64>,
+    hashes: Vec<u64>,
+    index: HashTable<u32>,
+    pub interners: Vec<Interner>,
+}
+
+/// Marks a row that belongs to no group (null event time).
+pub const NO_GROUP: u32 = u32::MAX;
+
+impl GroupKeys {
+    pub fn new(dims: Vec<DimKind>) -> Self {
+        let width = 2 + dims.len();
+        let interners = vec![Interner::default(); dims.len()];
+        GroupKeys { dims, width, words: Vec::new(), hashes: Vec::new(), index: HashTable::new(), interners }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    #[inline]
+    pub fn key(&self, g: u32) -> &[u64] {
+        let s = g as usize * self.width;
+        &self.words[s..s + self.width]
+    }
+
+    pub fn bucket(&self, g: u32) -> i64 {
+        self.key(g)[0] as i64
+    }
+
+    pub fn dim(&self, g: u32, d: usize) -> DimValue<'_> {
+        let k = self.key(g);
+        if k[1] & (1 << d) != 0 {
+            return DimValue::Null;
+        }
+        let w = k[2 + d];
+        match self.dims[d] {
+            DimKind::Str => DimValue::Str(self.interners[d].get(w as u32)),
+            DimKind::Int => DimValue::Int(w as i64),
+            DimKind::Bool => DimValue::Bool(w != 0),
+        }
+    }
+
+    /// The id of `key`, inserting it if new.
+    #[inline]
+    pub fn find_or_insert(&mut self, key: &[u64]) -> u32 {
+        let h = hash_words(key);
+        let words = &self.words;
+        let width = self.width;
+        let eq = |&g: &u32| {
+            let s = g as usize * width;
+            &words[s..s + width] == key
+        };
+        if let Some(&g) = self.index.find(h, eq) {
+            return g;
+        }
+        let g = self.hashes.len() as u32;
+        self.words.extend_from_slice(key);
+        self.hashes.push(h);
+        let hashes = &self.hashes;
+        self.index.insert_unique(h, g, |&x| hashes[x as usize]);
+        g
+    }
+
+    /// Group ids for each row of a batch: `buckets` are bucket starts (micros), `time_valid` says
+    /// which rows have an event time, `dims` are the dimension columns in order.
+    pub fn encode(&mut self, buckets: &[i64], time_valid: Option<&arrow::buffer::NullBuffer>, dims: &[ArrayRef]) -> Result<Vec<u32>> {
+        let n = buckets.len();
+        let nd = self.dims.len();
+        // Column-wise codes first (one pass per column), then one hash probe per row.
+        let mut codes: Vec<Vec<u64>> = Vec::with_capacity(nd);
+        let mut nullmask = vec![0u64; n];
+        for (d, col) in dims.iter().enumerate() {
+            codes.push(self.column_codes(d, col, &mut nullmask)?);
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut key = vec![0u64; self.width];
+        for row in 0..n {
+            if let Some(v) = time_valid {
+                if v.is_null(row) {
+                    out.push(NO_GROUP);
+                    continue;
+                }
+            }
+            key[0] = buckets[row] as u64;
+            key[1] = nullmask[row];
+            for d in 0..nd {
+                key[2 + d] = codes[d][row];
+            }
+            out.push(self.find_or_insert(&key));
+        }
+        Ok(out)
+    }
+
+    fn column_codes(&mut self, d: usize, col: &ArrayRef, nullmask: &mut [u64]) -> Result<Vec<u64>> {
+        let n = col.len();
+        let bit = 1u64 << d;
+        let mut out = vec![0u64; n];
+        if let Some(nulls) = col.nulls() {
+            for (row, m) in nullmask.iter_mut().enumerate() {
+                if nulls.is_null(row) {
+                    *m |= bit;
+                }
+            }
+        }
+        match (self.dims[d], col.data_type()) {
+            (DimKind::Str, DataType::Utf8) => {
+                let a = col.as_string::<i32>();
+                let interner = &mut self.interners[d];
+                for (row, o) in out.iter_mut().enumerate() {
+                    if a.is_valid(row) {
+                        *o = interner.intern(a.value(row)) as u64;
+                    }
+                }
+            }
+            (DimKind::Str, DataType::Dictionary(_, _)) => {
+                let a = arrow::compute::cast(col, &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))?;
+                let dict = a.as_dictionary::<Int32Type>();
+                let values = arrow::compute::cast(dict.values(), &DataType::Utf8)?;
+                let values = values.as_string::<i32>();
+                let interner = &mut self.interners[d];
+                let ids: Vec<u64> = (0..values.len())
+                    .map(|i| if values.is_valid(i) { interner.intern(values.value(i)) as u64 } else { 0 })
+                    .collect();
+                for (row, o) in out.iter_mut().enumerate() {
+                    if dict.is_valid(row) {
+                        let k = dict.keys().value(row) as usize;
+                        *o = ids.get(k).copied().unwrap_or(0);
+                        if !values.is_valid(k.min(values.len().saturating_sub(1))) {
+                            nullmask[row] |= bit;
+                        }
+                    }
+                }
+            }
+            (DimKind::Str, _) => {
+                let a = arrow::compute::cast(col, &DataType::Utf8)?;
+                return self.column_codes(d, &a, nullmask);
+            }
+            (DimKind::Int, _) => {
+                let a = int64_values(col)?;
+                for (row, o) in out.iter_mut().enumerate() {
+                    *o = a.value(row) as u64;
+                }
+            }
+            (DimKind::Bool, DataType::Boolean) => {
+                let a = col.as_boolean();
+                for (row, o) in out.iter_mut().enumerate() {
+                    *o = a.value(row) as u64;
+                }
+            }
+            (DimKind::Bool, other) => {
+                return Err(Error::schema(format!("dimension {d} is boolean in the view but {other} in the data")))
+            }
+        }
+        // Null slots must not keep garbage codes: a null key is only its mask bit.
+        if let Some(nulls) = col.nulls() {
+            for (row, o) in out.iter_mut().enumerate() {
+                if nulls.is_null(row) {
+                    *o = 0;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Translate group `g` of `other` into a key of this table, keeping the dimensions `keep`
+    /// (indices into `other.dims`, in this table's order) and coarsening the bucket to `grain`.
+    pub fn translate_into(&self, other: &GroupKeys, g: u32, keep: &[usize], grain: Option<Grain>, tr: &mut Translator, key: &mut Vec<u64>) -> u64 {
+        let k = other.key(g);
+        key.clear();
+        let bucket = k[0] as i64;
+        key.push(match grain {
+            Some(gr) => gr.floor_micros(bucket) as u64,
+            None => bucket as u64,
+        });
+        key.push(0);
+        let mut mask = 0u64;
+        for (i, &d) in keep.iter().enumerate() {
+            if k[1] & (1 << d) != 0 {
+                mask |= 1 << i;
+                key.push(0);
+                continue;
+            }
+            let w = k[2 + d];
+            key.push(match other.dims[d] {
+                DimKind::Str => tr.map(i, w as u32) as u64,
+                _ => w,
+            });
+        }
+        key[1] = mask;
+        hash_words(key)
+    }
+
+    /// Prepare string translation from `other` (dims `keep`) to this table.
+    pub fn translator(&mut self, other: &GroupKeys, keep: &[usize]) -> Translator {
+        let mut maps = Vec::with_capacity(keep.len());
+        for (i, &d) in keep.iter().enumerate() {
+            if other.dims[d] == DimKind::Str {
+                let src = &other.interners[d];
+                let dst = &mut self.interners[i];
+                maps.push((0..src.len()).map(|id| dst.intern(src.get(id as u32))).collect());
+            } else {
+                maps.push(Vec::new());
+            }
+        }
+        Translator { maps }
+    }
+
+    /// The order of groups by bucket, then each dimension (nulls last, strings by UTF-8 bytes).
+    pub fn sorted_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (ka, kb) = (self.key(a), self.key(b));
+            match (ka[0] as i64).cmp(&(kb[0] as i64)) {
+                Ordering::Equal => {}
+                o => return o,
+            }
+            for d in 0..self.dims.len() {
+                let o = cmp_dim(self.dim(a, d), self.dim(b, d));
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+        order
+    }
+
+    /// Arrow columns of the keys, in `order`: the bucket column, then one column per dimension.
+    pub fn to_arrays(&self, order: &[u32]) -> Vec<ArrayRef> {
+        let mut out: Vec<ArrayRef> = Vec::with_capacity(1 + self.dims.len());
+        let buckets: TimestampMicrosecondArray = order.iter().map(|&g| Some(self.bucket(g))).collect();
+        out.push(Arc::new(buckets.with_timezone("UTC")));
+        for d in 0..self.dims.len() {
+            let arr: ArrayRef = match self.dims[d] {
+                DimKind::Str => Arc::new(
+                    order
+                        .iter()
+                        .map(|&g| match self.dim(g, d) {
+                            DimValue::Str(s) => Some(s),
+                            _ => None,
+                        })
+                        .collect::<StringArray>(),
+                ),
+                DimKind::Int => Arc::new(
+                    order
+                        .iter()
+                        .map(|&g| match self.dim(g, d) {
+                            DimValue::Int(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect::<Int64Array>(),
+                ),
+                DimKind::Bool => Arc::new(
+                    order
+                        .iter()
+                        .map(|&g| match self.dim(g, d) {
+                            DimValue::Bool(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect::<BooleanArray>(),
+                ),
+            };
+            out.push(arr);
+        }
+        out
+    }
+
+    /// Group ids for key columns read back from a persisted view (bucket micros + dims).
+    pub fn encode_key_columns(&mut self, bucket: &ArrayRef, dims: &[ArrayRef]) -> Result<Vec<u32>> {
+        let raw = arrow::compute::cast(bucket, &DataType::Int64)?;
+        let raw = raw.as_primitive::<Int64Type>();
+        self.encode(raw.values(), raw.nulls(), dims)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.words.capacity() * 8
+            + self.hashes.capacity() * 8
+            + self.index.capacity() * 4
+            + self.interners.iter().map(|i| i.memory_bytes()).sum::<usize>()
+    }
+}
+
+/// Maps interned string ids of one table to another's.
+pub struct Translator {
+    maps: Vec<Vec<u32>>,
+}
+
+impl Translator {
+    #[inline]
+    fn map(&self, i: usize, id: u32) -> u32 {
+        self.maps.get(i).and_then(|m| m.get(id as usize)).copied().unwrap_or(0)
+    }
+}
+
+impl GroupKeys {
+    /// Insert a key whose hash was computed by `translate_into`.
+    pub fn find_or_insert_hashed(&mut self, key: &[u64], h: u64) -> u32 {
+        debug_assert_eq!(h, hash_words(key));
+        self.find_or_insert(key)
+    }
+}
+
+fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {
+    use DimValue::*;
+    match (a, b) {
+        (Null, Null) => Ordering::Equal,
+        (Null, _) => Ordering::Greater,
+        (_, Null) => Ordering::Less,
+        (Str(x), Str(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Int(x), Int(y)) => x.cmp(&y),
+        (Bool(x), Bool(y)) => x.cmp(&y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Any integer column as int64 values (nulls keep a zero slot).
+pub fn int64_values(col: &ArrayRef) -> Result<Int64Array> {
+    Ok(match col.data_type() {
+        DataType::Int64 => col.as_primitive::<Int64Type>().clone(),
+        DataType::Int32 => arrow::compute::kernels::cast::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => {
+            arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone()
+        }
+        DataType::UInt64 => {
+            // Values above i64::MAX keep their bit pattern; dimensions only compare for equality.
+            let a = col.as_primitive::<arrow::datatypes::UInt64Type>();
+            Int64Array::new(a.values().iter().map(|&v| v as i64).collect(), a.nulls().cloned())
+        }
+        DataType::Timestamp(_, _) => arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+        DataType::Boolean => arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+        other => return Err(Error::schema(format!("expected an integer column, found {other}"))),
+    })
+}
+
+#[allow(dead_code)]
+fn _unused(_: Int8Type, _: Int16Type, _: UInt8Type, _: UInt16Type, _: UInt32Type) {}
+
+/// Does a dimension value pass a predicate?
+pub fn predicate_matches(p: &Predicate, v: DimValue<'_>) -> bool {
+    match p {
+        Predicate::In(values) => values.iter().any(|s| scalar_eq(s, v)),
+        Predicate::Range { ge, gt, le, lt } => {
+            if v == DimValue::Null {
+                return false;
+            }
+            let test = |bound: &Option<Scalar>, ok: fn(Ordering) -> bool| match bound {
+                None => true,
+                Some(s) => scalar_cmp(v, s).map(ok).unwrap_or(false),
+            };
+            test(ge, |o| o != Ordering::Less)
+                && test(gt, |o| o == Ordering::Greater)
+                && test(le, |o| o != Ordering::Greater)
+                && test(lt, |o| o == Ordering::Less)
+        }
+    }
+}
+
+fn scalar_eq(s: &Scalar, v: DimValue<'_>) -> bool {
+    match (s, v) {
+        (Scalar::Null, DimValue::Null) => true,
+        (Scalar::Str(a), DimValue::Str(b)) => a == b,
+        (Scalar::Int(a), DimValue::Int(b)) => *a == b,
+        (Scalar::Bool(a), DimValue::Bool(b)) => *a == b,
+        _ => false,
+    }
+}
+
+fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
+    match (v, s) {
+        (DimValue::Str(a), Scalar::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        (DimValue::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
+        (DimValue::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}

@@ -1,0 +1,316 @@
+//! The store's schema, and conforming incoming batches to it.
+//!
+//! The first append fixes the schema. Strings of every Arrow flavour (utf8, large_utf8, utf8_view,
+//! dictionary of strings) are stored as `utf8`; every other column keeps the type of the first
+//! append. Later appends may bring narrower or wider integers, other timestamp units or string
+//! flavours: they are cast, and a value that does not fit is reported with its row.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How a column can be used by views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnClass {
+    Time,
+    Int,
+    Float,
+    Bool,
+    Str,
+}
+
+pub fn classify(dt: &DataType) -> Option<ColumnClass> {
+    use DataType::*;
+    Some(match dt {
+        Timestamp(_, _) => ColumnClass::Time,
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => ColumnClass::Int,
+        Float16 | Float32 | Float64 => ColumnClass::Float,
+        Boolean => ColumnClass::Bool,
+        Utf8 | LargeUtf8 | Utf8View => ColumnClass::Str,
+        Dictionary(_, v) if matches!(v.as_ref(), Utf8 | LargeUtf8 | Utf8View) => ColumnClass::Str,
+        _ => return None,
+    })
+}
+
+/// The stored type for an incoming column type (strings normalised to utf8).
+fn stored_type(dt: &DataType) -> DataType {
+    match classify(dt) {
+        Some(ColumnClass::Str) => DataType::Utf8,
+        Some(ColumnClass::Float) if *dt == DataType::Float16 => DataType::Float32,
+        _ => dt.clone(),
+    }
+}
+
+/// The persisted description of the store's columns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoreSchema {
+    pub time_column: String,
+    pub columns: Vec<ColumnSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// Arrow type, as a short string (see `type_to_str`).
+    pub arrow_type: String,
+}
+
+pub fn type_to_str(dt: &DataType) -> String {
+    match dt {
+        DataType::Timestamp(unit, tz) => {
+            let u = match unit {
+                TimeUnit::Second => "s",
+                TimeUnit::Millisecond => "ms",
+                TimeUnit::Microsecond => "us",
+                TimeUnit::Nanosecond => "ns",
+            };
+            match tz {
+                Some(tz) => format!("timestamp[{u}, tz={tz}]"),
+                None => format!("timestamp[{u}]"),
+            }
+        }
+        other => format!("{other}").to_lowercase(),
+    }
+}
+
+fn type_from_str(s: &str) -> Option<DataType> {
+    use DataType::*;
+    Some(match s {
+        "int8" => Int8,
+        "int16" => Int16,
+        "int32" => Int32,
+        "int64" => Int64,
+        "uint8" => UInt8,
+        "uint16" => UInt16,
+        "uint32" => UInt32,
+        "uint64" => UInt64,
+        "float32" => Float32,
+        "float64" => Float64,
+        "boolean" => Boolean,
+        "utf8" => Utf8,
+        _ => {
+            let inner = s.strip_prefix("timestamp[")?.strip_suffix(']')?;
+            let (unit, tz) = match inner.split_once(", tz=") {
+                Some((u, tz)) => (u, Some(Arc::<str>::from(tz))),
+                None => (inner, None),
+            };
+            let unit = match unit {
+                "s" => TimeUnit::Second,
+                "ms" => TimeUnit::Millisecond,
+                "us" => TimeUnit::Microsecond,
+                "ns" => TimeUnit::Nanosecond,
+                _ => return None,
+            };
+            Timestamp(unit, tz)
+        }
+    })
+}
+
+impl StoreSchema {
+    /// Fix the schema from the first append. `time_column` picks the event-time column; by default
+    /// the first timestamp column.
+    pub fn from_first_batch(schema: &Schema, time_column: Option<&str>) -> Result<Self> {
+        let mut columns = Vec::new();
+        for f in schema.fields() {
+            if f.name().starts_with("__") {
+                return Err(Error::schema(format!(
+                    "column {:?}: names starting with '__' are reserved for lamina",
+                    f.name()
+                )));
+            }
+            if classify(f.data_type()).is_none() {
+                return Err(Error::schema(format!(
+                    "column {:?} has unsupported type {}; lamina stores timestamps, integers, floats, booleans and strings",
+                    f.name(),
+                    f.data_type()
+                )));
+            }
+            columns.push(ColumnSpec {
+                name: f.name().clone(),
+                arrow_type: type_to_str(&stored_type(f.data_type())),
+            });
+        }
+        let time_column = match time_column {
+            Some(t) => {
+                let f = schema.field_with_name(t).map_err(|_| {
+                    Error::schema(format!("time column {t:?} is not in the data"))
+                })?;
+                if classify(f.data_type()) != Some(ColumnClass::Time) {
+                    return Err(Error::schema(format!(
+                        "time column {t:?} must be a timestamp, not {}",
+                        f.data_type()
+                    )));
+                }
+                t.to_string()
+            }
+            None => schema
+                .fields()
+                .iter()
+                .find(|f| classify(f.data_type()) == Some(ColumnClass::Time))
+                .map(|f| f.name().clone())
+                .ok_or_else(|| {
+                    Error::schema("the data has no timestamp column to use as event time")
+                })?,
+        };
+        let s = StoreSchema { time_column, columns };
+        s.arrow()?; // validates the round trip of every type string
+        Ok(s)
+    }
+
+    pub fn arrow(&self) -> Result<SchemaRef> {
+        let mut fields = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let dt = type_from_str(&c.arrow_type).ok_or_else(|| {
+                Error::schema(format!("column {:?}: unknown stored type {}", c.name, c.arrow_type))
+            })?;
+            let nullable = c.name != self.time_column;
+            fields.push(Field::new(&c.name, dt, nullable));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    pub fn column_class(&self, name: &str) -> Option<ColumnClass> {
+        let c = self.columns.iter().find(|c| c.name == name)?;
+        classify(&type_from_str(&c.arrow_type)?)
+    }
+}
+
+/// The result of conforming one incoming batch: the rows to store, and rows refused with a reason.
+pub struct Conformed {
+    pub batch: RecordBatch,
+    /// (row index in the incoming batch, reason), in row order.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// Cast `batch` to the store schema. Column-level problems (missing, extra, incompatible type)
+/// always fail. Row-level problems (null event time, value out of range) are collected; with
+/// `quarantine == false` the first one fails the whole append.
+pub fn conform(
+    batch: &RecordBatch,
+    schema: &StoreSchema,
+    target: &SchemaRef,
+    quarantine: bool,
+) -> Result<Conformed> {
+    let incoming = batch.schema();
+    for f in incoming.fields() {
+        if target.field_with_name(f.name()).is_err() {
+            return Err(Error::schema(format!(
+                "column {:?} is not in the store's schema (columns: {})",
+                f.name(),
+                target.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let n = batch.num_rows();
+    let mut bad: Vec<Option<String>> = Vec::new();
+    let mark = |row: usize, reason: String, bad: &mut Vec<Option<String>>| {
+        if bad.is_empty() {
+            bad.resize(n, None);
+        }
+        if bad[row].is_none() {
+            bad[row] = Some(reason);
+        }
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let name = field.name();
+        let Some(col) = batch.column_by_name(name) else {
+            return Err(Error::schema(format!("column {name:?} is missing from the data")));
+        };
+        let want = field.data_type();
+        let have = col.data_type();
+        let class_have = classify(have);
+        let class_want = classify(want);
+        let compatible = class_have == class_want
+            || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int));
+        if !compatible {
+            return Err(Error::schema(format!(
+                "column {name:?} has type {have}, but the store holds {want}"
+            )));
+        }
+        let converted = if have == want {
+            col.clone()
+        } else {
+            // Find rows whose values would not survive the cast (out of range), then cast
+            // leniently: refused rows are dropped below, so their cast value never matters.
+            let strict = cast_checked(col, want);
+            match strict {
+                Ok(a) => a,
+                Err(_) => {
+                    let lenient = arrow::compute::cast_with_options(
+                        col,
+                        want,
+                        &arrow::compute::CastOptions { safe: true, ..Default::default() },
+                    )?;
+                    for row in 0..n {
+                        if col.is_valid(row) && lenient.is_null(row) {
+                            mark(
+                                row,
+                                format!("column {name:?}: value out of range for {want}"),
+                                &mut bad,
+                            );
+                        }
+                    }
+                    lenient
+                }
+            }
+        };
+        if name == &schema.time_column && converted.null_count() > 0 {
+            for row in 0..n {
+                if converted.is_null(row) {
+                    mark(row, format!("column {name:?}: null event time"), &mut bad);
+                }
+            }
+        }
+        columns.push(converted);
+    }
+    let full = RecordBatch::try_new(target.clone(), columns.into_iter().map(|c| c as ArrayRef).collect())
+        .map_err(|e| Error::schema(e.to_string()))?;
+    if bad.is_empty() {
+        return Ok(Conformed { batch: full, rejected: Vec::new() });
+    }
+    let rejected: Vec<(usize, String)> = bad
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| (i, r.clone())))
+        .collect();
+    if !quarantine {
+        let (row, reason) = &rejected[0];
+        return Err(Error::schema(format!(
+            "{reason} at row {row} ({} bad rows in all); nothing was written",
+            rejected.len()
+        )));
+    }
+    let keep = BooleanArray::from(bad.iter().map(|b| b.is_none()).collect::<Vec<_>>());
+    let batch = filter_record_batch(&full, &keep)?;
+    Ok(Conformed { batch, rejected })
+}
+
+/// Cast that fails instead of turning out-of-range values into nulls.
+fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if let DataType::Dictionary(_, _) = col.data_type() {
+        let values = cast(col, &DataType::Utf8)?;
+        return Ok(values);
+    }
+    let out = arrow::compute::cast_with_options(
+        col,
+        to,
+        &arrow::compute::CastOptions { safe: false, ..Default::default() },
+    )?;
+    Ok(out)
+}
+
+/// Units per second of a timestamp type.
+pub fn units_per_second(dt: &DataType) -> i64 {
+    match dt {
+        DataType::Timestamp(TimeUnit::Second, _) => 1,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
+        _ => 1_000_000_000,
+    }
+}

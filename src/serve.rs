@@ -1,0 +1,98 @@
+//! The serving layer: merge the batch view (snapshot N) with the speed chunks (commits > N) into
+//! one answer shaped by the query: time range, coarser grain, a subset of dimensions, filters.
+
+use arrow::array::RecordBatch;
+
+use crate::agg::Layer;
+use crate::error::{Error, Result};
+use crate::grain::Grain;
+use crate::group::{predicate_matches, GroupKeys};
+use crate::table::{AggTable, ViewPlan};
+use crate::view::{check_predicate_types, Filter};
+
+/// Which layers a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Served,
+    Batch,
+    Speed,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Half-open range on bucket start, microseconds since the epoch (UTC).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub grain: Option<String>,
+    pub by: Option<Vec<String>>,
+    pub filter: Vec<Filter>,
+}
+
+/// Answer `q` over `batch` and `speed` tables of the view planned by `plan`.
+pub fn answer(plan: &ViewPlan, q: &Query, batch: Option<&AggTable>, speed: &[&AggTable]) -> Result<RecordBatch> {
+    let view = &plan.def.name;
+    let grain = match &q.grain {
+        None => None,
+        Some(text) => {
+            let g = Grain::parse(text)?;
+            if g.seconds % plan.grain.seconds != 0 {
+                return Err(Error::invalid(format!(
+                    "grain {text:?} is not a multiple of view {view:?}'s grain {:?}",
+                    plan.grain.text()
+                )));
+            }
+            (g != plan.grain).then_some(g)
+        }
+    };
+    let by: Vec<String> = q.by.clone().unwrap_or_else(|| plan.def.by.clone());
+    let mut keep = Vec::with_capacity(by.len());
+    for d in &by {
+        let i = plan.def.by.iter().position(|x| x == d).ok_or_else(|| {
+            Error::not_found(format!("{d:?} is not a dimension of view {view:?} (dimensions: {:?})", plan.def.by))
+        })?;
+        if keep.contains(&i) {
+            return Err(Error::invalid(format!("dimension {d:?} is named twice")));
+        }
+        keep.push(i);
+    }
+    let mut filters = Vec::with_capacity(q.filter.len());
+    for f in &q.filter {
+        let i = plan.def.by.iter().position(|x| x == &f.column).ok_or_else(|| {
+            Error::not_found(format!(
+                "cannot filter on {:?}: it is not a dimension of view {view:?} (dimensions: {:?})",
+                f.column, plan.def.by
+            ))
+        })?;
+        let class = match plan.dims[i] {
+            crate::group::DimKind::Str => crate::schema::ColumnClass::Str,
+            crate::group::DimKind::Int => crate::schema::ColumnClass::Int,
+            crate::group::DimKind::Bool => crate::schema::ColumnClass::Bool,
+        };
+        check_predicate_types(view, &f.column, class, &f.predicate)?;
+        filters.push((i, &f.predicate));
+    }
+    if let (Some(s), Some(e)) = (q.start, q.end) {
+        if e < s {
+            return Err(Error::invalid("query end is before its start"));
+        }
+    }
+    let accept = |keys: &GroupKeys, g: u32| {
+        let b = keys.bucket(g);
+        if q.start.is_some_and(|s| b < s) || q.end.is_some_and(|e| b >= e) {
+            return false;
+        }
+        filters.iter().all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
+    };
+    let dims = keep.iter().map(|&i| plan.dims[i]).collect();
+    let mut out = AggTable {
+        keys: GroupKeys::new(dims),
+        states: plan.metrics.iter().map(|m| crate::agg::States::new(m, Layer::Speed)).collect(),
+    };
+    if let Some(b) = batch {
+        out.absorb(b, &keep, grain, &accept)?;
+    }
+    for s in speed {
+        out.absorb(s, &keep, grain, &accept)?;
+    }
+    out.finalize(&by, &plan.metrics)
+}

@@ -1,0 +1,73 @@
+//! The speed layer: incremental views of the commits the published batch view does not cover.
+//!
+//! State is kept in chunks, each covering a contiguous range of commits. A recompute seals the
+//! open chunk at the snapshot it reads, so that when its batch view is published, the chunks it
+//! covers are dropped whole and the rest stay: every event is in exactly one of the two layers.
+
+use crate::agg::Layer;
+use crate::error::Result;
+use crate::table::{AggTable, ViewPlan};
+
+#[derive(Debug, Clone)]
+pub struct SpeedChunk {
+    /// First and last commit folded into this chunk.
+    pub first: u64,
+    pub last: u64,
+    pub rows: u64,
+    pub sealed: bool,
+    pub table: AggTable,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SpeedView {
+    pub chunks: Vec<SpeedChunk>,
+}
+
+impl SpeedView {
+    /// Fold the (already aggregated) table of one commit into the open chunk.
+    pub fn apply(&mut self, plan: &ViewPlan, commit: u64, rows: u64, delta: &AggTable) -> Result<()> {
+        let open = matches!(self.chunks.last(), Some(c) if !c.sealed);
+        if !open {
+            self.chunks.push(SpeedChunk { first: commit, last: commit, rows: 0, sealed: false, table: plan.new_table(Layer::Speed) });
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.table.merge_same(delta)?;
+            c.last = commit;
+            c.rows += rows;
+        }
+        Ok(())
+    }
+
+    /// Close the open chunk: later commits go to a new one.
+    pub fn seal(&mut self) {
+        if let Some(c) = self.chunks.last_mut() {
+            c.sealed = true;
+        }
+    }
+
+    /// Forget the state of commits <= `snapshot`. Returns false if a chunk straddles the
+    /// boundary (the caller then rebuilds the speed view from the master dataset).
+    pub fn drop_upto(&mut self, snapshot: u64) -> bool {
+        if self.chunks.iter().any(|c| c.first <= snapshot && c.last > snapshot) {
+            return false;
+        }
+        self.chunks.retain(|c| c.first > snapshot);
+        true
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.rows).sum()
+    }
+
+    pub fn first_commit(&self) -> Option<u64> {
+        self.chunks.first().map(|c| c.first)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.table.memory_bytes()).sum()
+    }
+
+    pub fn groups(&self) -> usize {
+        self.chunks.iter().map(|c| c.table.keys.len()).sum()
+    }
+}

@@ -1,0 +1,62 @@
+//! Durable file writes (write, fsync, rename, fsync the directory) and checksummed reads.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, IoContext, Result};
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Prefix of temporary files; anything carrying it at open time is a crash leftover.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// Write `bytes` to `path` atomically: a reader sees the old state or the whole new file.
+/// With `durable`, data and directory entry are fsynced before returning.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| Error::invalid(format!("bad path {}", path.display())))?;
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
+    {
+        let mut f = File::create(&tmp).at(&tmp)?;
+        f.write_all(bytes).at(&tmp)?;
+        if durable {
+            f.sync_all().at(&tmp)?;
+        }
+    }
+    fs::rename(&tmp, path).at(path)?;
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).at(dir)?;
+    d.sync_all().at(dir)
+}
+
+/// Read a whole file and check its CRC-32 against the manifest's.
+pub fn read_checked(path: &Path, crc: u32, len: u64) -> Result<bytes::Bytes> {
+    let data = fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corruption(path, "file is missing")
+        } else {
+            Error::io(path.display(), e)
+        }
+    })?;
+    if data.len() as u64 != len {
+        return Err(Error::corruption(path, format!("size is {} bytes, expected {len} (truncated?)", data.len())));
+    }
+    let got = crc32fast::hash(&data);
+    if got != crc {
+        return Err(Error::corruption(path, format!("checksum mismatch (crc32 {got:08x}, expected {crc:08x})")));
+    }
+    Ok(bytes::Bytes::from(data))
+}
+
+pub fn ensure_dir(path: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(path).at(path)?;
+    Ok(path.to_path_buf())
+}

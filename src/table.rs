@@ -1,0 +1,275 @@
+//! An aggregation table: group keys plus one `States` per metric. The batch layer builds one per
+//! partition and merges them; the speed layer keeps one per commit range; serving merges both into
+//! a fresh one shaped by the query.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use crate::agg::{AggPlan, Layer, States};
+use crate::error::{Error, Result};
+use crate::grain::{bucket_column, Grain};
+use crate::group::{predicate_matches, DimKind, DimValue, GroupKeys};
+use crate::schema::StoreSchema;
+use crate::view::{Filter, ViewDef};
+
+/// A view definition resolved against the store schema.
+#[derive(Debug, Clone)]
+pub struct ViewPlan {
+    pub def: ViewDef,
+    pub fingerprint: String,
+    pub grain: Grain,
+    pub dims: Vec<DimKind>,
+    pub metrics: Vec<AggPlan>,
+}
+
+impl ViewPlan {
+    pub fn new(def: ViewDef, schema: &StoreSchema) -> Result<ViewPlan> {
+        def.validate(schema)?;
+        let grain = def.grain()?;
+        let mut dims = Vec::new();
+        for d in &def.by {
+            let class = schema.column_class(d).ok_or_else(|| Error::not_found(format!("column {d:?}")))?;
+            dims.push(DimKind::from_class(class)?);
+        }
+        let metrics = def
+            .metrics
+            .iter()
+            .map(|(name, spec)| AggPlan {
+                name: name.clone(),
+                spec: spec.clone(),
+                input: spec.column().and_then(|c| schema.column_class(c)),
+                precision: def.precision,
+            })
+            .collect();
+        let fingerprint = def.fingerprint();
+        Ok(ViewPlan { def, fingerprint, grain, dims, metrics })
+    }
+
+    /// The columns of the master dataset a recompute needs to read.
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut cols = vec![self.def.time.clone()];
+        let mut add = |c: &str| {
+            if !cols.iter().any(|x| x == c) {
+                cols.push(c.to_string());
+            }
+        };
+        for d in &self.def.by {
+            add(d);
+        }
+        for m in &self.metrics {
+            if let Some(c) = m.spec.column() {
+                add(c);
+            }
+        }
+        for f in &self.def.filter {
+            add(&f.column);
+        }
+        cols
+    }
+
+    pub fn new_table(&self, layer: Layer) -> AggTable {
+        AggTable {
+            keys: GroupKeys::new(self.dims.clone()),
+            states: self.metrics.iter().map(|m| States::new(m, layer)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AggTable {
+    pub keys: GroupKeys,
+    pub states: Vec<States>,
+}
+
+/// Rows of `batch` passing the view's row filter (None: all rows).
+pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    let n = batch.num_rows();
+    let mut keep = vec![true; n];
+    for f in filters {
+        let col = batch
+            .column_by_name(&f.column)
+            .ok_or_else(|| Error::not_found(format!("filter column {:?}", f.column)))?;
+        let col = match col.data_type() {
+            DataType::Utf8 | DataType::Boolean | DataType::Int64 => col.clone(),
+            DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => arrow::compute::cast(col, &DataType::Utf8)?,
+            _ => arrow::compute::cast(col, &DataType::Int64)?,
+        };
+        use arrow::array::AsArray;
+        for (row, k) in keep.iter_mut().enumerate() {
+            if !*k {
+                continue;
+            }
+            let v = if col.is_null(row) {
+                DimValue::Null
+            } else {
+                match col.data_type() {
+                    DataType::Utf8 => DimValue::Str(col.as_string::<i32>().value(row)),
+                    DataType::Boolean => DimValue::Bool(col.as_boolean().value(row)),
+                    _ => DimValue::Int(col.as_primitive::<arrow::datatypes::Int64Type>().value(row)),
+                }
+            };
+            *k = predicate_matches(&f.predicate, v);
+        }
+    }
+    Ok(Some(BooleanArray::from(keep)))
+}
+
+impl AggTable {
+    /// Fold one batch of master-dataset rows into the table.
+    pub fn update(&mut self, plan: &ViewPlan, batch: &RecordBatch) -> Result<()> {
+        let filtered;
+        let batch = match row_filter(&plan.def.filter, batch)? {
+            Some(mask) => {
+                filtered = arrow::compute::filter_record_batch(batch, &mask)?;
+                &filtered
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| Error::not_found(format!("column {name:?} is not in the data")))
+        };
+        let time = col(&plan.def.time)?;
+        let buckets = bucket_column(&time, plan.grain)?;
+        let dims: Vec<ArrayRef> = plan.def.by.iter().map(|d| col(d)).collect::<Result<_>>()?;
+        let gids = self.keys.encode(&buckets, time.nulls(), &dims)?;
+        let groups = self.keys.len();
+        for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
+            states.resize(groups);
+            let input = match m.spec.column() {
+                Some(c) => Some(col(c)?),
+                None => None,
+            };
+            states.update(&gids, input.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Merge `other` into this table. `keep` picks (and orders) the dimensions of `other` that
+    /// this table groups by, `grain` coarsens buckets, `accept` selects groups of `other`.
+    pub fn absorb(
+        &mut self,
+        other: &AggTable,
+        keep: &[usize],
+        grain: Option<Grain>,
+        accept: &dyn Fn(&GroupKeys, u32) -> bool,
+    ) -> Result<()> {
+        let tr = self.keys.translator(&other.keys, keep);
+        let mut tr = tr;
+        let mut key = Vec::new();
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(other.keys.len());
+        for g in 0..other.keys.len() as u32 {
+            if !accept(&other.keys, g) {
+                continue;
+            }
+            let h = self.keys.translate_into(&other.keys, g, keep, grain, &mut tr, &mut key);
+            let dst = self.keys.find_or_insert_hashed(&key, h);
+            pairs.push((dst, g));
+        }
+        let groups = self.keys.len();
+        for (states, ostates) in self.states.iter_mut().zip(other.states.iter()) {
+            states.resize(groups);
+            for &(dst, src) in &pairs {
+                states.merge_group(dst, ostates, src)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge a table of the same shape (same dims, same grain).
+    pub fn merge_same(&mut self, other: &AggTable) -> Result<()> {
+        let keep: Vec<usize> = (0..other.keys.dims.len()).collect();
+        self.absorb(other, &keep, None, &|_, _| true)
+    }
+
+    /// Result schema fields for the key part.
+    fn key_fields(names: &[String], dims: &[DimKind]) -> Vec<Field> {
+        let mut fields = vec![Field::new(
+            "bucket",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        )];
+        for (n, k) in names.iter().zip(dims) {
+            let dt = match k {
+                DimKind::Str => DataType::Utf8,
+                DimKind::Int => DataType::Int64,
+                DimKind::Bool => DataType::Boolean,
+            };
+            fields.push(Field::new(n, dt, true));
+        }
+        fields
+    }
+
+    /// The user-visible result: bucket, dims, metrics (sorted by bucket then dims).
+    pub fn finalize(&self, dim_names: &[String], metrics: &[AggPlan]) -> Result<RecordBatch> {
+        self.to_batch(dim_names, metrics, false)
+    }
+
+    /// The persisted form: public columns plus the hidden state columns.
+    pub fn state_batch(&self, dim_names: &[String], metrics: &[AggPlan]) -> Result<RecordBatch> {
+        self.to_batch(dim_names, metrics, true)
+    }
+
+    fn to_batch(&self, dim_names: &[String], metrics: &[AggPlan], with_state: bool) -> Result<RecordBatch> {
+        let order = self.keys.sorted_order();
+        let mut fields = Self::key_fields(dim_names, &self.keys.dims);
+        let mut columns = self.keys.to_arrays(&order);
+        for (m, states) in metrics.iter().zip(&self.states) {
+            let cols = if with_state {
+                states.state_columns(&m.name, &m.spec, &order)?
+            } else {
+                states.finalize(&m.name, &m.spec, &order)?
+            };
+            for (name, arr) in cols {
+                fields.push(Field::new(name, arr.data_type().clone(), true));
+                columns.push(arr);
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
+        Ok(RecordBatch::try_new_with_options(
+            schema,
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(order.len())),
+        )?)
+    }
+
+    /// Rebuild a table from persisted state batches (see `state_batch`).
+    pub fn from_state_batches(plan: &ViewPlan, batches: &[RecordBatch], file: &std::path::Path) -> Result<AggTable> {
+        let mut t = plan.new_table(Layer::Speed);
+        for b in batches {
+            let bucket = b
+                .column_by_name("bucket")
+                .cloned()
+                .ok_or_else(|| Error::corruption(file, "batch view lacks the bucket column"))?;
+            let dims: Vec<ArrayRef> = plan
+                .def
+                .by
+                .iter()
+                .map(|d| b.column_by_name(d).cloned().ok_or_else(|| Error::corruption(file, format!("batch view lacks column {d:?}"))))
+                .collect::<Result<_>>()?;
+            let gids = t.keys.encode_key_columns(&bucket, &dims)?;
+            for (m, states) in plan.metrics.iter().zip(t.states.iter_mut()) {
+                states.load_state_columns(&m.name, b, &gids, file)?;
+            }
+        }
+        let n = t.keys.len();
+        for s in t.states.iter_mut() {
+            s.resize(n);
+        }
+        Ok(t)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.keys.memory_bytes() + self.states.iter().map(|s| s.memory_bytes()).sum::<usize>()
+    }
+}

@@ -1,0 +1,251 @@
+//! View definitions: one definition drives the batch, speed and serving layers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::grain::Grain;
+use crate::schema::{ColumnClass, StoreSchema};
+
+/// An aggregate of a view, as the user defined it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "agg", rename_all = "snake_case")]
+pub enum AggSpec {
+    /// Rows (no column), or non-null values of a column.
+    Count { column: Option<String> },
+    Sum { column: String },
+    Min { column: String },
+    Max { column: String },
+    Mean { column: String },
+    CountDistinct { column: String },
+}
+
+impl AggSpec {
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            AggSpec::Count { column } => column.as_deref(),
+            AggSpec::Sum { column }
+            | AggSpec::Min { column }
+            | AggSpec::Max { column }
+            | AggSpec::Mean { column }
+            | AggSpec::CountDistinct { column } => Some(column),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            AggSpec::Count { .. } => "count",
+            AggSpec::Sum { .. } => "sum",
+            AggSpec::Min { .. } => "min",
+            AggSpec::Max { .. } => "max",
+            AggSpec::Mean { .. } => "mean",
+            AggSpec::CountDistinct { .. } => "count_distinct",
+        }
+    }
+}
+
+/// A filter value: JSON scalar (string, integer, boolean or null).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+/// A filter on one column: the value is in a set, or lies in a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Predicate {
+    In(Vec<Scalar>),
+    Range {
+        #[serde(default)]
+        ge: Option<Scalar>,
+        #[serde(default)]
+        gt: Option<Scalar>,
+        #[serde(default)]
+        le: Option<Scalar>,
+        #[serde(default)]
+        lt: Option<Scalar>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    pub column: String,
+    pub predicate: Predicate,
+}
+
+/// The definition of a view, as persisted (the fingerprint is computed from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub name: String,
+    pub time: String,
+    pub grain: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+    pub metrics: Vec<(String, AggSpec)>,
+    #[serde(default, rename = "where")]
+    pub filter: Vec<Filter>,
+    /// HyperLogLog precision for distinct-count sketches.
+    #[serde(default = "default_precision")]
+    pub precision: u8,
+}
+
+fn default_precision() -> u8 {
+    crate::sketch::DEFAULT_PRECISION
+}
+
+/// Suffixes the result layout adds for distinct counts; metric names may not clash with them.
+pub const DISTINCT_SUFFIXES: [&str; 3] = ["_exact", "_lower", "_upper"];
+
+impl ViewDef {
+    pub fn from_json(text: &str) -> Result<ViewDef> {
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("bad view definition: {e}")))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn grain(&self) -> Result<Grain> {
+        Grain::parse(&self.grain)
+    }
+
+    /// A stable 16-hex-digit fingerprint of everything that affects the results (not the name).
+    pub fn fingerprint(&self) -> String {
+        let mut canon = self.clone();
+        canon.name = String::new();
+        if let Ok(g) = self.grain() {
+            canon.grain = g.text();
+        }
+        let text = serde_json::to_string(&canon).unwrap_or_default();
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
+
+    /// Check the definition against the store's schema.
+    pub fn validate(&self, schema: &StoreSchema) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::invalid("a view needs a non-empty name"));
+        }
+        self.grain()?;
+        if !(crate::sketch::MIN_PRECISION..=crate::sketch::MAX_PRECISION).contains(&self.precision) {
+            return Err(Error::invalid(format!(
+                "view {:?}: sketch precision {} is outside {}..={}",
+                self.name,
+                self.precision,
+                crate::sketch::MIN_PRECISION,
+                crate::sketch::MAX_PRECISION
+            )));
+        }
+        let class = |col: &str| {
+            schema.column_class(col).ok_or_else(|| {
+                Error::not_found(format!(
+                    "view {:?}: column {col:?} is not in the store (columns: {})",
+                    self.name,
+                    schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        };
+        if class(&self.time)? != ColumnClass::Time {
+            return Err(Error::schema(format!(
+                "view {:?}: time column {:?} is not a timestamp",
+                self.name, self.time
+            )));
+        }
+        let mut names: Vec<&str> = vec!["bucket"];
+        for d in &self.by {
+            match class(d)? {
+                ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool => {}
+                other => {
+                    return Err(Error::schema(format!(
+                        "view {:?}: group-by column {d:?} is {other:?}; dimensions must be strings, integers or booleans",
+                        self.name
+                    )))
+                }
+            }
+            if names.contains(&d.as_str()) {
+                return Err(Error::invalid(format!("view {:?}: {d:?} appears twice", self.name)));
+            }
+            names.push(d);
+        }
+        if self.metrics.is_empty() {
+            return Err(Error::invalid(format!("view {:?} has no metrics", self.name)));
+        }
+        for (m, agg) in &self.metrics {
+            if m.is_empty() || m.starts_with("__") {
+                return Err(Error::invalid(format!("view {:?}: bad metric name {m:?}", self.name)));
+            }
+            if names.contains(&m.as_str()) {
+                return Err(Error::invalid(format!(
+                    "view {:?}: metric name {m:?} clashes with another column of the result",
+                    self.name
+                )));
+            }
+            names.push(m);
+            if let Some(col) = agg.column() {
+                let c = class(col)?;
+                let ok = match agg {
+                    AggSpec::Count { .. } => true,
+                    AggSpec::CountDistinct { .. } => {
+                        matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool | ColumnClass::Time)
+                    }
+                    _ => matches!(c, ColumnClass::Int | ColumnClass::Float),
+                };
+                if !ok {
+                    return Err(Error::schema(format!(
+                        "view {:?}: {}({col:?}) needs a {} column, but {col:?} is {c:?}",
+                        self.name,
+                        agg.name(),
+                        if matches!(agg, AggSpec::CountDistinct { .. }) { "string, integer, boolean or timestamp" } else { "numeric" }
+                    )));
+                }
+            }
+        }
+        for (m, agg) in &self.metrics {
+            if matches!(agg, AggSpec::CountDistinct { .. }) {
+                for suffix in DISTINCT_SUFFIXES {
+                    let derived = format!("{m}{suffix}");
+                    if names.contains(&derived.as_str()) {
+                        return Err(Error::invalid(format!(
+                            "view {:?}: {derived:?} is both a column and the bounds of {m:?}",
+                            self.name
+                        )));
+                    }
+                }
+            }
+        }
+        for f in &self.filter {
+            let c = class(&f.column)?;
+            if !matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool) {
+                return Err(Error::schema(format!(
+                    "view {:?}: filters work on string, integer and boolean columns; {:?} is {c:?}",
+                    self.name, f.column
+                )));
+            }
+            check_predicate_types(&self.name, &f.column, c, &f.predicate)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reject filter values whose type cannot match the column (a string compared with an integer).
+pub fn check_predicate_types(view: &str, column: &str, class: ColumnClass, p: &Predicate) -> Result<()> {
+    let ok = |s: &Scalar| match s {
+        Scalar::Null => true,
+        Scalar::Bool(_) => class == ColumnClass::Bool,
+        Scalar::Int(_) => class == ColumnClass::Int,
+        Scalar::Str(_) => class == ColumnClass::Str,
+    };
+    let values: Vec<&Scalar> = match p {
+        Predicate::In(v) => v.iter().collect(),
+        Predicate::Range { ge, gt, le, lt } => [ge, gt, le, lt].into_iter().flatten().collect(),
+    };
+    for v in values {
+        if !ok(v) {
+            return Err(Error::invalid(format!(
+                "view {view:?}: filter value {v:?} does not match the type of column {column:?} ({class:?})"
+            )));
+        }
+    }
+    Ok(())
+}
