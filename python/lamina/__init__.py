@@ -1,0 +1,49 @@
+"""lamina: the Lambda Architecture in one process.
+
+An immutable master dataset on disk (atomic commits, snapshots, time travel), a batch layer that
+recomputes views exactly and in parallel, a speed layer that keeps them fresh between recomputes
+with HyperLogLog sketches where exactness would cost unbounded memory, and a serving layer that
+merges the two so every event is counted once. Everything comes back as Arrow tables.
+
+>>> import lamina
+>>> store = lamina.Store()
+>>> store.close()
+"""
+
+from lamina._core import __version__
+from lamina.errors import (
+    CorruptionError,
+    InvalidArgumentError,
+    LaminaError,
+    LaminaIOError,
+    LockError,
+    NotFoundError,
+    SchemaError,
+    StoreClosedError,
+    SumOverflowError,
+)
+from lamina.store import Status, Store
+from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, sum
+
+__all__ = [
+    "__version__",
+    "Store",
+    "Status",
+    "View",
+    "Aggregate",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "mean",
+    "count_distinct",
+    "LaminaError",
+    "SchemaError",
+    "LockError",
+    "CorruptionError",
+    "NotFoundError",
+    "InvalidArgumentError",
+    "SumOverflowError",
+    "StoreClosedError",
+    "LaminaIOError",
+]

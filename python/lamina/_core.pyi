@@ -1,0 +1,61 @@
+"""Type stubs of the native module (``src/python.rs``). Checked by ``mypy.stubtest`` in the tests."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+__version__: str
+
+class CoreStore:
+    """The core of :class:`lamina.Store`.
+
+    Result tables of ``query`` have the columns: ``bucket`` (timestamp[us, tz=UTC], bucket start),
+    the group-by dimensions (string, int64 or bool), then per metric: ``count`` -> int64,
+    ``sum`` -> int64 (integer input) or float64, ``min``/``max`` -> int64 or float64,
+    ``mean`` -> float64, ``count_distinct`` -> int64 plus ``<name>_exact`` (bool),
+    ``<name>_lower`` and ``<name>_upper`` (int64, 95% bounds).
+    """
+
+    def __new__(
+        cls,
+        path: str | None = None,
+        read_only: bool = False,
+        durable: bool = True,
+        time: str | None = None,
+        auto_compact: bool = True,
+    ) -> CoreStore: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def temporary(self) -> bool: ...
+    @property
+    def read_only(self) -> bool: ...
+    def append(self, data: Any, quarantine: bool = False) -> tuple[int, int, int]: ...
+    def snapshot(self, commit: int | None = None) -> pa.Table: ...
+    def commits(self) -> pa.Table: ...
+    def quarantined(self) -> pa.Table: ...
+    def compact(self) -> int: ...
+    def define(self, definition: str) -> bool: ...
+    def drop_view(self, name: str) -> None: ...
+    def views(self) -> list[str]: ...
+    def recompute(
+        self,
+        views: list[str] | None = None,
+        threads: int | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> int: ...
+    def query(
+        self,
+        view: str,
+        start: int | None = None,
+        end: int | None = None,
+        grain: str | None = None,
+        by: list[str] | None = None,
+        filters: str | None = None,
+        part: str = "served",
+    ) -> pa.Table: ...
+    def status(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+def sketch_estimate(data: Any, precision: int = 14) -> tuple[float, float, float, int, int]: ...

@@ -1,0 +1,291 @@
+"""The user-facing Store: the master dataset plus the batch, speed and serving layers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lamina import _core
+from lamina._convert import to_arrow, to_micros
+from lamina._progress import Progress, callback
+from lamina.errors import InvalidArgumentError, NotFoundError
+from lamina.view import View, filters_to_json
+
+
+class Status(dict):
+    """``store.status()``: a dict of figures, with one dict per view under ``"views"``."""
+
+    def _repr_html_(self) -> str:
+        from lamina._html import status_html
+
+        return status_html(self)
+
+
+class Store:
+    """A lamina store.
+
+    ``Store()`` is a temporary store, removed when closed: the default for notebooks and tests.
+    ``Store("warehouse/")`` is a persistent store in a directory (created if missing). Only one
+    process may write to a directory at a time (others get :class:`lamina.LockError`); open with
+    ``read_only=True`` to read snapshots while another process writes.
+
+    >>> import lamina, pyarrow as pa, datetime as dt
+    >>> with lamina.Store() as store:
+    ...     store.append(pa.table({"ts": [dt.datetime(2026, 1, 1)], "n": [1]}))
+    1
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        read_only: bool = False,
+        durable: bool = True,
+        time: str | None = None,
+        quarantine: bool = False,
+        auto_compact: bool = True,
+    ) -> None:
+        self._core = _core.CoreStore(
+            None if path is None else str(path),
+            read_only=read_only,
+            durable=durable,
+            time=time,
+            auto_compact=auto_compact,
+        )
+        self.quarantine_policy = quarantine
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._scheduler: _Scheduler | None = None
+
+    # ------------------------------------------------------------------ master dataset
+    @property
+    def path(self) -> Path:
+        return Path(self._core.path)
+
+    @property
+    def temporary(self) -> bool:
+        return self._core.temporary
+
+    def append(self, data: Any, *, quarantine: bool | None = None) -> int:
+        """Append events as one commit and return its number (the first commit is 1).
+
+        ``data`` is a pyarrow Table/RecordBatch/RecordBatchReader, a polars or pandas DataFrame, a
+        DuckDB relation, or any Arrow PyCapsule producer. The first append fixes the schema.
+        Rows that do not fit (null event time, value out of range) refuse the whole append with a
+        :class:`lamina.SchemaError`, unless ``quarantine=True``: then good rows are committed and
+        the rest are kept, with a reason, in :meth:`quarantined`.
+        """
+        q = self.quarantine_policy if quarantine is None else quarantine
+        commit, _rows, _quarantined = self._core.append(to_arrow(data), quarantine=q)
+        if self._scheduler is not None:
+            self._scheduler.note_commit()
+        return commit
+
+    def snapshot(self, commit: int | None = None) -> pa.Table:
+        """The master dataset as of ``commit`` (default: the latest): time travel."""
+        return self._core.snapshot(commit)
+
+    def commits(self) -> pa.Table:
+        """One row per commit: commit, rows, committed_at, quarantined."""
+        return self._core.commits()
+
+    def quarantined(self) -> pa.Table:
+        """Rows refused under the quarantine policy: commit, row, reason, and the row as text."""
+        return self._core.quarantined()
+
+    def compact(self) -> int:
+        """Rewrite runs of small segments into larger ones (content and commits unchanged)."""
+        return self._core.compact()
+
+    # ------------------------------------------------------------------ views
+    def define(self, view: View) -> bool:
+        """Define a view, or change its definition (its batch view is then recomputed from scratch
+        at the next :meth:`recompute`; until then the speed layer serves its whole history).
+        Returns False when the view was already defined exactly so."""
+        if not isinstance(view, View):
+            raise InvalidArgumentError(f"define() takes a lamina.View, not {type(view).__name__}")
+        return self._core.define(view.to_json())
+
+    def drop(self, name: str) -> None:
+        """Forget a view and its batch view."""
+        self._core.drop_view(name)
+
+    def views(self) -> dict[str, View]:
+        """The defined views by name."""
+        return {v.name: v for v in (View.from_json(t) for t in self._core.views())}
+
+    def recompute(
+        self,
+        views: Sequence[str] | None = None,
+        *,
+        background: bool = False,
+        threads: int | None = None,
+        progress: bool | Callable[[int, int], None] | None = None,
+    ) -> Any:
+        """Batch layer: recompute every view (or those named) from scratch over the latest
+        snapshot, in parallel, and publish the new batch views atomically. Returns the commit the
+        new batch views cover; with ``background=True``, a ``concurrent.futures.Future`` of it,
+        while appends and queries go on.
+
+        ``progress``: None shows a bar when interactive, True/False force it, or a callable
+        ``f(rows_done, rows_total)``.
+        """
+        if isinstance(views, str):
+            views = [views]
+        names = None if views is None else list(views)
+        if background:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lamina-batch")
+            quiet = progress if callable(progress) else False
+            return self._executor.submit(self._recompute, names, threads, quiet)
+        return self._recompute(names, threads, progress)
+
+    def _recompute(self, names: list[str] | None, threads: int | None, progress: Any) -> int:
+        cb = callback(progress, "recompute")
+        try:
+            return self._core.recompute(names, threads=threads, progress=cb)
+        finally:
+            if isinstance(cb, Progress):
+                cb.close()
+
+    def schedule(self, *, every_seconds: float | None = None, every_commits: int | None = None) -> None:
+        """Recompute in the background every N seconds and/or every N commits (None stops it)."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if every_seconds is None and every_commits is None:
+            return
+        self._scheduler = _Scheduler(self, every_seconds, every_commits)
+
+    # ------------------------------------------------------------------ serving layer
+    def query(
+        self,
+        view: str,
+        start: Any = None,
+        end: Any = None,
+        grain: str | None = None,
+        by: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pa.Table:
+        """The served answer: batch view (snapshot N) merged with the speed layer (commits > N).
+
+        ``start``/``end``: half-open range on bucket start (datetime, date or ISO string; naive
+        means UTC). ``grain``: a multiple of the view's grain. ``by``: a subset of the view's
+        dimensions (the rest are rolled up). ``where``: ``{"dim": value}``, ``{"dim": [values]}``
+        or ``{"dim": {">=": lo, "<": hi}}``. Sorted by bucket, then dimensions.
+        """
+        return self._query(view, start, end, grain, by, where, "served")
+
+    def _query(self, view: str, start: Any, end: Any, grain: Any, by: Any, where: Any, part: str) -> pa.Table:
+        import json
+
+        if isinstance(by, str):
+            by = [by]
+        filters = filters_to_json(where)
+        return self._core.query(
+            view,
+            start=to_micros(start, "start"),
+            end=to_micros(end, "end"),
+            grain=grain,
+            by=None if by is None else list(by),
+            filters=json.dumps(filters) if filters else None,
+            part=part,
+        )
+
+    def batch_view(self, view: str) -> pa.Table:
+        """The published batch view (empty before the first recompute)."""
+        return self._query(view, None, None, None, None, None, "batch")
+
+    def speed_view(self, view: str) -> pa.Table:
+        """The speed part only: events of the commits the batch view does not cover."""
+        return self._query(view, None, None, None, None, None, "speed")
+
+    def status(self) -> Status:
+        """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view."""
+        return Status(self._core.status())
+
+    def plot(self, view: str, metric: str, **kwargs: Any) -> Any:
+        """Draw a metric over time (needs ``pip install lamina[plot]``). See :func:`lamina.plot.plot`."""
+        from lamina.plot import plot
+
+        return plot(self, view, metric, **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the store (a temporary store is deleted). Safe to call twice."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._core.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        try:
+            s = self.status()
+        except Exception:
+            return "<lamina.Store (closed)>"
+        kind = "temporary" if s["temporary"] else str(s["path"])
+        return f"<lamina.Store {kind}: {s['latest_commit']} commits, {s['rows']} rows, {len(s['views'])} views>"
+
+    def _repr_html_(self) -> str:
+        from lamina._html import store_html
+
+        return store_html(self)
+
+    def __getitem__(self, view: str) -> pa.Table:
+        if view not in self.views():
+            raise NotFoundError(f"no view named {view!r}")
+        return self.query(view)
+
+
+class _Scheduler:
+    """Background recomputes every N seconds and/or N commits."""
+
+    def __init__(self, store: Store, every_seconds: float | None, every_commits: int | None) -> None:
+        if every_seconds is not None and every_seconds <= 0:
+            raise InvalidArgumentError("every_seconds must be positive")
+        if every_commits is not None and every_commits <= 0:
+            raise InvalidArgumentError("every_commits must be positive")
+        self.store = store
+        self.every_seconds = every_seconds
+        self.every_commits = every_commits
+        self.commits = 0
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self.run, name="lamina-scheduler", daemon=True)
+        self.thread.start()
+
+    def note_commit(self) -> None:
+        self.commits += 1
+        if self.every_commits is not None and self.commits >= self.every_commits:
+            self.wake.set()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.wake.wait(self.every_seconds)
+            if self.stopped.is_set():
+                return
+            self.wake.clear()
+            self.commits = 0
+            try:
+                self.store._core.recompute(None, threads=None, progress=None)
+            except BaseException as e:  # keep the scheduler alive; surface errors on stop
+                self.errors.append(e)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+        self.thread.join()

@@ -1,0 +1,173 @@
+"""View definitions: one definition drives the batch, speed and serving layers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lamina.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate of a view. Build it with :func:`count`, :func:`sum`, :func:`min`,
+    :func:`max`, :func:`mean` or :func:`count_distinct`."""
+
+    agg: str
+    column: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agg": self.agg, "column": self.column}
+
+    def __repr__(self) -> str:
+        return f"lamina.{self.agg}({self.column!r})" if self.column else f"lamina.{self.agg}()"
+
+
+def count(column: str | None = None) -> Aggregate:
+    """Rows in the group (or, given a column, its non-null values). Exact in every layer."""
+    return Aggregate("count", column)
+
+
+def sum(column: str) -> Aggregate:  # noqa: A001 - the public name mirrors SQL
+    """Sum of a numeric column. Integer sums are exact and checked for overflow; float sums are
+    correctly rounded, so they do not depend on order, partitioning or thread count."""
+    return Aggregate("sum", column)
+
+
+def min(column: str) -> Aggregate:  # noqa: A001
+    """Smallest value of a numeric column (NaN sorts above +inf, as in DuckDB)."""
+    return Aggregate("min", column)
+
+
+def max(column: str) -> Aggregate:  # noqa: A001
+    """Largest value of a numeric column (NaN sorts above +inf, as in DuckDB)."""
+    return Aggregate("max", column)
+
+
+def mean(column: str) -> Aggregate:
+    """Mean of a numeric column, from its exact sum and count."""
+    return Aggregate("mean", column)
+
+
+def count_distinct(column: str) -> Aggregate:
+    """Distinct values of a column: exact in batch views, a HyperLogLog sketch in the speed layer.
+    Served results carry ``<name>_exact``, ``<name>_lower`` and ``<name>_upper``."""
+    return Aggregate("count_distinct", column)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise InvalidArgumentError(f"filter values must be strings, integers, booleans or None, not {value!r}")
+
+
+_RANGE_OPS = {">=": "ge", ">": "gt", "<=": "le", "<": "lt", "ge": "ge", "gt": "gt", "le": "le", "lt": "lt"}
+
+
+def filters_to_json(where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """``{"country": "DE"}``, ``{"country": ["DE", "FR"]}`` or ``{"age": {">=": 18, "<": 65}}``."""
+    if not where:
+        return []
+    if not isinstance(where, Mapping):
+        raise InvalidArgumentError(f"where must be a dict of column -> value(s), not {type(where).__name__}")
+    out = []
+    for column, cond in where.items():
+        if isinstance(cond, Mapping):
+            bounds = {}
+            for op, v in cond.items():
+                if op not in _RANGE_OPS:
+                    raise InvalidArgumentError(
+                        f"where[{column!r}]: unknown comparison {op!r} (use >=, >, <=, <)"
+                    )
+                bounds[_RANGE_OPS[op]] = _scalar(v)
+            out.append({"column": column, "predicate": {"range": bounds}})
+        elif isinstance(cond, list | tuple | set | frozenset):
+            values = [_scalar(v) for v in cond]
+            if isinstance(cond, set | frozenset):
+                values.sort(key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
+            out.append({"column": column, "predicate": {"in": values}})
+        else:
+            out.append({"column": column, "predicate": {"in": [_scalar(cond)]}})
+    return out
+
+
+@dataclass(frozen=True)
+class View:
+    """A view: a name, an event-time grain, group-by dimensions, an optional row filter and named
+    aggregates.
+
+    >>> import lamina
+    >>> v = lamina.View("traffic", time="ts", grain="1h", by=["country"],
+    ...                 metrics={"events": lamina.count(), "users": lamina.count_distinct("user")})
+    >>> v.name, v.grain
+    ('traffic', '1h')
+    """
+
+    name: str
+    time: str
+    grain: str = "1h"
+    by: Sequence[str] = field(default_factory=tuple)
+    metrics: Mapping[str, Aggregate] = field(default_factory=dict)
+    where: Mapping[str, Any] | None = None
+    precision: int = 14
+
+    def __post_init__(self) -> None:
+        if isinstance(self.by, str):
+            object.__setattr__(self, "by", (self.by,))
+        object.__setattr__(self, "by", tuple(self.by))
+        if not isinstance(self.metrics, Mapping) or not self.metrics:
+            raise InvalidArgumentError(f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate")
+        for name, agg in self.metrics.items():
+            if not isinstance(agg, Aggregate):
+                raise InvalidArgumentError(
+                    f"view {self.name!r}: metric {name!r} must be a lamina aggregate "
+                    f"(lamina.count(), lamina.sum(col), ...), not {agg!r}"
+                )
+
+    def to_json(self) -> str:
+        """The definition as the core stores it."""
+        return json.dumps(
+            {
+                "name": self.name,
+                "time": self.time,
+                "grain": self.grain,
+                "by": list(self.by),
+                "metrics": [[k, v.to_json()] for k, v in self.metrics.items()],
+                "where": filters_to_json(self.where),
+                "precision": self.precision,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> View:
+        d = json.loads(text)
+        where: dict[str, Any] = {}
+        for f in d.get("where", []):
+            pred = f["predicate"]
+            if "in" in pred:
+                vals = pred["in"]
+                where[f["column"]] = vals[0] if len(vals) == 1 else list(vals)
+            else:
+                where[f["column"]] = {k: v for k, v in pred["range"].items() if v is not None}
+        return cls(
+            name=d["name"],
+            time=d["time"],
+            grain=d["grain"],
+            by=tuple(d.get("by", [])),
+            metrics={k: Aggregate(v["agg"], v.get("column")) for k, v in d["metrics"]},
+            where=where or None,
+            precision=d.get("precision", 14),
+        )
+
+    def _repr_html_(self) -> str:
+        from lamina._html import view_html
+
+        return view_html(self)
+
+
+def metric_names(views: Iterable[View]) -> list[str]:
+    return [m for v in views for m in v.metrics]

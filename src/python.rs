@@ -1,0 +1,304 @@
+//! The Python binding: the one place that knows about pyo3. Every method converts arguments,
+//! releases the GIL around the core call, and maps core errors to the `lamina.errors` classes.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use pyo3::exceptions::PyKeyboardInterrupt;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
+
+use crate::batch::Control;
+use crate::error::{Error, ErrorKind};
+use crate::serve::{Part, Query};
+use crate::store::{OpenOptions, Store};
+use crate::view::{Filter, ViewDef};
+
+/// Raise the `lamina.errors` class matching the core error.
+fn to_py(err: Error) -> PyErr {
+    if err.kind == ErrorKind::Interrupted {
+        return PyKeyboardInterrupt::new_err("interrupted");
+    }
+    let class = match err.kind {
+        ErrorKind::Schema => "SchemaError",
+        ErrorKind::Lock => "LockError",
+        ErrorKind::Corruption => "CorruptionError",
+        ErrorKind::NotFound => "NotFoundError",
+        ErrorKind::InvalidArgument => "InvalidArgumentError",
+        ErrorKind::Overflow => "SumOverflowError",
+        ErrorKind::Closed => "StoreClosedError",
+        ErrorKind::Io | ErrorKind::Interrupted => "LaminaIOError",
+    };
+    Python::attach(|py| {
+        let made = py
+            .import("lamina.errors")
+            .and_then(|m| m.getattr(class))
+            .and_then(|c| c.call1((err.message.clone(),)));
+        match made {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    })
+}
+
+fn table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<Py<PyAny>> {
+    Ok(PyTable::try_new(batches, schema)?.into_pyarrow(py)?.unbind())
+}
+
+fn batch_table(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
+    let schema = batch.schema();
+    table(py, schema, vec![batch])
+}
+
+/// Run heavy work on a helper thread with the GIL released, like polars' `enter_polars`:
+/// the calling thread wakes every 100 ms to report progress and to honour Ctrl-C, which cancels
+/// the work and raises KeyboardInterrupt.
+fn run_interruptible<T: Send>(
+    py: Python<'_>,
+    progress: Option<&Bound<'_, PyAny>>,
+    work: impl FnOnce(&Control) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let ctl = Control::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        let ctl_ref = &ctl;
+        scope.spawn(move || {
+            let _ = tx.send(work(ctl_ref));
+        });
+        // A Mutex makes the receiver shareable with the GIL-free closure.
+        let rx = std::sync::Mutex::new(rx);
+        let wait = |timeout: Duration| match rx.lock() {
+            Ok(r) => r.recv_timeout(timeout),
+            Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
+        };
+        loop {
+            let got = py.detach(|| wait(Duration::from_millis(100)));
+            match got {
+                Ok(result) => return result.map_err(to_py),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(to_py(Error::invalid("internal: worker thread failed")))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let report = progress.map(|cb| {
+                cb.call1((ctl.rows_done.load(Ordering::Relaxed), ctl.rows_total.load(Ordering::Relaxed)))
+            });
+            if let Err(e) = py.check_signals().and(report.unwrap_or(Ok(py.None().into_bound(py))).map(|_| ())) {
+                ctl.cancel.store(true, Ordering::Relaxed);
+                let _ = py.detach(|| wait(Duration::from_secs(3600)));
+                return Err(e);
+            }
+        }
+    })
+}
+
+/// The core of `lamina.Store`; the Python class wraps it with a friendlier signature.
+#[pyclass(frozen, module = "lamina._core")]
+struct CoreStore {
+    inner: Arc<Store>,
+}
+
+#[pymethods]
+impl CoreStore {
+    #[new]
+    #[pyo3(signature = (path=None, read_only=false, durable=true, time=None, auto_compact=true))]
+    fn new(py: Python<'_>, path: Option<std::path::PathBuf>, read_only: bool, durable: bool, time: Option<String>, auto_compact: bool) -> PyResult<Self> {
+        let opts = OpenOptions { path, read_only, durable, time_column: time, auto_compact };
+        let store = py.detach(|| Store::open(opts)).map_err(to_py)?;
+        Ok(CoreStore { inner: Arc::new(store) })
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.root().display().to_string()
+    }
+    #[getter]
+    fn temporary(&self) -> bool {
+        self.inner.is_temporary()
+    }
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.inner.is_read_only()
+    }
+
+    /// Append data as one commit; returns (commit, rows, quarantined).
+    #[pyo3(signature = (data, quarantine=false))]
+    fn append(&self, py: Python<'_>, data: AnyRecordBatch, quarantine: bool) -> PyResult<(u64, u64, u64)> {
+        let reader = data.into_reader()?;
+        let schema = reader.schema();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_py(Error::schema(e.to_string())))?;
+        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
+        let store = &self.inner;
+        let out = py.detach(|| store.append(&batches, quarantine)).map_err(to_py)?;
+        Ok((out.commit, out.rows, out.quarantined))
+    }
+
+    #[pyo3(signature = (commit=None))]
+    fn snapshot(&self, py: Python<'_>, commit: Option<u64>) -> PyResult<Py<PyAny>> {
+        let store = self.inner.clone();
+        let (schema, batches) = run_interruptible(py, None, move |_| store.snapshot(commit))?;
+        table(py, schema, batches)
+    }
+
+    fn commits(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let b = py.detach(|| self.inner.commits()).map_err(to_py)?;
+        batch_table(py, b)
+    }
+
+    fn quarantined(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let batches = py.detach(|| self.inner.quarantined()).map_err(to_py)?;
+        match batches.first() {
+            Some(b) => {
+                let schema = b.schema();
+                // Different appends may bring different columns: align on the union by name.
+                let all = arrow::compute::concat_batches(&schema, &batches).ok();
+                match all {
+                    Some(b) => batch_table(py, b),
+                    None => table(py, schema, batches[..1].to_vec()),
+                }
+            }
+            None => {
+                let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                    arrow::datatypes::Field::new("commit", arrow::datatypes::DataType::Int64, false),
+                    arrow::datatypes::Field::new("row", arrow::datatypes::DataType::Int64, false),
+                    arrow::datatypes::Field::new("reason", arrow::datatypes::DataType::Utf8, false),
+                ]));
+                table(py, schema, vec![])
+            }
+        }
+    }
+
+    fn compact(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.compact()).map_err(to_py)
+    }
+
+    /// Define a view from its JSON definition; returns False if it was already defined so.
+    fn define(&self, py: Python<'_>, definition: &str) -> PyResult<bool> {
+        let def = ViewDef::from_json(definition).map_err(to_py)?;
+        let store = self.inner.clone();
+        run_interruptible(py, None, move |_| store.define(def))
+    }
+
+    fn drop_view(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.drop_view(name)).map_err(to_py)
+    }
+
+    /// The JSON definitions of the views.
+    fn views(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let defs = py.detach(|| self.inner.view_defs()).map_err(to_py)?;
+        Ok(defs.iter().map(|d| d.to_json()).collect())
+    }
+
+    #[pyo3(signature = (views=None, threads=None, progress=None))]
+    fn recompute(&self, py: Python<'_>, views: Option<Vec<String>>, threads: Option<usize>, progress: Option<Bound<'_, PyAny>>) -> PyResult<u64> {
+        let store = self.inner.clone();
+        run_interruptible(py, progress.as_ref(), move |ctl| store.recompute(views.as_deref(), threads, ctl))
+    }
+
+    /// `part` is "served", "batch" or "speed"; `filters` is a JSON list of filters.
+    #[pyo3(signature = (view, start=None, end=None, grain=None, by=None, filters=None, part="served"))]
+    #[allow(clippy::too_many_arguments)]
+    fn query(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+        grain: Option<String>,
+        by: Option<Vec<String>>,
+        filters: Option<&str>,
+        part: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let filter: Vec<Filter> = match filters {
+            Some(text) => serde_json::from_str(text).map_err(|e| to_py(Error::invalid(format!("bad filter: {e}"))))?,
+            None => Vec::new(),
+        };
+        let part = match part {
+            "served" => Part::Served,
+            "batch" => Part::Batch,
+            "speed" => Part::Speed,
+            other => return Err(to_py(Error::invalid(format!("unknown part {other:?}")))),
+        };
+        let q = Query { start, end, grain, by, filter };
+        let b = py.detach(|| self.inner.query(view, &q, part)).map_err(to_py)?;
+        batch_table(py, b)
+    }
+
+    /// Store status: a dict with the store's figures and one dict per view.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (state, views) = py.detach(|| self.inner.status()).map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("path", self.path())?;
+        d.set_item("temporary", self.inner.is_temporary())?;
+        d.set_item("read_only", self.inner.is_read_only())?;
+        d.set_item("latest_commit", state.last_commit())?;
+        d.set_item("rows", state.commits.iter().map(|c| c.rows).sum::<u64>())?;
+        d.set_item("quarantined_rows", state.commits.iter().map(|c| c.quarantined).sum::<u64>())?;
+        d.set_item("segments", state.segments.len())?;
+        d.set_item("segment_bytes", state.segments.iter().map(|s| s.file.bytes).sum::<u64>())?;
+        d.set_item("manifest_version", state.version)?;
+        d.set_item("time_column", state.schema.as_ref().map(|s| s.time_column.clone()))?;
+        let list = pyo3::types::PyList::empty(py);
+        for v in views {
+            let vd = PyDict::new(py);
+            vd.set_item("name", v.name)?;
+            vd.set_item("fingerprint", v.fingerprint)?;
+            vd.set_item("covered_commit", v.covered)?;
+            vd.set_item("pending_commits", v.pending_commits)?;
+            vd.set_item("batch_groups", v.batch_groups)?;
+            vd.set_item("speed_rows", v.speed_rows)?;
+            vd.set_item("speed_groups", v.speed_groups)?;
+            vd.set_item("batch_age_seconds", v.batch_age_s)?;
+            vd.set_item("batch_memory_bytes", v.batch_memory_bytes)?;
+            vd.set_item("speed_memory_bytes", v.speed_memory_bytes)?;
+            list.append(vd)?;
+        }
+        d.set_item("views", list)?;
+        Ok(d)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.close()).map_err(to_py)
+    }
+}
+
+/// Estimate the distinct count of an Arrow array with a lamina sketch (for tests and benchmarks):
+/// returns (estimate, lower, upper, serialized bytes, memory bytes).
+#[pyfunction]
+#[pyo3(signature = (data, precision=crate::sketch::DEFAULT_PRECISION))]
+fn sketch_estimate(py: Python<'_>, data: pyo3_arrow::PyArray, precision: u8) -> PyResult<(f64, f64, f64, usize, usize)> {
+    let array = data.into_inner().0;
+    py.detach(|| -> crate::Result<_> {
+        let keys = crate::agg::distinct_keys(&array)?;
+        let mut s = crate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
+        for (i, k) in keys.iter().enumerate() {
+            if arrow::array::Array::is_valid(&array, i) {
+                s.insert_hash(crate::sketch::key_hash(*k));
+            }
+        }
+        let (lo, hi) = s.bounds();
+        Ok((s.estimate(), lo, hi, s.to_bytes().len(), s.memory_bytes()))
+    })
+    .map_err(to_py)
+}
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::sketch_estimate;
+    #[pymodule_export]
+    use super::CoreStore;
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}
