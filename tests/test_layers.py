@@ -1,0 +1,184 @@
+"""The three layers against independent oracles (DuckDB, math.fsum) on generated data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+from conftest import START, assert_same, full_view, make_events, oracle
+
+import lamina
+
+BY = ["country", "page"]
+
+
+def test_batch_view_matches_duckdb(store):
+    ev = make_events(20_000, seed=1)
+    for chunk in range(0, ev.num_rows, 3_000):  # many segments
+        store.append(ev.slice(chunk, 3_000))
+    store.define(full_view())
+    covered = store.recompute(progress=False)
+    assert covered == store.commits().num_rows
+    batch = store.batch_view("traffic")
+    assert_same(batch, oracle(ev, "1h", BY), BY)
+    assert all(batch["users_exact"].to_pylist())
+    assert batch["users"] == batch["users_lower"] and batch["users"] == batch["users_upper"]
+
+
+def test_result_is_independent_of_threads_and_layout():
+    ev = make_events(30_000, seed=2)
+    answers = []
+    for threads, step in [(1, 30_000), (2, 1_000), (4, 7_777)]:
+        with lamina.Store(auto_compact=False) as s:
+            for i in range(0, ev.num_rows, step):
+                s.append(ev.slice(i, step))
+            s.define(full_view())
+            s.recompute(threads=threads, progress=False)
+            answers.append(s.batch_view("traffic"))
+    assert answers[0].equals(answers[1]) and answers[0].equals(answers[2])
+
+
+def test_speed_layer_before_any_recompute_is_exact_for_additive(store):
+    ev = make_events(5_000, seed=3)
+    store.append(ev)
+    store.define(full_view())
+    served = store.query("traffic")
+    expected = oracle(ev, "1h", BY)
+    speed = store.speed_view("traffic")
+    assert speed.equals(served)
+    assert len(served) == len(expected)
+    for a, e in zip(served.to_pylist(), expected, strict=True):
+        for m in ("events", "units", "low", "high", "amounts", "revenue", "avg"):
+            assert a[m] == e[m]
+        # Sketch values carry bounds that hold the truth.
+        assert a["users_lower"] <= e["users"] <= a["users_upper"]
+        # Only a group whose ids are all null (nothing sketched) is exact: zero.
+        assert a["users_exact"] == (e["users"] == 0)
+
+
+def test_served_merge_counts_late_events_once(store):
+    first = make_events(10_000, seed=4)
+    store.append(first)
+    store.define(full_view())
+    store.recompute(progress=False)
+    # Late events: their times fall in buckets the batch view already covers.
+    late = make_events(3_000, seed=5)
+    store.append(late)
+    store.append(make_events(2_000, seed=6, start=START + dt.timedelta(days=3)))
+    everything = store.snapshot()
+    assert everything.num_rows == 15_000
+    served = store.query("traffic")
+    expected = oracle(everything, "1h", BY)
+    assert len(served) == len(expected)
+    for a, e in zip(served.to_pylist(), expected, strict=True):
+        for m in ("events", "units", "low", "high", "amounts", "revenue", "avg", "avg_qty"):
+            assert a[m] == e[m], (m, a, e)
+        if a["users_exact"]:
+            assert a["users"] == e["users"]
+        else:
+            assert a["users_lower"] <= e["users"] <= a["users_upper"]
+    # Groups only the batch layer holds are exact; touched groups are marked approximate.
+    speed_keys = {
+        (r["bucket"], r["country"], r["page"]) for r in store.speed_view("traffic").to_pylist() if r["users"] > 0
+    }
+    for r in served.to_pylist():
+        assert r["users_exact"] == ((r["bucket"], r["country"], r["page"]) not in speed_keys)
+    # A recompute absorbs everything: exact again, speed layer empty.
+    store.recompute(progress=False)
+    assert store.speed_view("traffic").num_rows == 0
+    assert_same(store.query("traffic"), expected, BY)
+
+
+@pytest.mark.parametrize("grain", ["6h", "1d"])
+def test_rollup_grain_and_dims(store, grain):
+    ev = make_events(8_000, seed=7)
+    store.append(ev.slice(0, 5_000))
+    store.define(full_view())
+    store.recompute(progress=False)
+    store.append(ev.slice(5_000))
+    got = store.query("traffic", grain=grain, by=["country"])
+    expected = oracle(ev, grain, ["country"])
+    assert len(got) == len(expected)
+    for a, e in zip(got.to_pylist(), expected, strict=True):
+        for m in ("events", "units", "low", "high", "amounts", "revenue", "avg"):
+            assert a[m] == e[m], (m, a, e)
+        assert a["users_lower"] <= e["users"] <= a["users_upper"]
+
+
+def test_time_range_and_filters(store):
+    ev = make_events(6_000, seed=8)
+    store.append(ev)
+    store.define(full_view())
+    store.recompute(progress=False)
+    start, end = START + dt.timedelta(hours=5), START + dt.timedelta(hours=30)
+    got = store.query("traffic", start=start, end=end, where={"country": ["DE", "日本"], "page": {">=": "/c"}})
+    rows = [
+        r for r in oracle(ev, "1h", BY)
+        if start.replace(tzinfo=dt.UTC) <= r["bucket"] < end.replace(tzinfo=dt.UTC)
+        and r["country"] in ("DE", "日本") and r["page"] is not None and r["page"] >= "/c"
+    ]
+    assert_same(got, rows, BY)
+    assert len(rows) > 10
+
+
+def test_view_row_filter_and_redefinition(store):
+    ev = make_events(6_000, seed=9)
+    store.append(ev)
+    store.define(full_view(where={"country": ["DE", "FR"]}))
+    store.recompute(progress=False)
+    assert_same(store.batch_view("traffic"), oracle(ev, "1h", BY, "country IN ('DE', 'FR')"), BY)
+    # Fix the "bug": the definition changes, so the old batch view is no longer served.
+    before = store.status()["views"][0]["fingerprint"]
+    assert store.define(full_view(where={"country": ["DE", "FR", "US"]}))
+    assert store.status()["views"][0]["fingerprint"] != before
+    assert store.batch_view("traffic").num_rows == 0
+    store.recompute(progress=False)
+    assert_same(store.query("traffic"), oracle(ev, "1h", BY, "country IN ('DE', 'FR', 'US')"), BY)
+    assert not store.define(full_view(where={"country": ["DE", "FR", "US"]}))
+
+
+def test_persistent_store_reopens_with_views_and_speed_state(tmp_path):
+    ev = make_events(4_000, seed=10)
+    with lamina.Store(tmp_path / "w") as s:
+        s.append(ev.slice(0, 3_000))
+        s.define(full_view())
+        s.recompute(progress=False)
+        s.append(ev.slice(3_000))
+        before = s.query("traffic")
+    with lamina.Store(tmp_path / "w") as s:
+        after = s.query("traffic")
+        assert after.equals(before)
+        st = s.status()["views"][0]
+        assert st["covered_commit"] == 1 and st["pending_commits"] == 1 and st["speed_rows"] == 1_000
+
+
+def test_empty_view_has_stable_schema(store):
+    store.append(make_events(10, seed=11))
+    store.define(full_view(where={"country": "nowhere"}))
+    t = store.query("traffic")
+    assert t.num_rows == 0
+    assert t.schema.names[:3] == ["bucket", "country", "page"]
+    assert t.schema.field("bucket").type == pa.timestamp("us", tz="UTC")
+    assert t.schema.field("users_exact").type == pa.bool_()
+    store.recompute(progress=False)
+    assert store.batch_view("traffic").schema.equals(t.schema)
+
+
+def test_integer_sum_overflow_is_an_error(store):
+    big = pa.table({"ts": pa.array([START, START], pa.timestamp("us")), "v": pa.array([2**62, 2**62])})
+    store.append(big)
+    store.define(lamina.View("v", time="ts", grain="1h", metrics={"s": lamina.sum("v"), "m": lamina.mean("v")}))
+    with pytest.raises(lamina.SumOverflowError, match="overflows int64"):
+        store.query("v")
+
+
+def test_outputs_are_arrow_for_polars_and_duckdb(store):
+    import duckdb
+    import polars as pl
+
+    store.append(pl.from_arrow(make_events(500, seed=12)))
+    store.define(full_view())
+    t = store.query("traffic")
+    assert pl.from_arrow(t).height == t.num_rows
+    assert duckdb.sql("select sum(events) from t").fetchall()[0][0] == 500
