@@ -47,18 +47,41 @@ pub enum DistinctState {
     /// Every distinct key (batch layer). Integers are kept as themselves, strings as a 128-bit hash.
     Exact(HashSet<u128>),
     /// A sketch; `exact` is the true count when the sketch stands for one exact batch group.
-    Sketch { sketch: HllSketch, exact: Option<u64> },
+    Sketch {
+        sketch: HllSketch,
+        exact: Option<u64>,
+    },
 }
 
 /// The states of one metric for all groups of a table.
 #[derive(Debug, Clone)]
 pub enum States {
-    Count { n: Vec<u64> },
-    SumInt { sum: Vec<i128>, n: Vec<u64> },
-    SumFloat { sum: Vec<ExactSum>, n: Vec<u64> },
-    MinMaxInt { v: Vec<i64>, has: Vec<bool>, max: bool },
-    MinMaxFloat { v: Vec<f64>, has: Vec<bool>, max: bool },
-    Distinct { groups: Vec<DistinctState>, layer: Layer, precision: u8 },
+    Count {
+        n: Vec<u64>,
+    },
+    SumInt {
+        sum: Vec<i128>,
+        n: Vec<u64>,
+    },
+    SumFloat {
+        sum: Vec<ExactSum>,
+        n: Vec<u64>,
+    },
+    MinMaxInt {
+        v: Vec<i64>,
+        has: Vec<bool>,
+        max: bool,
+    },
+    MinMaxFloat {
+        v: Vec<f64>,
+        has: Vec<bool>,
+        max: bool,
+    },
+    Distinct {
+        groups: Vec<DistinctState>,
+        layer: Layer,
+        precision: u8,
+    },
 }
 
 /// A canonical NaN, so that every NaN compares the same way (above +inf, as in DuckDB).
@@ -78,22 +101,38 @@ impl States {
             AggSpec::Count { .. } => States::Count { n: Vec::new() },
             AggSpec::Sum { .. } | AggSpec::Mean { .. } => {
                 if float {
-                    States::SumFloat { sum: Vec::new(), n: Vec::new() }
+                    States::SumFloat {
+                        sum: Vec::new(),
+                        n: Vec::new(),
+                    }
                 } else {
-                    States::SumInt { sum: Vec::new(), n: Vec::new() }
+                    States::SumInt {
+                        sum: Vec::new(),
+                        n: Vec::new(),
+                    }
                 }
             }
             AggSpec::Min { .. } | AggSpec::Max { .. } => {
                 let max = matches!(plan.spec, AggSpec::Max { .. });
                 if float {
-                    States::MinMaxFloat { v: Vec::new(), has: Vec::new(), max }
+                    States::MinMaxFloat {
+                        v: Vec::new(),
+                        has: Vec::new(),
+                        max,
+                    }
                 } else {
-                    States::MinMaxInt { v: Vec::new(), has: Vec::new(), max }
+                    States::MinMaxInt {
+                        v: Vec::new(),
+                        has: Vec::new(),
+                        max,
+                    }
                 }
             }
-            AggSpec::CountDistinct { .. } => {
-                States::Distinct { groups: Vec::new(), layer, precision: plan.precision }
-            }
+            AggSpec::CountDistinct { .. } => States::Distinct {
+                groups: Vec::new(),
+                layer,
+                precision: plan.precision,
+            },
         }
     }
 
@@ -181,7 +220,11 @@ impl States {
                     }
                 });
             }
-            States::Distinct { groups, layer, precision } => {
+            States::Distinct {
+                groups,
+                layer,
+                precision,
+            } => {
                 let keys = distinct_keys(need(col)?)?;
                 let c = need(col)?;
                 let (layer, precision) = (*layer, *precision);
@@ -207,7 +250,10 @@ impl States {
                             _ => {
                                 let mut sketch = new_sketch(precision)?;
                                 sketch.insert_hash(key_hash(k));
-                                *state = DistinctState::Sketch { sketch, exact: None };
+                                *state = DistinctState::Sketch {
+                                    sketch,
+                                    exact: None,
+                                };
                             }
                         },
                     }
@@ -249,10 +295,19 @@ impl States {
                     }
                 }
             }
-            (States::Distinct { groups, precision, .. }, States::Distinct { groups: og, .. }) => {
+            (
+                States::Distinct {
+                    groups, precision, ..
+                },
+                States::Distinct { groups: og, .. },
+            ) => {
                 merge_distinct(&mut groups[d], &og[s], *precision)?;
             }
-            _ => return Err(Error::invalid("internal: merging states of different aggregates")),
+            _ => {
+                return Err(Error::invalid(
+                    "internal: merging states of different aggregates",
+                ))
+            }
         }
         Ok(())
     }
@@ -282,10 +337,20 @@ impl States {
     }
 
     /// The user-visible columns of this metric for the groups in `order`.
-    pub fn finalize(&self, name: &str, spec: &AggSpec, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    pub fn finalize(
+        &self,
+        name: &str,
+        spec: &AggSpec,
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let is_mean = matches!(spec, AggSpec::Mean { .. });
         let col: ArrayRef = match self {
-            States::Count { n } => Arc::new(order.iter().map(|&g| Some(n[g as usize] as i64)).collect::<Int64Array>()),
+            States::Count { n } => Arc::new(
+                order
+                    .iter()
+                    .map(|&g| Some(n[g as usize] as i64))
+                    .collect::<Int64Array>(),
+            ),
             States::SumInt { sum, n } => {
                 if is_mean {
                     Arc::new(
@@ -307,7 +372,10 @@ impl States {
                             let v = i64::try_from(sum[g]).map_err(|_| {
                                 Error::new(
                                     ErrorKind::Overflow,
-                                    format!("sum {name:?} overflows int64 (exact value {})", sum[g]),
+                                    format!(
+                                        "sum {name:?} overflows int64 (exact value {})",
+                                        sum[g]
+                                    ),
                                 )
                             })?;
                             out.push(Some(v));
@@ -333,10 +401,16 @@ impl States {
                     .collect::<Float64Array>(),
             ),
             States::MinMaxInt { v, has, .. } => Arc::new(
-                order.iter().map(|&g| has[g as usize].then(|| v[g as usize])).collect::<Int64Array>(),
+                order
+                    .iter()
+                    .map(|&g| has[g as usize].then(|| v[g as usize]))
+                    .collect::<Int64Array>(),
             ),
             States::MinMaxFloat { v, has, .. } => Arc::new(
-                order.iter().map(|&g| has[g as usize].then(|| v[g as usize])).collect::<Float64Array>(),
+                order
+                    .iter()
+                    .map(|&g| has[g as usize].then(|| v[g as usize]))
+                    .collect::<Float64Array>(),
             ),
             States::Distinct { groups, .. } => {
                 let mut value = Vec::with_capacity(order.len());
@@ -351,10 +425,22 @@ impl States {
                     upper.push(hi);
                 }
                 return Ok(vec![
-                    (name.to_string(), Arc::new(Int64Array::from(value)) as ArrayRef),
-                    (format!("{name}_exact"), Arc::new(BooleanArray::from(exact)) as ArrayRef),
-                    (format!("{name}_lower"), Arc::new(Int64Array::from(lower)) as ArrayRef),
-                    (format!("{name}_upper"), Arc::new(Int64Array::from(upper)) as ArrayRef),
+                    (
+                        name.to_string(),
+                        Arc::new(Int64Array::from(value)) as ArrayRef,
+                    ),
+                    (
+                        format!("{name}_exact"),
+                        Arc::new(BooleanArray::from(exact)) as ArrayRef,
+                    ),
+                    (
+                        format!("{name}_lower"),
+                        Arc::new(Int64Array::from(lower)) as ArrayRef,
+                    ),
+                    (
+                        format!("{name}_upper"),
+                        Arc::new(Int64Array::from(upper)) as ArrayRef,
+                    ),
                 ]);
             }
         };
@@ -363,7 +449,12 @@ impl States {
 
     /// Columns that persist the exact state (for batch views): the public value plus hidden
     /// `__{name}__*` columns holding what a later merge needs.
-    pub fn state_columns(&self, name: &str, spec: &AggSpec, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    pub fn state_columns(
+        &self,
+        name: &str,
+        spec: &AggSpec,
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = match self {
             States::Distinct { .. } => Vec::new(),
             _ => self.finalize(name, spec, order)?,
@@ -371,28 +462,40 @@ impl States {
         match self {
             States::Count { .. } | States::MinMaxInt { .. } | States::MinMaxFloat { .. } => {}
             States::SumInt { sum, n } => {
-                let s = Decimal128Array::from(order.iter().map(|&g| sum[g as usize]).collect::<Vec<_>>())
-                    .with_precision_and_scale(38, 0)?;
+                let s = Decimal128Array::from(
+                    order.iter().map(|&g| sum[g as usize]).collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(38, 0)?;
                 cols.push((format!("__{name}__sum"), Arc::new(s)));
                 cols.push((format!("__{name}__n"), counts(n, order)));
             }
             States::SumFloat { sum, n } => {
-                let bytes: Vec<Vec<u8>> = order.iter().map(|&g| sum[g as usize].to_bytes()).collect();
+                let bytes: Vec<Vec<u8>> =
+                    order.iter().map(|&g| sum[g as usize].to_bytes()).collect();
                 let arr = BinaryArray::from_iter_values(bytes.iter());
                 cols.push((format!("__{name}__state"), Arc::new(arr)));
                 cols.push((format!("__{name}__n"), counts(n, order)));
             }
-            States::Distinct { groups, precision, .. } => {
+            States::Distinct {
+                groups, precision, ..
+            } => {
                 let mut values = Vec::with_capacity(order.len());
                 let mut sketches: Vec<Vec<u8>> = Vec::with_capacity(order.len());
                 for &g in order {
                     let st = &groups[g as usize];
                     let (sketch, exact) = as_sketch(st, *precision)?;
-                    values.push(exact.map(|e| e as i64).unwrap_or_else(|| sketch.estimate().round() as i64));
+                    values.push(
+                        exact
+                            .map(|e| e as i64)
+                            .unwrap_or_else(|| sketch.estimate().round() as i64),
+                    );
                     sketches.push(sketch.to_bytes());
                 }
                 cols.push((name.to_string(), Arc::new(Int64Array::from(values))));
-                cols.push((format!("__{name}__sketch"), Arc::new(BinaryArray::from_iter_values(sketches.iter()))));
+                cols.push((
+                    format!("__{name}__sketch"),
+                    Arc::new(BinaryArray::from_iter_values(sketches.iter())),
+                ));
             }
         }
         Ok(cols)
@@ -400,14 +503,26 @@ impl States {
 
     /// Rebuild states from the columns `state_columns` wrote; row `i` goes to group `gids[i]`
     /// (distinct rows become exact-tagged sketches).
-    pub fn load_state_columns(&mut self, name: &str, batch: &RecordBatch, gids: &[u32], file: &std::path::Path) -> Result<()> {
+    pub fn load_state_columns(
+        &mut self,
+        name: &str,
+        batch: &RecordBatch,
+        gids: &[u32],
+        file: &std::path::Path,
+    ) -> Result<()> {
         let get = |col: &str| {
             batch
                 .column_by_name(col)
                 .cloned()
                 .ok_or_else(|| Error::corruption(file, format!("batch view lacks column {col:?}")))
         };
-        let max_gid = gids.iter().copied().filter(|&g| g != NO_GROUP).max().map(|g| g as usize + 1).unwrap_or(0);
+        let max_gid = gids
+            .iter()
+            .copied()
+            .filter(|&g| g != NO_GROUP)
+            .max()
+            .map(|g| g as usize + 1)
+            .unwrap_or(0);
         let needed = max_gid.max(self.len());
         self.resize(needed);
         match self {
@@ -434,8 +549,9 @@ impl States {
                 let c = get(&format!("__{name}__n"))?;
                 let c = c.as_primitive::<Int64Type>();
                 for (i, &g) in gids.iter().enumerate() {
-                    let st = ExactSum::from_bytes(s.value(i))
-                        .ok_or_else(|| Error::corruption(file, format!("bad float-sum state in {name:?}")))?;
+                    let st = ExactSum::from_bytes(s.value(i)).ok_or_else(|| {
+                        Error::corruption(file, format!("bad float-sum state in {name:?}"))
+                    })?;
                     sum[g as usize].merge(&st);
                     n[g as usize] += c.value(i) as u64;
                 }
@@ -465,7 +581,9 @@ impl States {
                     }
                 }
             }
-            States::Distinct { groups, precision, .. } => {
+            States::Distinct {
+                groups, precision, ..
+            } => {
                 let vals = get(name)?;
                 let vals = vals.as_primitive::<Int64Type>();
                 let sk = get(&format!("__{name}__sketch"))?;
@@ -473,7 +591,10 @@ impl States {
                 for (i, &g) in gids.iter().enumerate() {
                     let sketch = HllSketch::from_bytes(sk.value(i))
                         .map_err(|e| Error::corruption(file, format!("sketch of {name:?}: {e}")))?;
-                    let st = DistinctState::Sketch { sketch, exact: Some(vals.value(i) as u64) };
+                    let st = DistinctState::Sketch {
+                        sketch,
+                        exact: Some(vals.value(i) as u64),
+                    };
                     merge_distinct(&mut groups[g as usize], &st, *precision)?;
                 }
             }
@@ -496,7 +617,12 @@ impl States {
 }
 
 fn counts(n: &[u64], order: &[u32]) -> ArrayRef {
-    Arc::new(order.iter().map(|&g| Some(n[g as usize] as i64)).collect::<Int64Array>())
+    Arc::new(
+        order
+            .iter()
+            .map(|&g| Some(n[g as usize] as i64))
+            .collect::<Int64Array>(),
+    )
 }
 
 fn need(col: Option<&ArrayRef>) -> Result<&ArrayRef> {
@@ -536,7 +662,9 @@ fn for_each_valid<P: arrow::datatypes::ArrowPrimitiveType>(
 pub fn float64_values(col: &ArrayRef) -> Result<Float64Array> {
     Ok(match col.data_type() {
         DataType::Float64 => col.as_primitive::<Float64Type>().clone(),
-        _ => arrow::compute::cast(col, &DataType::Float64)?.as_primitive::<Float64Type>().clone(),
+        _ => arrow::compute::cast(col, &DataType::Float64)?
+            .as_primitive::<Float64Type>()
+            .clone(),
     })
 }
 
@@ -546,7 +674,9 @@ pub fn distinct_keys(col: &ArrayRef) -> Result<Vec<u128>> {
     Ok(match col.data_type() {
         DataType::Utf8 => {
             let a = col.as_string::<i32>();
-            (0..a.len()).map(|i| xxhash_rust::xxh3::xxh3_128(a.value(i).as_bytes())).collect()
+            (0..a.len())
+                .map(|i| xxhash_rust::xxh3::xxh3_128(a.value(i).as_bytes()))
+                .collect()
         }
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
             let a = arrow::compute::cast(col, &DataType::Utf8)?;
@@ -583,7 +713,10 @@ fn merge_distinct(dst: &mut DistinctState, src: &DistinctState, precision: u8) -
             let (mut a, _) = as_sketch(dst, precision)?;
             let (b, _) = as_sketch(src, precision)?;
             a.merge(&b).map_err(|e| Error::invalid(e.to_string()))?;
-            *dst = DistinctState::Sketch { sketch: a, exact: None };
+            *dst = DistinctState::Sketch {
+                sketch: a,
+                exact: None,
+            };
         }
     }
     Ok(())
@@ -601,10 +734,18 @@ fn distinct_value(st: &DistinctState) -> (Option<i64>, bool, Option<i64>, Option
             let n = *n as i64;
             (Some(n), true, Some(n), Some(n))
         }
-        DistinctState::Sketch { sketch, exact: None } => {
+        DistinctState::Sketch {
+            sketch,
+            exact: None,
+        } => {
             let est = sketch.estimate();
             let (lo, hi) = sketch.bounds();
-            (Some(est.round() as i64), false, Some(lo.floor() as i64), Some(hi.ceil() as i64))
+            (
+                Some(est.round() as i64),
+                false,
+                Some(lo.floor() as i64),
+                Some(hi.ceil() as i64),
+            )
         }
     }
 }

@@ -58,8 +58,12 @@ pub fn recompute(
             }
         }
     }
-    let segs: Vec<&SegmentInfo> = segments.iter().filter(|s| s.first_commit() <= snapshot).collect();
-    let files: Vec<OnceLock<Result<Arc<ParquetBytes>>>> = segs.iter().map(|_| OnceLock::new()).collect();
+    let segs: Vec<&SegmentInfo> = segments
+        .iter()
+        .filter(|s| s.first_commit() <= snapshot)
+        .collect();
+    let files: Vec<OnceLock<Result<Arc<ParquetBytes>>>> =
+        segs.iter().map(|_| OnceLock::new()).collect();
     let paths: Vec<PathBuf> = segs.iter().map(|s| root.join(&s.file.file)).collect();
     let load = |i: usize| -> Result<Arc<ParquetBytes>> {
         files[i]
@@ -76,12 +80,16 @@ pub fn recompute(
         if let Some(t) = threads {
             b = b.num_threads(t.max(1));
         }
-        b.build().map_err(|e| Error::invalid(format!("thread pool: {e}")))?
+        b.build()
+            .map_err(|e| Error::invalid(format!("thread pool: {e}")))?
     };
 
     pool.install(|| {
         // Open footers in parallel to learn the row groups, then plan one unit per row group.
-        let opened: Vec<Arc<ParquetBytes>> = (0..segs.len()).into_par_iter().map(load).collect::<Result<_>>()?;
+        let opened: Vec<Arc<ParquetBytes>> = (0..segs.len())
+            .into_par_iter()
+            .map(load)
+            .collect::<Result<_>>()?;
         let mut units = Vec::new();
         let mut total = 0u64;
         for (i, pq) in opened.iter().enumerate() {
@@ -93,18 +101,32 @@ pub fn recompute(
                 let rows = pq.row_group_rows(rg).min(left);
                 left -= rows;
                 total += rows;
-                units.push(Unit { segment: i, row_group: rg, rows: rows as usize });
+                units.push(Unit {
+                    segment: i,
+                    row_group: rg,
+                    rows: rows as usize,
+                });
             }
         }
         drop(opened);
         ctl.rows_total.store(total, Ordering::Relaxed);
-        let fresh = || plans.iter().map(|p| p.new_table(Layer::Batch)).collect::<Vec<_>>();
+        let fresh = || {
+            plans
+                .iter()
+                .map(|p| p.new_table(Layer::Batch))
+                .collect::<Vec<_>>()
+        };
         let tables = units
             .par_iter()
             .try_fold(fresh, |mut tables, u| -> Result<Vec<AggTable>> {
                 ctl.check()?;
                 let pq = load(u.segment)?;
-                let batches = pq.read(&paths[u.segment], Some(&columns), Some(vec![u.row_group]), Some(u.rows))?;
+                let batches = pq.read(
+                    &paths[u.segment],
+                    Some(&columns),
+                    Some(vec![u.row_group]),
+                    Some(u.rows),
+                )?;
                 for b in &batches {
                     for (t, p) in tables.iter_mut().zip(plans) {
                         t.update(p, b)?;
@@ -118,7 +140,11 @@ pub fn recompute(
                 let mut out = Vec::with_capacity(a.len());
                 for (x, y) in a.into_iter().zip(b) {
                     // Merge the smaller into the larger: fewer keys to translate.
-                    let (mut big, small) = if x.keys.len() >= y.keys.len() { (x, y) } else { (y, x) };
+                    let (mut big, small) = if x.keys.len() >= y.keys.len() {
+                        (x, y)
+                    } else {
+                        (y, x)
+                    };
                     big.merge_same(&small)?;
                     out.push(big);
                 }

@@ -21,7 +21,11 @@ impl Grain {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: i64 = if num.is_empty() { 1 } else { num.parse().map_err(|_| bad(text))? };
+        let n: i64 = if num.is_empty() {
+            1
+        } else {
+            num.parse().map_err(|_| bad(text))?
+        };
         let per = match unit {
             "s" => 1,
             "m" | "min" => 60,
@@ -30,7 +34,7 @@ impl Grain {
             "w" => 7 * 86_400,
             _ => return Err(bad(text)),
         };
-        if n < 1 || n > 10_000_000 {
+        if !(1..=10_000_000).contains(&n) {
             return Err(bad(text));
         }
         Ok(Grain { seconds: n * per })
@@ -70,7 +74,10 @@ fn bad(text: &str) -> Error {
 pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
     let per_s = units_per_second(col.data_type());
     if !matches!(col.data_type(), DataType::Timestamp(_, _)) {
-        return Err(Error::schema(format!("time column has type {}, not a timestamp", col.data_type())));
+        return Err(Error::schema(format!(
+            "time column has type {}, not a timestamp",
+            col.data_type()
+        )));
     }
     let raw = arrow::compute::cast(col, &DataType::Int64)?;
     let raw = raw.as_primitive::<Int64Type>();
@@ -81,7 +88,11 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
     let mut out = Vec::with_capacity(values.len());
     for &t in values.iter() {
         let b = t.div_euclid(g) * g;
-        out.push(if div > 1 { b / div } else { b.saturating_mul(to_micros) });
+        out.push(if div > 1 {
+            b / div
+        } else {
+            b.saturating_mul(to_micros)
+        });
     }
     let _ = raw.nulls();
     Ok(out)

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt8Type};
+use arrow::datatypes::{
+    DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt8Type,
+};
 use hashbrown::{HashMap, HashTable};
 
 use crate::error::{Error, Result};
@@ -33,7 +35,9 @@ impl DimKind {
             ColumnClass::Str => Ok(DimKind::Str),
             ColumnClass::Int => Ok(DimKind::Int),
             ColumnClass::Bool => Ok(DimKind::Bool),
-            other => Err(Error::schema(format!("{other:?} columns cannot be dimensions"))),
+            other => Err(Error::schema(format!(
+                "{other:?} columns cannot be dimensions"
+            ))),
         }
     }
 }
@@ -58,7 +62,10 @@ impl Interner {
         id
     }
     pub fn get(&self, id: u32) -> &str {
-        self.strings.get(id as usize).map(|s| s.as_ref()).unwrap_or("")
+        self.strings
+            .get(id as usize)
+            .map(|s| s.as_ref())
+            .unwrap_or("")
     }
     pub fn lookup(&self, s: &str) -> Option<u32> {
         self.ids.get(s).copied()
@@ -111,7 +118,14 @@ impl GroupKeys {
     pub fn new(dims: Vec<DimKind>) -> Self {
         let width = 2 + dims.len();
         let interners = vec![Interner::default(); dims.len()];
-        GroupKeys { dims, width, words: Vec::new(), hashes: Vec::new(), index: HashTable::new(), interners }
+        GroupKeys {
+            dims,
+            width,
+            words: Vec::new(),
+            hashes: Vec::new(),
+            index: HashTable::new(),
+            interners,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -167,7 +181,12 @@ impl GroupKeys {
 
     /// Group ids for each row of a batch: `buckets` are bucket starts (micros), `time_valid` says
     /// which rows have an event time, `dims` are the dimension columns in order.
-    pub fn encode(&mut self, buckets: &[i64], time_valid: Option<&arrow::buffer::NullBuffer>, dims: &[ArrayRef]) -> Result<Vec<u32>> {
+    pub fn encode(
+        &mut self,
+        buckets: &[i64],
+        time_valid: Option<&arrow::buffer::NullBuffer>,
+        dims: &[ArrayRef],
+    ) -> Result<Vec<u32>> {
         let n = buckets.len();
         let nd = self.dims.len();
         // Column-wise codes first (one pass per column), then one hash probe per row.
@@ -217,13 +236,22 @@ impl GroupKeys {
                 }
             }
             (DimKind::Str, DataType::Dictionary(_, _)) => {
-                let a = arrow::compute::cast(col, &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))?;
+                let a = arrow::compute::cast(
+                    col,
+                    &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                )?;
                 let dict = a.as_dictionary::<Int32Type>();
                 let values = arrow::compute::cast(dict.values(), &DataType::Utf8)?;
                 let values = values.as_string::<i32>();
                 let interner = &mut self.interners[d];
                 let ids: Vec<u64> = (0..values.len())
-                    .map(|i| if values.is_valid(i) { interner.intern(values.value(i)) as u64 } else { 0 })
+                    .map(|i| {
+                        if values.is_valid(i) {
+                            interner.intern(values.value(i)) as u64
+                        } else {
+                            0
+                        }
+                    })
                     .collect();
                 for (row, o) in out.iter_mut().enumerate() {
                     if dict.is_valid(row) {
@@ -252,7 +280,9 @@ impl GroupKeys {
                 }
             }
             (DimKind::Bool, other) => {
-                return Err(Error::schema(format!("dimension {d} is boolean in the view but {other} in the data")))
+                return Err(Error::schema(format!(
+                    "dimension {d} is boolean in the view but {other} in the data"
+                )))
             }
         }
         // Null slots must not keep garbage codes: a null key is only its mask bit.
@@ -268,7 +298,15 @@ impl GroupKeys {
 
     /// Translate group `g` of `other` into a key of this table, keeping the dimensions `keep`
     /// (indices into `other.dims`, in this table's order) and coarsening the bucket to `grain`.
-    pub fn translate_into(&self, other: &GroupKeys, g: u32, keep: &[usize], grain: Option<Grain>, tr: &mut Translator, key: &mut Vec<u64>) -> u64 {
+    pub fn translate_into(
+        &self,
+        other: &GroupKeys,
+        g: u32,
+        keep: &[usize],
+        grain: Option<Grain>,
+        tr: &mut Translator,
+        key: &mut Vec<u64>,
+    ) -> u64 {
         let k = other.key(g);
         key.clear();
         let bucket = k[0] as i64;
@@ -301,7 +339,11 @@ impl GroupKeys {
             if other.dims[d] == DimKind::Str {
                 let src = &other.interners[d];
                 let dst = &mut self.interners[i];
-                maps.push((0..src.len()).map(|id| dst.intern(src.get(id as u32))).collect());
+                maps.push(
+                    (0..src.len())
+                        .map(|id| dst.intern(src.get(id as u32)))
+                        .collect(),
+                );
             } else {
                 maps.push(Vec::new());
             }
@@ -332,7 +374,8 @@ impl GroupKeys {
     /// Arrow columns of the keys, in `order`: the bucket column, then one column per dimension.
     pub fn to_arrays(&self, order: &[u32]) -> Vec<ArrayRef> {
         let mut out: Vec<ArrayRef> = Vec::with_capacity(1 + self.dims.len());
-        let buckets: TimestampMicrosecondArray = order.iter().map(|&g| Some(self.bucket(g))).collect();
+        let buckets: TimestampMicrosecondArray =
+            order.iter().map(|&g| Some(self.bucket(g))).collect();
         out.push(Arc::new(buckets.with_timezone("UTC")));
         for d in 0..self.dims.len() {
             let arr: ArrayRef = match self.dims[d] {
@@ -380,7 +423,11 @@ impl GroupKeys {
         self.words.capacity() * 8
             + self.hashes.capacity() * 8
             + self.index.capacity() * 4
-            + self.interners.iter().map(|i| i.memory_bytes()).sum::<usize>()
+            + self
+                .interners
+                .iter()
+                .map(|i| i.memory_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -392,7 +439,11 @@ pub struct Translator {
 impl Translator {
     #[inline]
     fn map(&self, i: usize, id: u32) -> u32 {
-        self.maps.get(i).and_then(|m| m.get(id as usize)).copied().unwrap_or(0)
+        self.maps
+            .get(i)
+            .and_then(|m| m.get(id as usize))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -421,23 +472,37 @@ fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {
 pub fn int64_values(col: &ArrayRef) -> Result<Int64Array> {
     Ok(match col.data_type() {
         DataType::Int64 => col.as_primitive::<Int64Type>().clone(),
-        DataType::Int32 => arrow::compute::kernels::cast::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => {
-            arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone()
-        }
+        DataType::Int32 => arrow::compute::kernels::cast::cast(col, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
+        DataType::Int8
+        | DataType::Int16
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => arrow::compute::cast(col, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
         DataType::UInt64 => {
             // Values above i64::MAX keep their bit pattern; dimensions only compare for equality.
             let a = col.as_primitive::<arrow::datatypes::UInt64Type>();
-            Int64Array::new(a.values().iter().map(|&v| v as i64).collect(), a.nulls().cloned())
+            Int64Array::new(
+                a.values().iter().map(|&v| v as i64).collect(),
+                a.nulls().cloned(),
+            )
         }
-        DataType::Timestamp(_, _) => arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
-        DataType::Boolean => arrow::compute::cast(col, &DataType::Int64)?.as_primitive::<Int64Type>().clone(),
-        other => return Err(Error::schema(format!("expected an integer column, found {other}"))),
+        DataType::Timestamp(_, _) => arrow::compute::cast(col, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
+        DataType::Boolean => arrow::compute::cast(col, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone(),
+        other => {
+            return Err(Error::schema(format!(
+                "expected an integer column, found {other}"
+            )))
+        }
     })
 }
-
-#[allow(dead_code)]
-fn _unused(_: Int8Type, _: Int16Type, _: UInt8Type, _: UInt16Type, _: UInt32Type) {}
 
 /// Does a dimension value pass a predicate?
 pub fn predicate_matches(p: &Predicate, v: DimValue<'_>) -> bool {

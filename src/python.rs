@@ -48,7 +48,9 @@ fn to_py(err: Error) -> PyErr {
 }
 
 fn table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<Py<PyAny>> {
-    Ok(PyTable::try_new(batches, schema)?.into_pyarrow(py)?.unbind())
+    Ok(PyTable::try_new(batches, schema)?
+        .into_pyarrow(py)?
+        .unbind())
 }
 
 fn batch_table(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
@@ -87,9 +89,15 @@ fn run_interruptible<T: Send>(
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             let report = progress.map(|cb| {
-                cb.call1((ctl.rows_done.load(Ordering::Relaxed), ctl.rows_total.load(Ordering::Relaxed)))
+                cb.call1((
+                    ctl.rows_done.load(Ordering::Relaxed),
+                    ctl.rows_total.load(Ordering::Relaxed),
+                ))
             });
-            if let Err(e) = py.check_signals().and(report.unwrap_or(Ok(py.None().into_bound(py))).map(|_| ())) {
+            if let Err(e) = py
+                .check_signals()
+                .and(report.unwrap_or(Ok(py.None().into_bound(py))).map(|_| ()))
+            {
                 ctl.cancel.store(true, Ordering::Relaxed);
                 let _ = py.detach(|| wait(Duration::from_secs(3600)));
                 return Err(e);
@@ -108,10 +116,25 @@ struct CoreStore {
 impl CoreStore {
     #[new]
     #[pyo3(signature = (path=None, read_only=false, durable=true, time=None, auto_compact=true))]
-    fn new(py: Python<'_>, path: Option<std::path::PathBuf>, read_only: bool, durable: bool, time: Option<String>, auto_compact: bool) -> PyResult<Self> {
-        let opts = OpenOptions { path, read_only, durable, time_column: time, auto_compact };
+    fn new(
+        py: Python<'_>,
+        path: Option<std::path::PathBuf>,
+        read_only: bool,
+        durable: bool,
+        time: Option<String>,
+        auto_compact: bool,
+    ) -> PyResult<Self> {
+        let opts = OpenOptions {
+            path,
+            read_only,
+            durable,
+            time_column: time,
+            auto_compact,
+        };
         let store = py.detach(|| Store::open(opts)).map_err(to_py)?;
-        Ok(CoreStore { inner: Arc::new(store) })
+        Ok(CoreStore {
+            inner: Arc::new(store),
+        })
     }
 
     #[getter]
@@ -129,13 +152,26 @@ impl CoreStore {
 
     /// Append data as one commit; returns (commit, rows, quarantined).
     #[pyo3(signature = (data, quarantine=false))]
-    fn append(&self, py: Python<'_>, data: AnyRecordBatch, quarantine: bool) -> PyResult<(u64, u64, u64)> {
+    fn append(
+        &self,
+        py: Python<'_>,
+        data: AnyRecordBatch,
+        quarantine: bool,
+    ) -> PyResult<(u64, u64, u64)> {
         let reader = data.into_reader()?;
         let schema = reader.schema();
-        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| to_py(Error::schema(e.to_string())))?;
-        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
+        let batches: Vec<RecordBatch> = reader
+            .collect::<Result<_, _>>()
+            .map_err(|e| to_py(Error::schema(e.to_string())))?;
+        let batches = if batches.is_empty() {
+            vec![RecordBatch::new_empty(schema)]
+        } else {
+            batches
+        };
         let store = &self.inner;
-        let out = py.detach(|| store.append(&batches, quarantine)).map_err(to_py)?;
+        let out = py
+            .detach(|| store.append(&batches, quarantine))
+            .map_err(to_py)?;
         Ok((out.commit, out.rows, out.quarantined))
     }
 
@@ -165,7 +201,11 @@ impl CoreStore {
             }
             None => {
                 let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-                    arrow::datatypes::Field::new("commit", arrow::datatypes::DataType::Int64, false),
+                    arrow::datatypes::Field::new(
+                        "commit",
+                        arrow::datatypes::DataType::Int64,
+                        false,
+                    ),
                     arrow::datatypes::Field::new("row", arrow::datatypes::DataType::Int64, false),
                     arrow::datatypes::Field::new("reason", arrow::datatypes::DataType::Utf8, false),
                 ]));
@@ -196,9 +236,17 @@ impl CoreStore {
     }
 
     #[pyo3(signature = (views=None, threads=None, progress=None))]
-    fn recompute(&self, py: Python<'_>, views: Option<Vec<String>>, threads: Option<usize>, progress: Option<Bound<'_, PyAny>>) -> PyResult<u64> {
+    fn recompute(
+        &self,
+        py: Python<'_>,
+        views: Option<Vec<String>>,
+        threads: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
         let store = self.inner.clone();
-        run_interruptible(py, progress.as_ref(), move |ctl| store.recompute(views.as_deref(), threads, ctl))
+        run_interruptible(py, progress.as_ref(), move |ctl| {
+            store.recompute(views.as_deref(), threads, ctl)
+        })
     }
 
     /// `part` is "served", "batch" or "speed"; `filters` is a JSON list of filters.
@@ -216,7 +264,8 @@ impl CoreStore {
         part: &str,
     ) -> PyResult<Py<PyAny>> {
         let filter: Vec<Filter> = match filters {
-            Some(text) => serde_json::from_str(text).map_err(|e| to_py(Error::invalid(format!("bad filter: {e}"))))?,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| to_py(Error::invalid(format!("bad filter: {e}"))))?,
             None => Vec::new(),
         };
         let part = match part {
@@ -225,8 +274,16 @@ impl CoreStore {
             "speed" => Part::Speed,
             other => return Err(to_py(Error::invalid(format!("unknown part {other:?}")))),
         };
-        let q = Query { start, end, grain, by, filter };
-        let b = py.detach(|| self.inner.query(view, &q, part)).map_err(to_py)?;
+        let q = Query {
+            start,
+            end,
+            grain,
+            by,
+            filter,
+        };
+        let b = py
+            .detach(|| self.inner.query(view, &q, part))
+            .map_err(to_py)?;
         batch_table(py, b)
     }
 
@@ -239,11 +296,20 @@ impl CoreStore {
         d.set_item("read_only", self.inner.is_read_only())?;
         d.set_item("latest_commit", state.last_commit())?;
         d.set_item("rows", state.commits.iter().map(|c| c.rows).sum::<u64>())?;
-        d.set_item("quarantined_rows", state.commits.iter().map(|c| c.quarantined).sum::<u64>())?;
+        d.set_item(
+            "quarantined_rows",
+            state.commits.iter().map(|c| c.quarantined).sum::<u64>(),
+        )?;
         d.set_item("segments", state.segments.len())?;
-        d.set_item("segment_bytes", state.segments.iter().map(|s| s.file.bytes).sum::<u64>())?;
+        d.set_item(
+            "segment_bytes",
+            state.segments.iter().map(|s| s.file.bytes).sum::<u64>(),
+        )?;
         d.set_item("manifest_version", state.version)?;
-        d.set_item("time_column", state.schema.as_ref().map(|s| s.time_column.clone()))?;
+        d.set_item(
+            "time_column",
+            state.schema.as_ref().map(|s| s.time_column.clone()),
+        )?;
         let list = pyo3::types::PyList::empty(py);
         for v in views {
             let vd = PyDict::new(py);
@@ -272,11 +338,16 @@ impl CoreStore {
 /// returns (estimate, lower, upper, serialized bytes, memory bytes).
 #[pyfunction]
 #[pyo3(signature = (data, precision=crate::sketch::DEFAULT_PRECISION))]
-fn sketch_estimate(py: Python<'_>, data: pyo3_arrow::PyArray, precision: u8) -> PyResult<(f64, f64, f64, usize, usize)> {
+fn sketch_estimate(
+    py: Python<'_>,
+    data: pyo3_arrow::PyArray,
+    precision: u8,
+) -> PyResult<(f64, f64, f64, usize, usize)> {
     let array = data.into_inner().0;
     py.detach(|| -> crate::Result<_> {
         let keys = crate::agg::distinct_keys(&array)?;
-        let mut s = crate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut s =
+            crate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
         for (i, k) in keys.iter().enumerate() {
             if arrow::array::Array::is_valid(&array, i) {
                 s.insert_hash(crate::sketch::key_hash(*k));

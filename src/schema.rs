@@ -137,9 +137,9 @@ impl StoreSchema {
         }
         let time_column = match time_column {
             Some(t) => {
-                let f = schema.field_with_name(t).map_err(|_| {
-                    Error::schema(format!("time column {t:?} is not in the data"))
-                })?;
+                let f = schema
+                    .field_with_name(t)
+                    .map_err(|_| Error::schema(format!("time column {t:?} is not in the data")))?;
                 if classify(f.data_type()) != Some(ColumnClass::Time) {
                     return Err(Error::schema(format!(
                         "time column {t:?} must be a timestamp, not {}",
@@ -157,7 +157,10 @@ impl StoreSchema {
                     Error::schema("the data has no timestamp column to use as event time")
                 })?,
         };
-        let s = StoreSchema { time_column, columns };
+        let s = StoreSchema {
+            time_column,
+            columns,
+        };
         s.arrow()?; // validates the round trip of every type string
         Ok(s)
     }
@@ -166,7 +169,10 @@ impl StoreSchema {
         let mut fields = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let dt = type_from_str(&c.arrow_type).ok_or_else(|| {
-                Error::schema(format!("column {:?}: unknown stored type {}", c.name, c.arrow_type))
+                Error::schema(format!(
+                    "column {:?}: unknown stored type {}",
+                    c.name, c.arrow_type
+                ))
             })?;
             let nullable = c.name != self.time_column;
             fields.push(Field::new(&c.name, dt, nullable));
@@ -202,7 +208,12 @@ pub fn conform(
             return Err(Error::schema(format!(
                 "column {:?} is not in the store's schema (columns: {})",
                 f.name(),
-                target.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                target
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
@@ -220,7 +231,9 @@ pub fn conform(
     for field in target.fields() {
         let name = field.name();
         let Some(col) = batch.column_by_name(name) else {
-            return Err(Error::schema(format!("column {name:?} is missing from the data")));
+            return Err(Error::schema(format!(
+                "column {name:?} is missing from the data"
+            )));
         };
         let want = field.data_type();
         let have = col.data_type();
@@ -245,7 +258,10 @@ pub fn conform(
                     let lenient = arrow::compute::cast_with_options(
                         col,
                         want,
-                        &arrow::compute::CastOptions { safe: true, ..Default::default() },
+                        &arrow::compute::CastOptions {
+                            safe: true,
+                            ..Default::default()
+                        },
                     )?;
                     for row in 0..n {
                         if col.is_valid(row) && lenient.is_null(row) {
@@ -269,10 +285,16 @@ pub fn conform(
         }
         columns.push(converted);
     }
-    let full = RecordBatch::try_new(target.clone(), columns.into_iter().map(|c| c as ArrayRef).collect())
-        .map_err(|e| Error::schema(e.to_string()))?;
+    let full = RecordBatch::try_new(
+        target.clone(),
+        columns.into_iter().map(|c| c as ArrayRef).collect(),
+    )
+    .map_err(|e| Error::schema(e.to_string()))?;
     if bad.is_empty() {
-        return Ok(Conformed { batch: full, rejected: Vec::new() });
+        return Ok(Conformed {
+            batch: full,
+            rejected: Vec::new(),
+        });
     }
     let rejected: Vec<(usize, String)> = bad
         .iter()
@@ -300,7 +322,10 @@ fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     let out = arrow::compute::cast_with_options(
         col,
         to,
-        &arrow::compute::CastOptions { safe: false, ..Default::default() },
+        &arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
     )?;
     Ok(out)
 }

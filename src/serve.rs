@@ -29,7 +29,12 @@ pub struct Query {
 }
 
 /// Answer `q` over `batch` and `speed` tables of the view planned by `plan`.
-pub fn answer(plan: &ViewPlan, q: &Query, batch: Option<&AggTable>, speed: &[&AggTable]) -> Result<RecordBatch> {
+pub fn answer(
+    plan: &ViewPlan,
+    q: &Query,
+    batch: Option<&AggTable>,
+    speed: &[&AggTable],
+) -> Result<RecordBatch> {
     let view = &plan.def.name;
     let grain = match &q.grain {
         None => None,
@@ -48,7 +53,10 @@ pub fn answer(plan: &ViewPlan, q: &Query, batch: Option<&AggTable>, speed: &[&Ag
     let mut keep = Vec::with_capacity(by.len());
     for d in &by {
         let i = plan.def.by.iter().position(|x| x == d).ok_or_else(|| {
-            Error::not_found(format!("{d:?} is not a dimension of view {view:?} (dimensions: {:?})", plan.def.by))
+            Error::not_found(format!(
+                "{d:?} is not a dimension of view {view:?} (dimensions: {:?})",
+                plan.def.by
+            ))
         })?;
         if keep.contains(&i) {
             return Err(Error::invalid(format!("dimension {d:?} is named twice")));
@@ -57,12 +65,17 @@ pub fn answer(plan: &ViewPlan, q: &Query, batch: Option<&AggTable>, speed: &[&Ag
     }
     let mut filters = Vec::with_capacity(q.filter.len());
     for f in &q.filter {
-        let i = plan.def.by.iter().position(|x| x == &f.column).ok_or_else(|| {
-            Error::not_found(format!(
+        let i = plan
+            .def
+            .by
+            .iter()
+            .position(|x| x == &f.column)
+            .ok_or_else(|| {
+                Error::not_found(format!(
                 "cannot filter on {:?}: it is not a dimension of view {view:?} (dimensions: {:?})",
                 f.column, plan.def.by
             ))
-        })?;
+            })?;
         let class = match plan.dims[i] {
             crate::group::DimKind::Str => crate::schema::ColumnClass::Str,
             crate::group::DimKind::Int => crate::schema::ColumnClass::Int,
@@ -81,12 +94,18 @@ pub fn answer(plan: &ViewPlan, q: &Query, batch: Option<&AggTable>, speed: &[&Ag
         if q.start.is_some_and(|s| b < s) || q.end.is_some_and(|e| b >= e) {
             return false;
         }
-        filters.iter().all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
+        filters
+            .iter()
+            .all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
     };
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
     let mut out = AggTable {
         keys: GroupKeys::new(dims),
-        states: plan.metrics.iter().map(|m| crate::agg::States::new(m, Layer::Speed)).collect(),
+        states: plan
+            .metrics
+            .iter()
+            .map(|m| crate::agg::States::new(m, Layer::Speed))
+            .collect(),
     };
     if let Some(b) = batch {
         out.absorb(b, &keep, grain, &accept)?;

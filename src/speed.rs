@@ -25,10 +25,22 @@ pub struct SpeedView {
 
 impl SpeedView {
     /// Fold the (already aggregated) table of one commit into the open chunk.
-    pub fn apply(&mut self, plan: &ViewPlan, commit: u64, rows: u64, delta: &AggTable) -> Result<()> {
+    pub fn apply(
+        &mut self,
+        plan: &ViewPlan,
+        commit: u64,
+        rows: u64,
+        delta: &AggTable,
+    ) -> Result<()> {
         let open = matches!(self.chunks.last(), Some(c) if !c.sealed);
         if !open {
-            self.chunks.push(SpeedChunk { first: commit, last: commit, rows: 0, sealed: false, table: plan.new_table(Layer::Speed) });
+            self.chunks.push(SpeedChunk {
+                first: commit,
+                last: commit,
+                rows: 0,
+                sealed: false,
+                table: plan.new_table(Layer::Speed),
+            });
         }
         if let Some(c) = self.chunks.last_mut() {
             c.table.merge_same(delta)?;
@@ -48,7 +60,11 @@ impl SpeedView {
     /// Forget the state of commits <= `snapshot`. Returns false if a chunk straddles the
     /// boundary (the caller then rebuilds the speed view from the master dataset).
     pub fn drop_upto(&mut self, snapshot: u64) -> bool {
-        if self.chunks.iter().any(|c| c.first <= snapshot && c.last > snapshot) {
+        if self
+            .chunks
+            .iter()
+            .any(|c| c.first <= snapshot && c.last > snapshot)
+        {
             return false;
         }
         self.chunks.retain(|c| c.first > snapshot);

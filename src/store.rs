@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt64Array,
+};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -24,7 +27,9 @@ use crate::serve::{self, Part, Query};
 use crate::speed::SpeedView;
 use crate::storage::files::{ensure_dir, read_checked, write_atomic, TMP_PREFIX};
 use crate::storage::lock::WriterLock;
-use crate::storage::manifest::{CommitInfo, FileRef, Manifest, ManifestState, Published, QuarantineInfo, Record, SegmentInfo};
+use crate::storage::manifest::{
+    CommitInfo, FileRef, Manifest, ManifestState, Published, QuarantineInfo, Record, SegmentInfo,
+};
 use crate::storage::parquet_io::{self, ParquetBytes};
 use crate::table::{AggTable, ViewPlan};
 use crate::view::ViewDef;
@@ -49,7 +54,13 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { path: None, read_only: false, durable: true, time_column: None, auto_compact: true }
+        OpenOptions {
+            path: None,
+            read_only: false,
+            durable: true,
+            time_column: None,
+            auto_compact: true,
+        }
     }
 }
 
@@ -102,19 +113,27 @@ pub struct Store {
 }
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 fn temp_root() -> Result<PathBuf> {
     let base = std::env::temp_dir();
     for attempt in 0..100u32 {
-        let nonce = xxhash_rust::xxh3::xxh3_64(format!("{}-{}-{attempt}", std::process::id(), now_us()).as_bytes());
+        let nonce = xxhash_rust::xxh3::xxh3_64(
+            format!("{}-{}-{attempt}", std::process::id(), now_us()).as_bytes(),
+        );
         let p = base.join(format!("lamina-{:016x}", nonce));
         if fs::create_dir(&p).is_ok() {
             return Ok(p);
         }
     }
-    Err(Error::new(ErrorKind::Io, "cannot create a temporary store directory"))
+    Err(Error::new(
+        ErrorKind::Io,
+        "cannot create a temporary store directory",
+    ))
 }
 
 fn lock_poisoned() -> Error {
@@ -129,12 +148,19 @@ impl Store {
         };
         if opts.read_only {
             if !Manifest::log_dir(&root).exists() {
-                return Err(Error::not_found(format!("{} is not a lamina store", root.display())));
+                return Err(Error::not_found(format!(
+                    "{} is not a lamina store",
+                    root.display()
+                )));
             }
         } else {
             ensure_dir(&root)?;
         }
-        let lock = if opts.read_only { None } else { Some(WriterLock::acquire(&root)?) };
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(WriterLock::acquire(&root)?)
+        };
         let durable = opts.durable && !temporary;
         let manifest = Manifest::open(&root, durable, !opts.read_only)?;
         let store = Store {
@@ -176,7 +202,10 @@ impl Store {
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if self.read_only {
-            return Err(Error::new(ErrorKind::Lock, "the store was opened read-only"));
+            return Err(Error::new(
+                ErrorKind::Lock,
+                "the store was opened read-only",
+            ));
         }
         Ok(())
     }
@@ -206,7 +235,12 @@ impl Store {
     /// Remove files no committed record references (crash leftovers) and temporary files.
     fn clean_leftovers(&self) -> Result<()> {
         let m = self.writer()?;
-        let live: std::collections::HashSet<PathBuf> = m.state.live_files().iter().map(|f| self.root.join(f)).collect();
+        let live: std::collections::HashSet<PathBuf> = m
+            .state
+            .live_files()
+            .iter()
+            .map(|f| self.root.join(f))
+            .collect();
         for dir in ["segments", "quarantine", "views"] {
             let d = self.root.join(dir);
             if !d.exists() {
@@ -241,11 +275,13 @@ impl Store {
             Some(b) => b.schema(),
             None => return Err(Error::schema("nothing to append: the data has no batches")),
         };
-        let incoming = concat_batches(&incoming_schema, batches).map_err(|e| Error::schema(format!("batches disagree on their schema: {e}")))?;
+        let incoming = concat_batches(&incoming_schema, batches)
+            .map_err(|e| Error::schema(format!("batches disagree on their schema: {e}")))?;
         let (schema, new_schema) = match &m.state.schema {
             Some(s) => (s.clone(), None),
             None => {
-                let s = StoreSchema::from_first_batch(&incoming_schema, self.time_column.as_deref())?;
+                let s =
+                    StoreSchema::from_first_batch(&incoming_schema, self.time_column.as_deref())?;
                 (s.clone(), Some(s))
             }
         };
@@ -258,7 +294,10 @@ impl Store {
             let bytes = parquet_io::encode(&target, std::slice::from_ref(&conformed.batch))?;
             let rel = format!("segments/{commit:020}.parquet");
             let file = self.write_file(&rel, &bytes)?;
-            Some(SegmentInfo { file, commits: vec![(commit, rows)] })
+            Some(SegmentInfo {
+                file,
+                commits: vec![(commit, rows)],
+            })
         } else {
             None
         };
@@ -269,17 +308,35 @@ impl Store {
             let bytes = parquet_io::encode(&q.schema(), std::slice::from_ref(&q))?;
             let rel = format!("quarantine/{commit:020}.parquet");
             let file = self.write_file(&rel, &bytes)?;
-            Some(QuarantineInfo { commit, file, rows: conformed.rejected.len() as u64 })
+            Some(QuarantineInfo {
+                commit,
+                file,
+                rows: conformed.rejected.len() as u64,
+            })
         };
-        let info = CommitInfo { commit, rows, committed_at_us: now_us(), quarantined: conformed.rejected.len() as u64 };
-        m.commit(Record::Append { commit: info, schema: new_schema, segment, quarantine: quarantine_info })?;
+        let info = CommitInfo {
+            commit,
+            rows,
+            committed_at_us: now_us(),
+            quarantined: conformed.rejected.len() as u64,
+        };
+        m.commit(Record::Append {
+            commit: info,
+            schema: new_schema,
+            segment,
+            quarantine: quarantine_info,
+        })?;
         // Acknowledged: the commit is durable. Now make it visible to queries.
         self.speed_apply(commit, &conformed.batch);
         if self.auto_compact {
             // Compaction never changes content; a failure here leaves the store as it was.
             let _ = self.compact_locked(&mut m, false);
         }
-        Ok(AppendOutcome { commit, rows, quarantined: conformed.rejected.len() as u64 })
+        Ok(AppendOutcome {
+            commit,
+            rows,
+            quarantined: conformed.rejected.len() as u64,
+        })
     }
 
     fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
@@ -288,14 +345,22 @@ impl Store {
             ensure_dir(dir)?;
         }
         write_atomic(&path, bytes, self.durable)?;
-        Ok(FileRef { file: rel.to_string(), bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) })
+        Ok(FileRef {
+            file: rel.to_string(),
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
     }
 
     /// Fold one commit into every view's speed state, then make it visible.
     fn speed_apply(&self, commit: u64, batch: &RecordBatch) {
         // Aggregate outside the serving lock: queries are not blocked while rows are grouped.
         let plans: Vec<(String, ViewPlan)> = match self.serving_read() {
-            Ok(s) => s.views.iter().map(|(k, v)| (k.clone(), v.plan.clone())).collect(),
+            Ok(s) => s
+                .views
+                .iter()
+                .map(|(k, v)| (k.clone(), v.plan.clone()))
+                .collect(),
             Err(_) => return,
         };
         let mut deltas = Vec::with_capacity(plans.len());
@@ -304,7 +369,9 @@ impl Store {
             let ok = t.update(plan, batch).is_ok();
             deltas.push((name, plan, ok.then_some(t)));
         }
-        let Ok(mut s) = self.serving_write() else { return };
+        let Ok(mut s) = self.serving_write() else {
+            return;
+        };
         let mut broken = Vec::new();
         for (name, plan, delta) in deltas {
             if let Some(v) = s.views.get_mut(name) {
@@ -312,7 +379,10 @@ impl Store {
                     continue;
                 }
                 let ok = match delta {
-                    Some(d) => v.speed.apply(plan, commit, batch.num_rows() as u64, &d).is_ok(),
+                    Some(d) => v
+                        .speed
+                        .apply(plan, commit, batch.num_rows() as u64, &d)
+                        .is_ok(),
                     None => false,
                 };
                 if !ok {
@@ -329,9 +399,19 @@ impl Store {
     }
 
     /// Read the rows of commits in (after, upto], only `columns` (None: all), in commit order.
-    pub fn read_rows(&self, state: &ManifestState, after: u64, upto: u64, columns: Option<&[String]>) -> Result<Vec<RecordBatch>> {
+    pub fn read_rows(
+        &self,
+        state: &ManifestState,
+        after: u64,
+        upto: u64,
+        columns: Option<&[String]>,
+    ) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
-        let segs: Vec<&SegmentInfo> = state.segments.iter().filter(|s| s.last_commit() > after && s.first_commit() <= upto).collect();
+        let segs: Vec<&SegmentInfo> = state
+            .segments
+            .iter()
+            .filter(|s| s.last_commit() > after && s.first_commit() <= upto)
+            .collect();
         let results: Vec<Result<Vec<RecordBatch>>> = {
             use rayon::prelude::*;
             segs.par_iter()
@@ -358,7 +438,9 @@ impl Store {
         let last = state.last_commit();
         let upto = commit.unwrap_or(last);
         if upto > last {
-            return Err(Error::not_found(format!("commit {upto} does not exist (the latest is {last})")));
+            return Err(Error::not_found(format!(
+                "commit {upto} does not exist (the latest is {last})"
+            )));
         }
         let schema = match &state.schema {
             Some(s) => s.arrow()?,
@@ -375,14 +457,23 @@ impl Store {
         let schema = Arc::new(Schema::new(vec![
             Field::new("commit", DataType::UInt64, false),
             Field::new("rows", DataType::UInt64, false),
-            Field::new("committed_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new(
+                "committed_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
             Field::new("quarantined", DataType::UInt64, false),
         ]));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(c.iter().map(|x| x.commit))),
             Arc::new(UInt64Array::from_iter_values(c.iter().map(|x| x.rows))),
-            Arc::new(TimestampMicrosecondArray::from_iter_values(c.iter().map(|x| x.committed_at_us)).with_timezone("UTC")),
-            Arc::new(UInt64Array::from_iter_values(c.iter().map(|x| x.quarantined))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(c.iter().map(|x| x.committed_at_us))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(UInt64Array::from_iter_values(
+                c.iter().map(|x| x.quarantined),
+            )),
         ];
         Ok(RecordBatch::try_new(schema, cols)?)
     }
@@ -420,7 +511,10 @@ impl Store {
             }
             let start = i;
             let mut rows = 0;
-            while i < segs.len() && segs[i].rows() < SMALL_SEGMENT_ROWS && rows < 4 * SMALL_SEGMENT_ROWS {
+            while i < segs.len()
+                && segs[i].rows() < SMALL_SEGMENT_ROWS
+                && rows < 4 * SMALL_SEGMENT_ROWS
+            {
                 rows += segs[i].rows();
                 i += 1;
             }
@@ -435,7 +529,12 @@ impl Store {
         let mut merged = 0;
         for (s, e) in runs.into_iter().rev() {
             let group: Vec<SegmentInfo> = m.state.segments[s..e].to_vec();
-            let schema = m.state.schema.as_ref().ok_or_else(|| Error::invalid("no schema"))?.arrow()?;
+            let schema = m
+                .state
+                .schema
+                .as_ref()
+                .ok_or_else(|| Error::invalid("no schema"))?
+                .arrow()?;
             let mut batches = Vec::new();
             let mut commits = Vec::new();
             for seg in &group {
@@ -445,10 +544,17 @@ impl Store {
                 commits.extend(seg.commits.iter().copied());
             }
             let bytes = parquet_io::encode(&schema, &batches)?;
-            let rel = format!("segments/{:020}-{:020}.parquet", group[0].first_commit(), group[group.len() - 1].last_commit());
+            let rel = format!(
+                "segments/{:020}-{:020}.parquet",
+                group[0].first_commit(),
+                group[group.len() - 1].last_commit()
+            );
             let file = self.write_file(&rel, &bytes)?;
             let removed: Vec<String> = group.iter().map(|g| g.file.file.clone()).collect();
-            m.commit(Record::Compact { removed: removed.clone(), added: SegmentInfo { file, commits } })?;
+            m.commit(Record::Compact {
+                removed: removed.clone(),
+                added: SegmentInfo { file, commits },
+            })?;
             for r in removed {
                 let _ = fs::remove_file(self.root.join(r));
             }
@@ -464,11 +570,9 @@ impl Store {
     pub fn define(&self, def: ViewDef) -> Result<bool> {
         self.check_writable()?;
         let mut m = self.writer()?;
-        let schema = m
-            .state
-            .schema
-            .clone()
-            .ok_or_else(|| Error::schema("append data before defining views: the first append fixes the schema"))?;
+        let schema = m.state.schema.clone().ok_or_else(|| {
+            Error::schema("append data before defining views: the first append fixes the schema")
+        })?;
         let plan = ViewPlan::new(def.clone(), &schema)?;
         if let Some(v) = m.state.views.get(&def.name) {
             if v.fingerprint == plan.fingerprint && v.def == def {
@@ -484,8 +588,15 @@ impl Store {
     pub fn drop_view(&self, name: &str) -> Result<()> {
         self.check_writable()?;
         let mut m = self.writer()?;
-        let entry = m.state.views.get(name).cloned().ok_or_else(|| self.unknown_view(name, &m.state))?;
-        m.commit(Record::Drop { name: name.to_string() })?;
+        let entry = m
+            .state
+            .views
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.unknown_view(name, &m.state))?;
+        m.commit(Record::Drop {
+            name: name.to_string(),
+        })?;
         self.serving_write()?.views.remove(name);
         if let Some(p) = entry.published {
             let _ = fs::remove_file(self.root.join(p.file.file));
@@ -496,29 +607,47 @@ impl Store {
     fn unknown_view(&self, name: &str, state: &ManifestState) -> Error {
         Error::not_found(format!(
             "no view named {name:?} (views: {})",
-            if state.views.is_empty() { "none defined".to_string() } else { state.views.keys().cloned().collect::<Vec<_>>().join(", ") }
+            if state.views.is_empty() {
+                "none defined".to_string()
+            } else {
+                state.views.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
         ))
     }
 
     pub fn view_defs(&self) -> Result<Vec<ViewDef>> {
-        Ok(self.state()?.views.values().map(|v| v.def.clone()).collect())
+        Ok(self
+            .state()?
+            .views
+            .values()
+            .map(|v| v.def.clone())
+            .collect())
     }
 
     /// Load the published batch view and replay later commits into the speed layer.
     fn load_view(&self, name: &str) -> Result<()> {
         let state = self.writer()?.state.clone();
-        let entry = state.views.get(name).ok_or_else(|| self.unknown_view(name, &state))?;
-        let schema = state.schema.clone().ok_or_else(|| Error::schema("no schema"))?;
+        let entry = state
+            .views
+            .get(name)
+            .ok_or_else(|| self.unknown_view(name, &state))?;
+        let schema = state
+            .schema
+            .clone()
+            .ok_or_else(|| Error::schema("no schema"))?;
         let plan = ViewPlan::new(entry.def.clone(), &schema)?;
         let batch = match &entry.published {
-            Some(p) if p.fingerprint == plan.fingerprint => Some(Arc::new(self.load_batch_view(&plan, p)?)),
+            Some(p) if p.fingerprint == plan.fingerprint => {
+                Some(Arc::new(self.load_batch_view(&plan, p)?))
+            }
             _ => None,
         };
         let covered = batch.as_ref().map(|b| b.snapshot).unwrap_or(0);
         let speed = self.replay(&plan, &state, covered)?;
         let mut s = self.serving_write()?;
         s.visible = state.last_commit();
-        s.views.insert(name.to_string(), ViewState { plan, batch, speed });
+        s.views
+            .insert(name.to_string(), ViewState { plan, batch, speed });
         Ok(())
     }
 
@@ -528,7 +657,12 @@ impl Store {
         let pq = ParquetBytes::open(&path, bytes)?;
         let batches = pq.read(&path, None, None, None)?;
         let table = AggTable::from_state_batches(plan, &batches, &path)?;
-        Ok(BatchView { snapshot: p.snapshot, fingerprint: p.fingerprint.clone(), published_at_us: p.published_at_us, table })
+        Ok(BatchView {
+            snapshot: p.snapshot,
+            fingerprint: p.fingerprint.clone(),
+            published_at_us: p.published_at_us,
+            table,
+        })
     }
 
     /// The speed state of commits in (after, latest], rebuilt from the master dataset.
@@ -558,7 +692,10 @@ impl Store {
         let state = _m.state.clone();
         let (plan, covered) = {
             let s = self.serving_read()?;
-            let v = s.views.get(name).ok_or_else(|| self.unknown_view(name, &state))?;
+            let v = s
+                .views
+                .get(name)
+                .ok_or_else(|| self.unknown_view(name, &state))?;
             (v.plan.clone(), v.covered())
         };
         let speed = self.replay(&plan, &state, covered)?;
@@ -585,7 +722,12 @@ impl Store {
 
     /// Recompute every view (or those named) from scratch over the latest snapshot and publish
     /// the results atomically. Returns the snapshot the new batch views cover.
-    pub fn recompute(&self, views: Option<&[String]>, threads: Option<usize>, ctl: &Control) -> Result<u64> {
+    pub fn recompute(
+        &self,
+        views: Option<&[String]>,
+        threads: Option<usize>,
+        ctl: &Control,
+    ) -> Result<u64> {
         self.check_writable()?;
         // 1. Pin a snapshot and seal the speed chunks at it, in one step with respect to appends.
         let (state, plans) = {
@@ -628,16 +770,24 @@ impl Store {
         let bytes = parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))?;
         // Reload from the persisted form: serving then holds exactly what a restart would load.
         let path_hint = self.root.join("views").join(name);
-        let served = AggTable::from_state_batches(plan, std::slice::from_ref(&state_batch), &path_hint)?;
+        let served =
+            AggTable::from_state_batches(plan, std::slice::from_ref(&state_batch), &path_hint)?;
         let mut m = self.writer()?;
         let current = match m.state.views.get(name) {
             Some(v) if v.fingerprint == plan.fingerprint => v.published.clone(),
             _ => return Ok(()), // redefined or dropped meanwhile: this result is stale
         };
-        if current.as_ref().is_some_and(|p| p.snapshot >= snapshot && p.fingerprint == plan.fingerprint) {
+        if current
+            .as_ref()
+            .is_some_and(|p| p.snapshot >= snapshot && p.fingerprint == plan.fingerprint)
+        {
             return Ok(()); // a newer recompute already published
         }
-        let rel = format!("views/{}/{snapshot:020}-{}.parquet", sanitize(name), plan.fingerprint);
+        let rel = format!(
+            "views/{}/{snapshot:020}-{}.parquet",
+            sanitize(name),
+            plan.fingerprint
+        );
         let file = self.write_file(&rel, &bytes)?;
         let published = Published {
             snapshot,
@@ -646,7 +796,10 @@ impl Store {
             rows: state_batch.num_rows() as u64,
             published_at_us: now_us(),
         };
-        m.commit(Record::Publish { name: name.clone(), published: published.clone() })?;
+        m.commit(Record::Publish {
+            name: name.clone(),
+            published: published.clone(),
+        })?;
         let state = m.state.clone();
         // Swap: the batch view at `snapshot` replaces the speed state of commits <= snapshot.
         let mut rebuild = false;
@@ -690,8 +843,16 @@ impl Store {
                 return Err(self.unknown_view(name, &state));
             }
         };
-        let batch = if part == Part::Speed { None } else { v.batch.as_ref().map(|b| &b.table) };
-        let speed: Vec<&AggTable> = if part == Part::Batch { Vec::new() } else { v.speed.chunks.iter().map(|c| &c.table).collect() };
+        let batch = if part == Part::Speed {
+            None
+        } else {
+            v.batch.as_ref().map(|b| &b.table)
+        };
+        let speed: Vec<&AggTable> = if part == Part::Batch {
+            Vec::new()
+        } else {
+            v.speed.chunks.iter().map(|c| &c.table).collect()
+        };
         serve::answer(&v.plan, q, batch, &speed)
     }
 
@@ -708,11 +869,22 @@ impl Store {
                 fingerprint: v.plan.fingerprint.clone(),
                 covered: v.covered(),
                 pending_commits: s.visible.saturating_sub(v.covered()),
-                batch_groups: v.batch.as_ref().map(|b| b.table.keys.len() as u64).unwrap_or(0),
+                batch_groups: v
+                    .batch
+                    .as_ref()
+                    .map(|b| b.table.keys.len() as u64)
+                    .unwrap_or(0),
                 speed_rows: v.speed.rows(),
                 speed_groups: v.speed.groups() as u64,
-                batch_age_s: v.batch.as_ref().map(|b| (now - b.published_at_us) as f64 / 1e6),
-                batch_memory_bytes: v.batch.as_ref().map(|b| b.table.memory_bytes() as u64).unwrap_or(0),
+                batch_age_s: v
+                    .batch
+                    .as_ref()
+                    .map(|b| (now - b.published_at_us) as f64 / 1e6),
+                batch_memory_bytes: v
+                    .batch
+                    .as_ref()
+                    .map(|b| b.table.memory_bytes() as u64)
+                    .unwrap_or(0),
                 speed_memory_bytes: v.speed.memory_bytes() as u64,
             })
             .collect();
@@ -757,8 +929,20 @@ pub struct ViewStatus {
 }
 
 fn sanitize(name: &str) -> String {
-    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-    format!("{clean}-{:08x}", xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32)
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{clean}-{:08x}",
+        xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
+    )
 }
 
 /// Keep rows [skip, end) of a sequence of batches.
@@ -769,7 +953,11 @@ fn slice_batches(batches: Vec<RecordBatch>, skip: usize, end: usize) -> Vec<Reco
         let n = b.num_rows();
         let (s, e) = (skip.max(pos), end.min(pos + n));
         if s < e {
-            out.push(if s == pos && e == pos + n { b } else { b.slice(s - pos, e - s) });
+            out.push(if s == pos && e == pos + n {
+                b
+            } else {
+                b.slice(s - pos, e - s)
+            });
         }
         pos += n;
     }
@@ -777,7 +965,11 @@ fn slice_batches(batches: Vec<RecordBatch>, skip: usize, end: usize) -> Vec<Reco
 }
 
 /// Rejected rows as text, with commit, row and reason: readable whatever their original types.
-fn quarantine_batch(incoming: &RecordBatch, rejected: &[(usize, String)], commit: u64) -> Result<RecordBatch> {
+fn quarantine_batch(
+    incoming: &RecordBatch,
+    rejected: &[(usize, String)],
+    commit: u64,
+) -> Result<RecordBatch> {
     let idx = arrow::array::UInt32Array::from_iter_values(rejected.iter().map(|(r, _)| *r as u32));
     let mut fields = vec![
         Field::new("commit", DataType::Int64, false),
@@ -786,15 +978,190 @@ fn quarantine_batch(incoming: &RecordBatch, rejected: &[(usize, String)], commit
     ];
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![commit as i64; rejected.len()])),
-        Arc::new(Int64Array::from_iter_values(rejected.iter().map(|(r, _)| *r as i64))),
-        Arc::new(StringArray::from_iter_values(rejected.iter().map(|(_, why)| why.as_str()))),
+        Arc::new(Int64Array::from_iter_values(
+            rejected.iter().map(|(r, _)| *r as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rejected.iter().map(|(_, why)| why.as_str()),
+        )),
     ];
     for (f, c) in incoming.schema().fields().iter().zip(incoming.columns()) {
         let taken = arrow::compute::take(c.as_ref(), &idx, None)?;
-        let text = arrow::compute::cast(&taken, &DataType::Utf8).unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>; rejected.len()])));
+        let text = arrow::compute::cast(&taken, &DataType::Utf8)
+            .unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>; rejected.len()])));
         fields.push(Field::new(f.name(), DataType::Utf8, true));
         cols.push(text);
     }
-    let _ = BooleanArray::from(Vec::<bool>::new());
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::AggSpec;
+    use arrow::array::{Array, AsArray, Float64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::Int64Type;
+
+    fn events(n: usize, offset: i64) -> RecordBatch {
+        let hour = 3_600_000_000i64;
+        let ts: TimestampMicrosecondArray = (0..n as i64)
+            .map(|i| Some(offset + (i * 7919 % 48) * hour))
+            .collect();
+        let country: StringArray = (0..n).map(|i| Some(["DE", "FR", "日本"][i % 3])).collect();
+        let user: Int64Array = (0..n as i64)
+            .map(|i| if i % 10 == 0 { None } else { Some(i % 97) })
+            .collect();
+        let amount: Float64Array = (0..n).map(|i| Some(i as f64 * 0.1)).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("country", DataType::Utf8, true),
+            Field::new("user", DataType::Int64, true),
+            Field::new("amount", DataType::Float64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(ts),
+                Arc::new(country),
+                Arc::new(user),
+                Arc::new(amount),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn view() -> ViewDef {
+        ViewDef {
+            name: "v".into(),
+            time: "ts".into(),
+            grain: "1h".into(),
+            by: vec!["country".into()],
+            metrics: vec![
+                ("n".into(), AggSpec::Count { column: None }),
+                (
+                    "s".into(),
+                    AggSpec::Sum {
+                        column: "amount".into(),
+                    },
+                ),
+                (
+                    "u".into(),
+                    AggSpec::CountDistinct {
+                        column: "user".into(),
+                    },
+                ),
+            ],
+            filter: vec![],
+            precision: 12,
+        }
+    }
+
+    fn total(b: &RecordBatch, col: &str) -> i64 {
+        b.column_by_name(col)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .sum()
+    }
+
+    #[test]
+    fn append_snapshot_time_travel_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            path: Some(dir.path().join("s")),
+            ..Default::default()
+        };
+        {
+            let s = Store::open(opts.clone()).unwrap();
+            assert_eq!(s.append(&[events(100, 0)], false).unwrap().commit, 1);
+            assert_eq!(s.append(&[events(50, 0)], false).unwrap().commit, 2);
+            let (_, b) = s.snapshot(Some(1)).unwrap();
+            assert_eq!(b.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+            assert!(s.snapshot(Some(3)).is_err());
+        }
+        let s = Store::open(opts.clone()).unwrap();
+        let (_, b) = s.snapshot(None).unwrap();
+        assert_eq!(b.iter().map(|b| b.num_rows()).sum::<usize>(), 150);
+        // A second writer in the same process is refused by the lock.
+        assert_eq!(
+            Store::open(opts).err().map(|e| e.kind),
+            Some(ErrorKind::Lock)
+        );
+    }
+
+    #[test]
+    fn served_equals_batch_after_recompute_and_counts_each_event_once() {
+        let s = Store::open(OpenOptions::default()).unwrap();
+        s.append(&[events(1000, 0)], false).unwrap();
+        s.define(view()).unwrap();
+        let q = Query::default();
+        let speed_only = s.query("v", &q, Part::Served).unwrap();
+        assert_eq!(total(&speed_only, "n"), 1000);
+        s.recompute(None, Some(2), &Control::default()).unwrap();
+        assert_eq!(s.query("v", &q, Part::Speed).unwrap().num_rows(), 0);
+        s.append(&[events(10, 0)], false).unwrap();
+        let served = s.query("v", &q, Part::Served).unwrap();
+        assert_eq!(total(&served, "n"), 1010);
+        let exact = served
+            .column_by_name("u_exact")
+            .unwrap()
+            .as_boolean()
+            .clone();
+        assert!(
+            exact.iter().any(|e| e == Some(false)),
+            "groups touched by the speed layer are approximate"
+        );
+        s.recompute(None, Some(1), &Control::default()).unwrap();
+        let again = s.query("v", &q, Part::Served).unwrap();
+        assert_eq!(total(&again, "n"), 1010);
+        assert!(again
+            .column_by_name("u_exact")
+            .unwrap()
+            .as_boolean()
+            .iter()
+            .all(|e| e == Some(true)));
+    }
+
+    #[test]
+    fn bad_appends_write_nothing() {
+        let s = Store::open(OpenOptions::default()).unwrap();
+        s.append(&[events(10, 0)], false).unwrap();
+        let other = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)])),
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        )
+        .unwrap();
+        let err = s.append(&[other], false).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Schema);
+        assert!(err.message.contains("\"x\""), "{}", err.message);
+        assert_eq!(s.commits().unwrap().num_rows(), 1);
+    }
+
+    #[test]
+    fn cancelled_recompute_publishes_nothing() {
+        let s = Store::open(OpenOptions::default()).unwrap();
+        s.append(&[events(100, 0)], false).unwrap();
+        s.define(view()).unwrap();
+        let ctl = Control::default();
+        ctl.cancel.store(true, Ordering::Relaxed);
+        assert_eq!(
+            s.recompute(None, None, &ctl).unwrap_err().kind,
+            ErrorKind::Interrupted
+        );
+        assert_eq!(
+            s.query("v", &Query::default(), Part::Batch)
+                .unwrap()
+                .num_rows(),
+            0
+        );
+        assert_eq!(
+            total(&s.query("v", &Query::default(), Part::Served).unwrap(), "n"),
+            100
+        );
+    }
 }

@@ -30,7 +30,9 @@ impl ViewPlan {
         let grain = def.grain()?;
         let mut dims = Vec::new();
         for d in &def.by {
-            let class = schema.column_class(d).ok_or_else(|| Error::not_found(format!("column {d:?}")))?;
+            let class = schema
+                .column_class(d)
+                .ok_or_else(|| Error::not_found(format!("column {d:?}")))?;
             dims.push(DimKind::from_class(class)?);
         }
         let metrics = def
@@ -44,7 +46,13 @@ impl ViewPlan {
             })
             .collect();
         let fingerprint = def.fingerprint();
-        Ok(ViewPlan { def, fingerprint, grain, dims, metrics })
+        Ok(ViewPlan {
+            def,
+            fingerprint,
+            grain,
+            dims,
+            metrics,
+        })
     }
 
     /// The columns of the master dataset a recompute needs to read.
@@ -96,7 +104,9 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
             .ok_or_else(|| Error::not_found(format!("filter column {:?}", f.column)))?;
         let col = match col.data_type() {
             DataType::Utf8 | DataType::Boolean | DataType::Int64 => col.clone(),
-            DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => arrow::compute::cast(col, &DataType::Utf8)?,
+            DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+                arrow::compute::cast(col, &DataType::Utf8)?
+            }
             _ => arrow::compute::cast(col, &DataType::Int64)?,
         };
         use arrow::array::AsArray;
@@ -110,7 +120,9 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
                 match col.data_type() {
                     DataType::Utf8 => DimValue::Str(col.as_string::<i32>().value(row)),
                     DataType::Boolean => DimValue::Bool(col.as_boolean().value(row)),
-                    _ => DimValue::Int(col.as_primitive::<arrow::datatypes::Int64Type>().value(row)),
+                    _ => {
+                        DimValue::Int(col.as_primitive::<arrow::datatypes::Int64Type>().value(row))
+                    }
                 }
             };
             *k = predicate_matches(&f.predicate, v);
@@ -172,7 +184,9 @@ impl AggTable {
             if !accept(&other.keys, g) {
                 continue;
             }
-            let h = self.keys.translate_into(&other.keys, g, keep, grain, &mut tr, &mut key);
+            let h = self
+                .keys
+                .translate_into(&other.keys, g, keep, grain, &mut tr, &mut key);
             let dst = self.keys.find_or_insert_hashed(&key, h);
             pairs.push((dst, g));
         }
@@ -220,7 +234,12 @@ impl AggTable {
         self.to_batch(dim_names, metrics, true)
     }
 
-    fn to_batch(&self, dim_names: &[String], metrics: &[AggPlan], with_state: bool) -> Result<RecordBatch> {
+    fn to_batch(
+        &self,
+        dim_names: &[String],
+        metrics: &[AggPlan],
+        with_state: bool,
+    ) -> Result<RecordBatch> {
         let order = self.keys.sorted_order();
         let mut fields = Self::key_fields(dim_names, &self.keys.dims);
         let mut columns = self.keys.to_arrays(&order);
@@ -244,7 +263,11 @@ impl AggTable {
     }
 
     /// Rebuild a table from persisted state batches (see `state_batch`).
-    pub fn from_state_batches(plan: &ViewPlan, batches: &[RecordBatch], file: &std::path::Path) -> Result<AggTable> {
+    pub fn from_state_batches(
+        plan: &ViewPlan,
+        batches: &[RecordBatch],
+        file: &std::path::Path,
+    ) -> Result<AggTable> {
         let mut t = plan.new_table(Layer::Speed);
         for b in batches {
             let bucket = b
@@ -255,7 +278,11 @@ impl AggTable {
                 .def
                 .by
                 .iter()
-                .map(|d| b.column_by_name(d).cloned().ok_or_else(|| Error::corruption(file, format!("batch view lacks column {d:?}"))))
+                .map(|d| {
+                    b.column_by_name(d).cloned().ok_or_else(|| {
+                        Error::corruption(file, format!("batch view lacks column {d:?}"))
+                    })
+                })
                 .collect::<Result<_>>()?;
             let gids = t.keys.encode_key_columns(&bucket, &dims)?;
             for (m, states) in plan.metrics.iter().zip(t.states.iter_mut()) {

@@ -11,12 +11,24 @@ use crate::schema::{ColumnClass, StoreSchema};
 #[serde(tag = "agg", rename_all = "snake_case")]
 pub enum AggSpec {
     /// Rows (no column), or non-null values of a column.
-    Count { column: Option<String> },
-    Sum { column: String },
-    Min { column: String },
-    Max { column: String },
-    Mean { column: String },
-    CountDistinct { column: String },
+    Count {
+        column: Option<String>,
+    },
+    Sum {
+        column: String,
+    },
+    Min {
+        column: String,
+    },
+    Max {
+        column: String,
+    },
+    Mean {
+        column: String,
+    },
+    CountDistinct {
+        column: String,
+    },
 }
 
 impl AggSpec {
@@ -128,7 +140,8 @@ impl ViewDef {
             return Err(Error::invalid("a view needs a non-empty name"));
         }
         self.grain()?;
-        if !(crate::sketch::MIN_PRECISION..=crate::sketch::MAX_PRECISION).contains(&self.precision) {
+        if !(crate::sketch::MIN_PRECISION..=crate::sketch::MAX_PRECISION).contains(&self.precision)
+        {
             return Err(Error::invalid(format!(
                 "view {:?}: sketch precision {} is outside {}..={}",
                 self.name,
@@ -142,7 +155,12 @@ impl ViewDef {
                 Error::not_found(format!(
                     "view {:?}: column {col:?} is not in the store (columns: {})",
                     self.name,
-                    schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    schema
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })
         };
@@ -164,16 +182,25 @@ impl ViewDef {
                 }
             }
             if names.contains(&d.as_str()) {
-                return Err(Error::invalid(format!("view {:?}: {d:?} appears twice", self.name)));
+                return Err(Error::invalid(format!(
+                    "view {:?}: {d:?} appears twice",
+                    self.name
+                )));
             }
             names.push(d);
         }
         if self.metrics.is_empty() {
-            return Err(Error::invalid(format!("view {:?} has no metrics", self.name)));
+            return Err(Error::invalid(format!(
+                "view {:?} has no metrics",
+                self.name
+            )));
         }
         for (m, agg) in &self.metrics {
             if m.is_empty() || m.starts_with("__") {
-                return Err(Error::invalid(format!("view {:?}: bad metric name {m:?}", self.name)));
+                return Err(Error::invalid(format!(
+                    "view {:?}: bad metric name {m:?}",
+                    self.name
+                )));
             }
             if names.contains(&m.as_str()) {
                 return Err(Error::invalid(format!(
@@ -187,7 +214,13 @@ impl ViewDef {
                 let ok = match agg {
                     AggSpec::Count { .. } => true,
                     AggSpec::CountDistinct { .. } => {
-                        matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool | ColumnClass::Time)
+                        matches!(
+                            c,
+                            ColumnClass::Str
+                                | ColumnClass::Int
+                                | ColumnClass::Bool
+                                | ColumnClass::Time
+                        )
                     }
                     _ => matches!(c, ColumnClass::Int | ColumnClass::Float),
                 };
@@ -196,7 +229,11 @@ impl ViewDef {
                         "view {:?}: {}({col:?}) needs a {} column, but {col:?} is {c:?}",
                         self.name,
                         agg.name(),
-                        if matches!(agg, AggSpec::CountDistinct { .. }) { "string, integer, boolean or timestamp" } else { "numeric" }
+                        if matches!(agg, AggSpec::CountDistinct { .. }) {
+                            "string, integer, boolean or timestamp"
+                        } else {
+                            "numeric"
+                        }
                     )));
                 }
             }
@@ -229,7 +266,12 @@ impl ViewDef {
 }
 
 /// Reject filter values whose type cannot match the column (a string compared with an integer).
-pub fn check_predicate_types(view: &str, column: &str, class: ColumnClass, p: &Predicate) -> Result<()> {
+pub fn check_predicate_types(
+    view: &str,
+    column: &str,
+    class: ColumnClass,
+    p: &Predicate,
+) -> Result<()> {
     let ok = |s: &Scalar| match s {
         Scalar::Null => true,
         Scalar::Bool(_) => class == ColumnClass::Bool,

@@ -15,7 +15,9 @@ pub const TMP_PREFIX: &str = ".tmp-";
 /// Write `bytes` to `path` atomically: a reader sees the old state or the whole new file.
 /// With `durable`, data and directory entry are fsynced before returning.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::invalid(format!("bad path {}", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::invalid(format!("bad path {}", path.display())))?;
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
     {
@@ -47,11 +49,17 @@ pub fn read_checked(path: &Path, crc: u32, len: u64) -> Result<bytes::Bytes> {
         }
     })?;
     if data.len() as u64 != len {
-        return Err(Error::corruption(path, format!("size is {} bytes, expected {len} (truncated?)", data.len())));
+        return Err(Error::corruption(
+            path,
+            format!("size is {} bytes, expected {len} (truncated?)", data.len()),
+        ));
     }
     let got = crc32fast::hash(&data);
     if got != crc {
-        return Err(Error::corruption(path, format!("checksum mismatch (crc32 {got:08x}, expected {crc:08x})")));
+        return Err(Error::corruption(
+            path,
+            format!("checksum mismatch (crc32 {got:08x}, expected {crc:08x})"),
+        ));
     }
     Ok(bytes::Bytes::from(data))
 }

@@ -14,7 +14,13 @@ pub struct WriterLock {
 impl WriterLock {
     pub fn acquire(root: &Path) -> Result<WriterLock> {
         let path = root.join("LOCK");
-        let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).at(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         match FileExt::try_lock_exclusive(&file) {
             Ok(true) => Ok(WriterLock { _file: file }),
             Ok(false) => Err(Error::new(

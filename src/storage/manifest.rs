@@ -52,7 +52,11 @@ impl SegmentInfo {
     }
     /// How many leading rows belong to commits <= `snapshot`.
     pub fn rows_upto(&self, snapshot: u64) -> u64 {
-        self.commits.iter().take_while(|c| c.0 <= snapshot).map(|c| c.1).sum()
+        self.commits
+            .iter()
+            .take_while(|c| c.0 <= snapshot)
+            .map(|c| c.1)
+            .sum()
     }
 }
 
@@ -98,15 +102,28 @@ impl ManifestState {
     pub fn live_files(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self.segments.iter().map(|s| s.file.file.as_str()).collect();
         out.extend(self.quarantine.iter().map(|q| q.file.file.as_str()));
-        out.extend(self.views.values().filter_map(|v| v.published.as_ref().map(|p| p.file.file.as_str())));
+        out.extend(
+            self.views
+                .values()
+                .filter_map(|v| v.published.as_ref().map(|p| p.file.file.as_str())),
+        );
         out
     }
 
     fn apply(&mut self, record: &Record) -> std::result::Result<(), String> {
         match record {
-            Record::Append { commit, schema, segment, quarantine } => {
+            Record::Append {
+                commit,
+                schema,
+                segment,
+                quarantine,
+            } => {
                 if commit.commit != self.last_commit() + 1 {
-                    return Err(format!("commit {} follows {}", commit.commit, self.last_commit()));
+                    return Err(format!(
+                        "commit {} follows {}",
+                        commit.commit,
+                        self.last_commit()
+                    ));
                 }
                 if let Some(s) = schema {
                     self.schema = Some(s.clone());
@@ -126,7 +143,8 @@ impl ManifestState {
                     .position(|s| removed.contains(&s.file.file))
                     .ok_or("compaction of unknown segments")?;
                 self.segments.retain(|s| !removed.contains(&s.file.file));
-                self.segments.insert(pos.min(self.segments.len()), added.clone());
+                self.segments
+                    .insert(pos.min(self.segments.len()), added.clone());
             }
             Record::Define { view } => {
                 let fingerprint = view.fingerprint();
@@ -135,13 +153,23 @@ impl ManifestState {
                     .get(&view.name)
                     .and_then(|v| v.published.clone())
                     .filter(|p| p.fingerprint == fingerprint);
-                self.views.insert(view.name.clone(), ViewEntry { def: view.clone(), fingerprint, published });
+                self.views.insert(
+                    view.name.clone(),
+                    ViewEntry {
+                        def: view.clone(),
+                        fingerprint,
+                        published,
+                    },
+                );
             }
             Record::Drop { name } => {
                 self.views.remove(name);
             }
             Record::Publish { name, published } => {
-                let v = self.views.get_mut(name).ok_or("publish of an unknown view")?;
+                let v = self
+                    .views
+                    .get_mut(name)
+                    .ok_or("publish of an unknown view")?;
                 v.published = Some(published.clone());
             }
         }
@@ -184,7 +212,8 @@ fn decode(path: &Path, text: &str) -> Result<String> {
     let mut lines = text.splitn(3, '\n');
     let body = lines.next().unwrap_or("");
     let crc = lines.next().unwrap_or("");
-    let want = u32::from_str_radix(crc.trim(), 16).map_err(|_| Error::corruption(path, "manifest record has no checksum (truncated?)"))?;
+    let want = u32::from_str_radix(crc.trim(), 16)
+        .map_err(|_| Error::corruption(path, "manifest record has no checksum (truncated?)"))?;
     if crc32fast::hash(body.as_bytes()) != want {
         return Err(Error::corruption(path, "manifest record checksum mismatch"));
     }
@@ -207,7 +236,10 @@ fn parse_name(name: &str) -> Option<LogFile> {
     if let Some(v) = name.strip_suffix(".checkpoint.json") {
         return v.parse().ok().map(LogFile::Checkpoint);
     }
-    name.strip_suffix(".json")?.parse().ok().map(LogFile::Record)
+    name.strip_suffix(".json")?
+        .parse()
+        .ok()
+        .map(LogFile::Record)
 }
 
 impl Manifest {
@@ -222,7 +254,11 @@ impl Manifest {
         if !dir.exists() {
             fs::create_dir_all(&dir).at(&dir)?;
         }
-        let mut m = Manifest { dir, durable, state: ManifestState::default() };
+        let mut m = Manifest {
+            dir,
+            durable,
+            state: ManifestState::default(),
+        };
         m.state = m.load(clean)?;
         Ok(m)
     }
@@ -258,12 +294,18 @@ impl Manifest {
         for v in records.into_iter().filter(|&v| v > base) {
             let path = self.record_path(v);
             if v != state.version + 1 {
-                return Err(Error::corruption(&path, format!("manifest log jumps from version {} to {v}", state.version)));
+                return Err(Error::corruption(
+                    &path,
+                    format!("manifest log jumps from version {} to {v}", state.version),
+                ));
             }
             let text = fs::read_to_string(&path).at(&path)?;
             let body = decode(&path, &text)?;
-            let record: Record = serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
-            state.apply(&record).map_err(|e| Error::corruption(&path, e))?;
+            let record: Record =
+                serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
+            state
+                .apply(&record)
+                .map_err(|e| Error::corruption(&path, e))?;
             state.version = v;
         }
         Ok(state)
@@ -289,7 +331,11 @@ impl Manifest {
         next.apply(&record).map_err(Error::invalid)?;
         next.version += 1;
         let body = serde_json::to_string(&record).map_err(|e| Error::invalid(e.to_string()))?;
-        write_atomic(&self.record_path(next.version), encode(&body).as_bytes(), self.durable)?;
+        write_atomic(
+            &self.record_path(next.version),
+            encode(&body).as_bytes(),
+            self.durable,
+        )?;
         self.state = next;
         if self.state.version % CHECKPOINT_EVERY == 0 {
             // A failed checkpoint is harmless: the records alone still give the state.

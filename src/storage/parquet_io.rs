@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -26,9 +28,11 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
         .map_err(|e| Error::invalid(format!("parquet writer: {e}")))?;
     for b in batches {
-        w.write(b).map_err(|e| Error::invalid(format!("parquet write: {e}")))?;
+        w.write(b)
+            .map_err(|e| Error::invalid(format!("parquet write: {e}")))?;
     }
-    w.close().map_err(|e| Error::invalid(format!("parquet close: {e}")))?;
+    w.close()
+        .map_err(|e| Error::invalid(format!("parquet close: {e}")))?;
     Ok(out)
 }
 
@@ -54,13 +58,25 @@ impl ParquetBytes {
     }
 
     /// Read `columns` (None: all) of the given row groups, at most `limit` rows in all.
-    pub fn read(&self, path: &Path, columns: Option<&[String]>, row_groups: Option<Vec<usize>>, limit: Option<usize>) -> Result<Vec<RecordBatch>> {
-        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(self.bytes.clone(), self.meta.clone()).with_batch_size(64 * 1024);
+    pub fn read(
+        &self,
+        path: &Path,
+        columns: Option<&[String]>,
+        row_groups: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.bytes.clone(),
+            self.meta.clone(),
+        )
+        .with_batch_size(64 * 1024);
         if let Some(cols) = columns {
             let schema = self.meta.schema();
             let mut idx = Vec::new();
             for c in cols {
-                let i = schema.index_of(c).map_err(|_| Error::corruption(path, format!("lacks column {c:?}")))?;
+                let i = schema
+                    .index_of(c)
+                    .map_err(|_| Error::corruption(path, format!("lacks column {c:?}")))?;
                 idx.push(i);
             }
             let mask = ProjectionMask::roots(self.meta.parquet_schema(), idx);

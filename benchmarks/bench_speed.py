@@ -1,0 +1,187 @@
+"""Speed-layer ingest: appending Arrow batches to a temporary store with a live view.
+
+lamina: ``Store(durable=False)`` (temporary) with a view of count, sum and count_distinct per
+hour x country; time ``store.append`` of batches of 1,000 and of 65,536 events. An append always
+writes a Parquet segment too, so the figure is "append incl. segment write". The same appends to
+a store with no view give the cost without the speed layer; the difference is reported as the
+speed-update rate alone (derived).
+
+peers, over the same rows: the ``datasketches`` Python package's per-item loop
+``hll_sketch(14).update(x)`` (no grouping, one sketch), and one DuckDB query
+``time_bucket, country, count(*), sum(qty), approx_count_distinct(user_id) ... GROUP BY ALL``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import datasketches
+import duckdb
+import lamina
+import pyarrow as pa
+
+from common import (
+    BenchmarkError,
+    BenchResult,
+    Config,
+    Row,
+    fmt_int,
+    fmt_rate,
+    fmt_time,
+    log,
+    make_events,
+    md_table,
+    measure,
+    split,
+    target_check,
+)
+
+NAME = "speed"
+TARGET = 30_000_000
+
+
+def _view() -> lamina.View:
+    return lamina.View(
+        "live",
+        time="ts",
+        grain="1h",
+        by=["country"],
+        metrics={
+            "events": lamina.count(),
+            "qty": lamina.sum("qty"),
+            "users": lamina.count_distinct("user_id"),
+        },
+    )
+
+
+def _ingest(batches: list[pa.Table], warm: pa.Table, *, view: bool) -> float:
+    store = lamina.Store(durable=False)
+    try:
+        store.append(warm)
+        if view:
+            store.define(_view())
+        t0 = time.perf_counter()
+        for b in batches:
+            store.append(b)
+        total = time.perf_counter() - t0
+        if view:
+            expect = warm.num_rows + sum(b.num_rows for b in batches)
+            got = sum(store.query("live").column("events").to_pylist())
+            if got != expect:
+                raise BenchmarkError(f"speed: served count {got} after ingest, expected {expect}")
+        return total
+    finally:
+        store.close()
+
+
+def run(cfg: Config) -> BenchResult:
+    res = BenchResult(NAME)
+    sizes = [(1_000, cfg.pick(300, 2_000)), (65_536, cfg.pick(20, 100))]
+    warm = make_events(1_000, (cfg.seed, 3, 99))
+    measured = {}
+    big_rows = None
+    for size, count in sizes:
+        log(f"speed: {count} appends of {size:,} events (with and without a view)")
+        table = make_events(size * count, (cfg.seed, 3, size))
+        batches = split(table, size)
+        rows = size * count
+        # alternate no-view / view twice and keep the better of each, to damp noise
+        t_view = min(_ingest(batches, warm, view=True) for _ in range(2))
+        t_none = min(_ingest(batches, warm, view=False) for _ in range(2))
+        measured[size] = (rows, t_view, t_none)
+        if size == 65_536:
+            big_rows = table
+
+    # ---------------------------------------------------------------- peers, on the 65,536 rows
+    rows = big_rows.num_rows
+    log(f"speed: datasketches per-item loop over {rows:,} user ids")
+    ids = big_rows.column("user_id").to_pylist()  # conversion not timed
+
+    def ds_loop():
+        s = datasketches.hll_sketch(14)
+        upd = s.update
+        for x in ids:
+            upd(x)
+        return s
+
+    t_ds = measure(ds_loop, repeat=3, warmup=1)
+    del ids
+
+    log(f"speed: DuckDB grouped approx_count_distinct over {rows:,} rows")
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.register("events", big_rows)
+    sql = """
+        SELECT time_bucket(INTERVAL '1 hour', ts) AS bucket, country, count(*) AS events,
+               sum(qty) AS qty, approx_count_distinct(user_id) AS users
+        FROM events GROUP BY ALL
+    """
+    duck_out = con.sql(sql).to_arrow_table()
+    if sum(duck_out.column("events").to_pylist()) != rows:
+        raise BenchmarkError("speed: DuckDB counted a different number of rows")
+    t_duck = measure(lambda: con.sql(sql).to_arrow_table(), repeat=5, warmup=1)
+    con.close()
+    ds_rate = rows / t_ds.median
+    duck_rate = rows / t_duck.median
+
+    detail = []
+    for size, (n, t_view, t_none) in measured.items():
+        rate = n / t_view
+        tgt = target_check(rate >= TARGET, "≥ 30 M ev/s") if size == 65_536 else ""
+        for peer, prate in (("DuckDB grouped approx_count_distinct", duck_rate), ("datasketches loop", ds_rate)):
+            res.rows.append(
+                Row(
+                    NAME,
+                    f"append incl. segment write, {size:,}-event batches, 1 live view",
+                    fmt_rate(rate),
+                    peer,
+                    fmt_rate(prate, "rows/s"),
+                    rate / prate,
+                    tgt if peer.startswith("DuckDB") else "",
+                )
+            )
+        upd = t_view - t_none
+        upd_rate = n / upd if upd > 0 else float("nan")
+        res.rows.append(
+            Row(
+                NAME,
+                f"speed update alone (derived: with view - without), {size:,}-event batches",
+                fmt_rate(upd_rate),
+                "DuckDB grouped approx_count_distinct",
+                fmt_rate(duck_rate, "rows/s"),
+                upd_rate / duck_rate if upd > 0 else None,
+                target_check(upd_rate >= TARGET, "≥ 30 M ev/s") if size == 65_536 and upd > 0 else "",
+            )
+        )
+        detail.append(
+            [
+                f"{size:,}",
+                fmt_int(n),
+                fmt_time(t_view),
+                fmt_rate(n / t_view),
+                fmt_time(t_none),
+                fmt_rate(n / t_none),
+                fmt_rate(upd_rate) if upd > 0 else "n/a",
+                fmt_time(t_view / (n / size)),
+            ]
+        )
+    res.details.append(
+        "**speed** (temporary store, durable=False; best of 2 passes each)\n\n"
+        + md_table(
+            [
+                "batch",
+                "events",
+                "with view",
+                "rate",
+                "no view",
+                "rate",
+                "speed update alone",
+                "per append (view)",
+            ],
+            detail,
+        )
+        + f"\n\nPeers over the same {rows:,} rows: datasketches `hll_sketch(14).update` loop "
+        f"{t_ds.describe()} = {fmt_rate(ds_rate, 'rows/s')}; DuckDB one grouped query (threads=2, "
+        f"{duck_out.num_rows:,} groups) {t_duck.describe()} = {fmt_rate(duck_rate, 'rows/s')}."
+    )
+    return res
