@@ -39,14 +39,19 @@ def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.Comple
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
     assert "Traceback" not in result.stderr
     return result.stdout
 
 
 def events(n: int, start: dt.datetime, hours: int, seed: int) -> pa.Table:
     rng = random.Random(seed)
-    ts = sorted(start + dt.timedelta(seconds=rng.randrange(hours * 3600), milliseconds=rng.randrange(1000)) for _ in range(n))
+    ts = sorted(
+        start + dt.timedelta(seconds=rng.randrange(hours * 3600), milliseconds=rng.randrange(1000))
+        for _ in range(n)
+    )
     pages = [rng.choice(PAGES) for _ in range(n)]
     return pa.table(
         {
@@ -55,7 +60,10 @@ def events(n: int, start: dt.datetime, hours: int, seed: int) -> pa.Table:
             "page": pa.array(pages, pa.string()),
             "user_id": pa.array([f"u{rng.randrange(400):04d}" for _ in range(n)], pa.string()),
             "amount": pa.array(
-                [round(rng.uniform(1, 200), 2) if p == "/checkout" and rng.random() > 0.1 else None for p in pages],
+                [
+                    round(rng.uniform(1, 200), 2) if p == "/checkout" and rng.random() > 0.1 else None
+                    for p in pages
+                ],
                 pa.float64(),
             ),
         }
@@ -170,7 +178,9 @@ def close(a: Any, b: Any) -> bool:
     return a == b
 
 
-def assert_served(rows: list[dict[str, Any]], expected: list[dict[str, Any]], dims: list[str], metrics: list[str]) -> None:
+def assert_served(
+    rows: list[dict[str, Any]], expected: list[dict[str, Any]], dims: list[str], metrics: list[str]
+) -> None:
     """Served rows against oracle rows: groups one to one, exact metrics equal, distinct counts
     equal where exact and within their bounds where not."""
     got = {key_of(r, dims): r for r in rows}
@@ -252,8 +262,8 @@ def test_ingest_each_format_matches_duckdb(workspace: dict[str, Any]) -> None:
     con.register("snapshot", snapshot)
     con.register("expected", pa.Table.from_pylist(expected))
     for a, b in (("snapshot", "expected"), ("expected", "snapshot")):
-        diff = con.sql(f"select count(*) from (select * from {a} except all select * from {b})").fetchone()
-        assert diff == (0,), f"rows in {a} but not in {b}"
+        diff = con.sql(f"select count(*) from (select * from {a} except all select * from {b})").fetchall()
+        assert diff == [(0,)], f"rows in {a} but not in {b}"
     assert snapshot.num_rows == 3000
     # "NA" stays Namibia, empty CSV fields become nulls
     assert "NA" in snapshot.column("country").to_pylist()
@@ -293,7 +303,21 @@ def test_query_rollup_filter_and_range(loaded: dict[str, Any]) -> None:
     d = loaded["dir"]
     args = ["--grain", "1d", "--by", "country", "--where", "country=DE", "--where", "country=NA"]
     rows = parse_csv(
-        ok(run("query", "store", "traffic", *args, "--start", "2026-03-03", "--end", "2026-03-05", "--output", "csv", cwd=d))
+        ok(
+            run(
+                "query",
+                "store",
+                "traffic",
+                *args,
+                "--start",
+                "2026-03-03",
+                "--end",
+                "2026-03-05",
+                "--output",
+                "csv",
+                cwd=d,
+            )
+        )
     )
     expected = oracle(
         loaded,
@@ -319,7 +343,11 @@ def test_query_rollup_filter_and_range(loaded: dict[str, Any]) -> None:
 
     # everything rolled up: one row per hour
     rows = parse_csv(ok(run("query", "store", "traffic", "--by", "", "--output", "csv", cwd=d)))
-    expected = oracle(loaded, "select date_trunc('hour', ts) as bucket, count(*) as events from events group by all", late=True)
+    expected = oracle(
+        loaded,
+        "select date_trunc('hour', ts) as bucket, count(*) as events from events group by all",
+        late=True,
+    )
     assert_served(rows, expected, [], ["events"])
 
 
@@ -390,7 +418,9 @@ def test_demo_in_a_directory_keeps_the_store(tmp_path: Path) -> None:
         snap = store.snapshot()
     con = duckdb.connect()
     con.register("snap", snap)
-    truth = dict(con.sql("select date_trunc('day', ts), count(distinct user_id) from snap group by all").fetchall())
+    truth = dict(
+        con.sql("select date_trunc('day', ts), count(distinct user_id) from snap group by all").fetchall()
+    )
     for r in rows:
         day = dt.datetime.fromisoformat(r["bucket"]).replace(tzinfo=None)
         assert r["users"] == truth[day] and r["users_exact"] is True
@@ -416,7 +446,9 @@ def test_demo_in_a_directory_keeps_the_store(tmp_path: Path) -> None:
         (["status", "missing"], "missing is not a lamina store"),
     ],
 )
-def test_bad_input_exits_1_with_a_clear_message(loaded: dict[str, Any], args: list[str], message: str) -> None:
+def test_bad_input_exits_1_with_a_clear_message(
+    loaded: dict[str, Any], args: list[str], message: str
+) -> None:
     d = loaded["dir"]
     (d / "bad_columns.csv").write_text("x,y\n1,2\n", encoding="utf-8")
     (d / "garbage.parquet").write_bytes(b"this is not parquet")
@@ -472,18 +504,28 @@ def test_main_returns_exit_codes_in_process(tmp_path: Path, capsys: pytest.Captu
     assert main(["query"]) == 2
 
 
-def test_ingest_quarantine_keeps_good_rows(workspace: dict[str, Any]) -> None:
-    d, f = workspace["dir"], workspace["files"]
-    ok(run("ingest", "store", f["parquet"], cwd=d))
-    # a CSV whose second row has an int8-overflowing... no: use a value the store cannot hold
-    (d / "mixed.csv").write_text(
-        "ts,country,page,user_id,amount\n2026-03-02 01:00:00,DE,/,u1,1.5\n2026-03-02 02:00:00,FR,/,u2,oops\n",
+def test_ingest_quarantine_sets_bad_rows_aside(tmp_path: Path) -> None:
+    first = pa.table(
+        {"ts": pa.array([START], pa.timestamp("us")), "sku": ["a"], "qty": pa.array([1], pa.int8())}
+    )
+    pq.write_table(first, tmp_path / "first.parquet")
+    ok(run("ingest", "store", "first.parquet", cwd=tmp_path))
+    (tmp_path / "more.csv").write_text(
+        "ts,sku,qty\n2026-03-02 01:00:00,b,5\n2026-03-02 02:00:00,c,1000\n2026-03-02 03:00:00,d,-7\n",
         encoding="utf-8",
     )
-    result = run("ingest", "store", "mixed.csv", cwd=d)
-    assert result.returncode == 1  # a text amount does not fit a float column: refused whole
-    status = json.loads(ok(run("status", "store", "--json", cwd=d)))
-    assert status["latest_commit"] == 1 and status["rows"] == 1500
+    refused = run("ingest", "store", "more.csv", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert 'column "qty"' in refused.stderr and "row 1" in refused.stderr
+    assert "nothing was written" in refused.stderr
+    out = ok(run("ingest", "store", "more.csv", "--quarantine", cwd=tmp_path))
+    assert "commit 2, 2 rows, 1 row quarantined" in out
+    import lamina
+
+    with lamina.Store(tmp_path / "store", read_only=True) as store:
+        assert sorted(store.snapshot().column("sku").to_pylist()) == ["a", "b", "d"]
+        kept = store.quarantined().to_pylist()
+    assert len(kept) == 1 and kept[0]["row"] == 1 and kept[0]["qty"] == "1000" and "qty" in kept[0]["reason"]
 
 
 @pytest.mark.xfail(
@@ -501,6 +543,6 @@ def test_ingest_quarantines_null_event_times(workspace: dict[str, Any]) -> None:
     refused = run("ingest", "store", "nullts.csv", cwd=d)
     assert refused.returncode == 1 and "null event time at row 1" in refused.stderr
     out = ok(run("ingest", "store", "nullts.csv", "--quarantine", cwd=d))
-    assert "1 rows quarantined" in out
+    assert "1 row quarantined" in out
     status = json.loads(ok(run("status", "store", "--json", cwd=d)))
     assert status["rows"] == 1501 and status["quarantined_rows"] == 1

@@ -295,7 +295,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             quarantined = info.column("quarantined")[0].as_py()
             line = f"{path}: commit {commit}, {rows:,} rows"
             if quarantined:
-                line += f", {quarantined:,} rows quarantined (bad rows kept aside with a reason)"
+                plural = "s" if quarantined != 1 else ""
+                line += f", {quarantined:,} row{plural} quarantined (set aside with a reason)"
             print(line)
     return 0
 
