@@ -14,7 +14,6 @@ import time
 import lamina
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from common import (
     BenchmarkError,
     BenchResult,
@@ -120,7 +119,7 @@ def run(cfg: Config) -> BenchResult:
     log("append: pyarrow.parquet.write_table + fsync")
     files, py_total, py_per = _pyarrow_writes(root / "pyarrow", batches, warm)
 
-    for key, (label, total, per) in results.items():
+    for key, (label, total, _per) in results.items():
         rate = rows / total
         res.rows.append(
             Row(
@@ -135,7 +134,14 @@ def run(cfg: Config) -> BenchResult:
         )
 
     detail = [
-        [label, fmt_int(rows), fmt_time(total), fmt_rate(rows / total), fmt_time(per.median), fmt_time(per.pct(99))]
+        [
+            label,
+            fmt_int(rows),
+            fmt_time(total),
+            fmt_rate(rows / total),
+            fmt_time(per.median),
+            fmt_time(per.pct(99)),
+        ]
         for label, total, per in results.values()
     ]
     detail.append(
@@ -160,7 +166,9 @@ def run(cfg: Config) -> BenchResult:
     snap = store.snapshot()
     peer = pq.read_table(root / "pyarrow")
     if snap.num_rows != expect or peer.num_rows != expect:
-        raise BenchmarkError(f"snapshot rows {snap.num_rows} / pyarrow rows {peer.num_rows}, expected {expect}")
+        raise BenchmarkError(
+            f"snapshot rows {snap.num_rows} / pyarrow rows {peer.num_rows}, expected {expect}"
+        )
     del snap, peer
     reps = cfg.pick(3, 5)
     t_snap = measure(store.snapshot, repeat=reps, warmup=1)

@@ -143,7 +143,9 @@ def worker(args: argparse.Namespace) -> None:
 
         pq.write_table(out, args.out)
     if args.engine == "lamina":
-        info["all_exact"] = bool(out.column("users_exact").to_pylist() and all(out.column("users_exact").to_pylist()))
+        info["all_exact"] = bool(
+            out.column("users_exact").to_pylist() and all(out.column("users_exact").to_pylist())
+        )
         info["status"] = {k: v for k, v in store.status().items() if k != "views"}
         info["view_status"] = store.status()["views"][0]
         store.close()
@@ -176,7 +178,9 @@ def verify(paths: dict[str, Path], total_rows: int) -> str:
     tables = {k: _normalize(p) for k, p in paths.items()}
     ref_name, ref = "duckdb", tables["duckdb"]
     if sum(ref.column("events").to_pylist()) != total_rows:
-        raise BenchmarkError(f"duckdb counted {sum(ref.column('events').to_pylist())} rows, expected {total_rows}")
+        raise BenchmarkError(
+            f"duckdb counted {sum(ref.column('events').to_pylist())} rows, expected {total_rows}"
+        )
     for name, t in tables.items():
         if t.num_rows != ref.num_rows:
             raise BenchmarkError(f"batch: {name} gives {t.num_rows} groups, {ref_name} {ref.num_rows}")

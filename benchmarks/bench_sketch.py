@@ -16,9 +16,8 @@ import time
 import datasketches
 import numpy as np
 import pyarrow as pa
-from lamina import _core
-
 from common import BenchResult, Config, Row, fmt_int, log, md_table, target_check
+from lamina import _core
 
 NAME = "sketch"
 P = 14
@@ -164,11 +163,15 @@ def run(cfg: Config) -> BenchResult:
         )
     )
     dense = [n for n in CARDINALITIES if n >= 30_000]
+
+    def secs(name: str) -> float:
+        return sum(s[name].seconds for s in summary.values())
+
     worst = max(summary[n]["lamina"].rms / RSE for n in dense)
     res.notes.append(
         f"sketch: theoretical RSE at precision {P}: {RSE * 100:.4f}%; worst lamina RMS/RSE over "
-        f"n >= 30,000: {worst:.2f}; lamina sketch time {sum(s['lamina'].seconds for s in summary.values()):.2f} s "
-        f"vs datasketches HLL_8 loop {sum(s['HLL_8'].seconds for s in summary.values()):.2f} s over the same trials"
+        f"n >= 30,000: {worst:.2f}; lamina sketch time {secs('lamina'):.2f} s "
+        f"vs datasketches HLL_8 loop {secs('HLL_8'):.2f} s over the same trials"
     )
     res.details.append(
         "**sketch accuracy** (distinct random int64 values per trial; coverage = share of trials whose "

@@ -18,8 +18,8 @@ import time
 import datasketches
 import duckdb
 import lamina
+import numpy as np
 import pyarrow as pa
-
 from common import (
     BenchmarkError,
     BenchResult,
@@ -54,22 +54,25 @@ def _view() -> lamina.View:
     )
 
 
-def _ingest(batches: list[pa.Table], warm: pa.Table, *, view: bool) -> float:
+def _ingest(batches: list[pa.Table], warm: pa.Table, *, view: bool) -> tuple[float, list[float]]:
     store = lamina.Store(durable=False)
     try:
         store.append(warm)
         if view:
             store.define(_view())
+        per = []
         t0 = time.perf_counter()
         for b in batches:
+            t = time.perf_counter()
             store.append(b)
+            per.append(time.perf_counter() - t)
         total = time.perf_counter() - t0
         if view:
             expect = warm.num_rows + sum(b.num_rows for b in batches)
             got = sum(store.query("live").column("events").to_pylist())
             if got != expect:
                 raise BenchmarkError(f"speed: served count {got} after ingest, expected {expect}")
-        return total
+        return total, per
     finally:
         store.close()
 
@@ -79,6 +82,7 @@ def run(cfg: Config) -> BenchResult:
     sizes = [(1_000, cfg.pick(300, 2_000)), (65_536, cfg.pick(20, 100))]
     warm = make_events(1_000, (cfg.seed, 3, 99))
     measured = {}
+    trend = []
     big_rows = None
     for size, count in sizes:
         log(f"speed: {count} appends of {size:,} events (with and without a view)")
@@ -86,9 +90,19 @@ def run(cfg: Config) -> BenchResult:
         batches = split(table, size)
         rows = size * count
         # alternate no-view / view twice and keep the better of each, to damp noise
-        t_view = min(_ingest(batches, warm, view=True) for _ in range(2))
-        t_none = min(_ingest(batches, warm, view=False) for _ in range(2))
+        t_view, per_view = min(_ingest(batches, warm, view=True) for _ in range(2))
+        t_none, per_none = min(_ingest(batches, warm, view=False) for _ in range(2))
         measured[size] = (rows, t_view, t_none)
+        tenth = max(1, count // 10)
+        trend.append(
+            [
+                f"{size:,}",
+                fmt_time(float(np.mean(per_view[:tenth]))),
+                fmt_time(float(np.mean(per_view[-tenth:]))),
+                fmt_time(float(np.mean(per_none[:tenth]))),
+                fmt_time(float(np.mean(per_none[-tenth:]))),
+            ]
+        )
         if size == 65_536:
             big_rows = table
 
@@ -105,7 +119,6 @@ def run(cfg: Config) -> BenchResult:
         return s
 
     t_ds = measure(ds_loop, repeat=3, warmup=1)
-    del ids
 
     log(f"speed: DuckDB grouped approx_count_distinct over {rows:,} rows")
     con = duckdb.connect()
@@ -128,7 +141,10 @@ def run(cfg: Config) -> BenchResult:
     for size, (n, t_view, t_none) in measured.items():
         rate = n / t_view
         tgt = target_check(rate >= TARGET, "≥ 30 M ev/s") if size == 65_536 else ""
-        for peer, prate in (("DuckDB grouped approx_count_distinct", duck_rate), ("datasketches loop", ds_rate)):
+        for peer, prate in (
+            ("DuckDB grouped approx_count_distinct", duck_rate),
+            ("datasketches loop", ds_rate),
+        ):
             res.rows.append(
                 Row(
                     NAME,
@@ -179,6 +195,11 @@ def run(cfg: Config) -> BenchResult:
                 "per append (view)",
             ],
             detail,
+        )
+        + "\n\nCost of one append, first tenth vs last tenth of the run (does it grow with the "
+        "state already held?):\n\n"
+        + md_table(
+            ["batch", "view: first 10%", "view: last 10%", "no view: first 10%", "no view: last 10%"], trend
         )
         + f"\n\nPeers over the same {rows:,} rows: datasketches `hll_sketch(14).update` loop "
         f"{t_ds.describe()} = {fmt_rate(ds_rate, 'rows/s')}; DuckDB one grouped query (threads=2, "

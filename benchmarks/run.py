@@ -30,14 +30,43 @@ BENCHES = ["append", "batch", "speed", "sketch", "serving"]
 
 
 def _versions() -> str:
+    from importlib import metadata
+
     out = []
     for mod in ("lamina", "duckdb", "polars", "pyarrow", "numpy", "datasketches"):
         try:
-            m = importlib.import_module(mod)
-            out.append(f"{mod} {getattr(m, '__version__', '?')}")
+            importlib.import_module(mod)
+            out.append(f"{mod} {metadata.version(mod)}")
         except Exception as e:  # a missing peer is reported, not hidden
             out.append(f"{mod} unavailable ({e})")
     return ", ".join(out)
+
+
+def _core_built() -> str:
+    """The modification time of the lamina extension module under test."""
+    try:
+        import lamina._core as core
+
+        return dt.datetime.fromtimestamp(Path(core.__file__).stat().st_mtime).isoformat(timespec="seconds")
+    except Exception:
+        return "?"
+
+
+def _build() -> str:
+    """The lamina core under test: its git commit and the build time of the extension."""
+    import subprocess
+
+    built = _core_built()
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except Exception:
+        rev = "?"
+    return f"lamina git {rev or '?'}, _core built {built}"
 
 
 def _cpu() -> str:
@@ -56,8 +85,15 @@ def report(results: list[BenchResult], args: argparse.Namespace, elapsed: float)
         f"# lamina benchmarks ({'quick' if args.quick else 'full'} run)",
         "",
         f"{dt.datetime.now().isoformat(timespec='seconds')}; {_cpu()}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}; {_versions()}. Total {elapsed:.0f} s.",
+        f"Python {platform.python_version()}; {_versions()}; {args.build_start}. Total {elapsed:.0f} s.",
+        f"Load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f} "
+        "(other work on the machine skews timings; compare ratios from the same run).",
         "",
+        *(
+            [f"**Warning: the lamina extension was rebuilt during the run** (now {_core_built()}).", ""]
+            if _core_built() != args.core_start
+            else []
+        ),
         "Ratio = peer_time / lamina_time on the same work (for rates: lamina_rate / peer_rate; for "
         "memory: peer / lamina). Above 1 means lamina is faster (or smaller).",
         "",
@@ -65,7 +101,9 @@ def report(results: list[BenchResult], args: argparse.Namespace, elapsed: float)
     rows = []
     for r in results:
         for row in r.rows:
-            rows.append([row.bench, row.case, row.lamina, row.peer, row.peer_value, fmt_ratio(row.ratio), row.target])
+            rows.append(
+                [row.bench, row.case, row.lamina, row.peer, row.peer_value, fmt_ratio(row.ratio), row.target]
+            )
         if r.error:
             rows.append([r.name, "**FAILED**", r.error.strip().splitlines()[-1], "", "", "", ""])
     body = [md_table(["bench", "case", "lamina", "peer", "peer result", "ratio", "target"], rows), ""]
@@ -91,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.md")
     args = ap.parse_args(argv)
+    args.load_start = os.getloadavg()[0]
+    args.build_start = _build()
+    args.core_start = _core_built()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lamina-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

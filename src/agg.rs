@@ -14,7 +14,6 @@ use arrow::array::{
     RecordBatch,
 };
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
-use hashbrown::HashSet;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::exact_sum::ExactSum;
@@ -45,12 +44,180 @@ pub enum DistinctState {
     #[default]
     Empty,
     /// Every distinct key (batch layer). Integers are kept as themselves, strings as a 128-bit hash.
-    Exact(HashSet<u128>),
+    Exact(KeySet),
     /// A sketch; `exact` is the true count when the sketch stands for one exact batch group.
     Sketch {
         sketch: HllSketch,
         exact: Option<u64>,
     },
+}
+
+/// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
+/// append; the vector is sorted and deduplicated whenever it has doubled since the last time, so
+/// memory stays within a small factor of the distinct count. Sorting per group is cache friendly,
+/// which makes this several times faster than a hash set per group for the batch layer.
+#[derive(Debug, Clone, Default)]
+pub struct KeyVec<T> {
+    keys: Vec<T>,
+    clean: usize,
+}
+
+impl<T: Ord + Copy> KeyVec<T> {
+    #[inline]
+    fn push(&mut self, k: T) {
+        self.keys.push(k);
+        if self.keys.len() >= 2 * self.clean + 1024 {
+            self.normalize();
+        }
+    }
+    fn normalize(&mut self) {
+        if self.clean < self.keys.len() {
+            self.keys.sort_unstable();
+            self.keys.dedup();
+            self.clean = self.keys.len();
+        }
+    }
+    fn extend(&mut self, other: &KeyVec<T>) {
+        self.keys.extend_from_slice(&other.keys);
+        if self.keys.len() >= 2 * self.clean + 1024 {
+            self.normalize();
+        }
+    }
+    /// The sorted distinct keys.
+    fn distinct(&self) -> std::borrow::Cow<'_, [T]> {
+        if self.clean == self.keys.len() {
+            std::borrow::Cow::Borrowed(&self.keys)
+        } else {
+            let mut v = self.keys.clone();
+            v.sort_unstable();
+            v.dedup();
+            std::borrow::Cow::Owned(v)
+        }
+    }
+}
+
+/// The exact distinct keys of one group: 64-bit for integer-like columns, 128-bit for strings.
+#[derive(Debug, Clone)]
+pub enum KeySet {
+    Narrow(KeyVec<u64>),
+    Wide(KeyVec<u128>),
+}
+
+impl KeySet {
+    fn new(narrow: bool) -> KeySet {
+        if narrow {
+            KeySet::Narrow(KeyVec::default())
+        } else {
+            KeySet::Wide(KeyVec::default())
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            KeySet::Narrow(s) => s.distinct().len(),
+            KeySet::Wide(s) => s.distinct().len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn normalize(&mut self) {
+        match self {
+            KeySet::Narrow(s) => s.normalize(),
+            KeySet::Wide(s) => s.normalize(),
+        }
+    }
+    fn memory_bytes(&self) -> usize {
+        match self {
+            KeySet::Narrow(s) => s.keys.capacity() * 8,
+            KeySet::Wide(s) => s.keys.capacity() * 16,
+        }
+    }
+    fn union(&mut self, other: &KeySet) {
+        match (&mut *self, other) {
+            (KeySet::Narrow(a), KeySet::Narrow(b)) => a.extend(b),
+            (KeySet::Wide(a), KeySet::Wide(b)) => a.extend(b),
+            (KeySet::Wide(a), KeySet::Narrow(b)) => {
+                for &k in b.keys.iter() {
+                    a.push(k as u128);
+                }
+            }
+            (KeySet::Narrow(a), KeySet::Wide(b)) => {
+                let mut wide = KeyVec::default();
+                for &k in a.keys.iter() {
+                    wide.push(k as u128);
+                }
+                wide.extend(b);
+                *self = KeySet::Wide(wide);
+            }
+        }
+    }
+    fn sketch(&self, precision: u8) -> Result<HllSketch> {
+        let s = match self {
+            KeySet::Narrow(s) => {
+                HllSketch::from_hashes(precision, s.distinct().iter().map(|&k| key_hash(k as u128)))
+            }
+            KeySet::Wide(s) => {
+                HllSketch::from_hashes(precision, s.distinct().iter().map(|&k| key_hash(k)))
+            }
+        };
+        s.map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+#[inline]
+fn distinct_insert(
+    state: &mut DistinctState,
+    layer: Layer,
+    precision: u8,
+    key: u128,
+    narrow: bool,
+) -> Result<()> {
+    match layer {
+        Layer::Batch => match state {
+            DistinctState::Exact(KeySet::Narrow(set)) if narrow => set.push(key as u64),
+            DistinctState::Exact(KeySet::Wide(set)) => set.push(key),
+            _ => {
+                let mut fresh = KeySet::new(narrow);
+                if let DistinctState::Exact(old) = state {
+                    fresh.union(old);
+                }
+                match &mut fresh {
+                    KeySet::Narrow(s) => s.push(key as u64),
+                    KeySet::Wide(s) => s.push(key),
+                }
+                *state = DistinctState::Exact(fresh);
+            }
+        },
+        Layer::Speed => match state {
+            DistinctState::Sketch { sketch, .. } => sketch.insert_hash(key_hash(key)),
+            _ => {
+                let mut sketch = new_sketch(precision)?;
+                sketch.insert_hash(key_hash(key));
+                *state = DistinctState::Sketch {
+                    sketch,
+                    exact: None,
+                };
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Distinct keys of a column: integers (and bools, timestamps) as themselves, strings as their
+/// 128-bit xxh3 hash (a collision needs ~2^64 distinct strings in one group).
+pub enum Keys {
+    Narrow(Vec<u64>),
+    Wide(Vec<u128>),
+}
+
+impl Keys {
+    /// The key of row `i`, widened.
+    pub fn get(&self, i: usize) -> u128 {
+        match self {
+            Keys::Narrow(k) => k[i] as u128,
+            Keys::Wide(k) => k[i],
+        }
+    }
 }
 
 /// The states of one metric for all groups of a table.
@@ -225,37 +392,35 @@ impl States {
                 layer,
                 precision,
             } => {
-                let keys = distinct_keys(need(col)?)?;
                 let c = need(col)?;
                 let (layer, precision) = (*layer, *precision);
-                for (row, &g) in gids.iter().enumerate() {
-                    if g == NO_GROUP || c.is_null(row) {
-                        continue;
+                let valid = |row: usize| c.nulls().is_none_or(|n| n.is_valid(row));
+                match distinct_keys(c)? {
+                    Keys::Narrow(keys) => {
+                        for (row, &g) in gids.iter().enumerate() {
+                            if g != NO_GROUP && valid(row) {
+                                distinct_insert(
+                                    &mut groups[g as usize],
+                                    layer,
+                                    precision,
+                                    keys[row] as u128,
+                                    true,
+                                )?;
+                            }
+                        }
                     }
-                    let k = keys[row];
-                    let state = &mut groups[g as usize];
-                    match layer {
-                        Layer::Batch => match state {
-                            DistinctState::Exact(set) => {
-                                set.insert(k);
+                    Keys::Wide(keys) => {
+                        for (row, &g) in gids.iter().enumerate() {
+                            if g != NO_GROUP && valid(row) {
+                                distinct_insert(
+                                    &mut groups[g as usize],
+                                    layer,
+                                    precision,
+                                    keys[row],
+                                    false,
+                                )?;
                             }
-                            _ => {
-                                let mut set = HashSet::new();
-                                set.insert(k);
-                                *state = DistinctState::Exact(set);
-                            }
-                        },
-                        Layer::Speed => match state {
-                            DistinctState::Sketch { sketch, .. } => sketch.insert_hash(key_hash(k)),
-                            _ => {
-                                let mut sketch = new_sketch(precision)?;
-                                sketch.insert_hash(key_hash(k));
-                                *state = DistinctState::Sketch {
-                                    sketch,
-                                    exact: None,
-                                };
-                            }
-                        },
+                        }
                     }
                 }
             }
@@ -328,7 +493,7 @@ impl States {
                     std::mem::size_of::<DistinctState>()
                         + match g {
                             DistinctState::Empty => 0,
-                            DistinctState::Exact(s) => s.capacity() * 17,
+                            DistinctState::Exact(s) => s.memory_bytes(),
                             DistinctState::Sketch { sketch, .. } => sketch.memory_bytes(),
                         }
                 })
@@ -602,6 +767,37 @@ impl States {
         Ok(())
     }
 
+    /// Turn exact distinct sets into exact-tagged sketches: the form serving merges and batch
+    /// views persist. Other states are unchanged.
+    pub fn into_served(self) -> Result<States> {
+        match self {
+            States::Distinct {
+                groups, precision, ..
+            } => {
+                use rayon::prelude::*;
+                let groups = groups
+                    .into_par_iter()
+                    .map(|st| match st {
+                        DistinctState::Exact(mut set) => {
+                            set.normalize();
+                            Ok(DistinctState::Sketch {
+                                sketch: set.sketch(precision)?,
+                                exact: Some(set.len() as u64),
+                            })
+                        }
+                        other => Ok(other),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(States::Distinct {
+                    groups,
+                    layer: Layer::Speed,
+                    precision,
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             States::Count { n } => n.len(),
@@ -668,15 +864,15 @@ pub fn float64_values(col: &ArrayRef) -> Result<Float64Array> {
     })
 }
 
-/// The key a distinct count compares: integers (and bools, timestamps) as themselves, strings as
-/// their 128-bit xxh3 hash (a collision needs ~2^64 distinct strings, far beyond any group).
-pub fn distinct_keys(col: &ArrayRef) -> Result<Vec<u128>> {
+pub fn distinct_keys(col: &ArrayRef) -> Result<Keys> {
     Ok(match col.data_type() {
         DataType::Utf8 => {
             let a = col.as_string::<i32>();
-            (0..a.len())
-                .map(|i| xxhash_rust::xxh3::xxh3_128(a.value(i).as_bytes()))
-                .collect()
+            Keys::Wide(
+                (0..a.len())
+                    .map(|i| xxhash_rust::xxh3::xxh3_128(a.value(i).as_bytes()))
+                    .collect(),
+            )
         }
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
             let a = arrow::compute::cast(col, &DataType::Utf8)?;
@@ -684,7 +880,7 @@ pub fn distinct_keys(col: &ArrayRef) -> Result<Vec<u128>> {
         }
         _ => {
             let a = int64_values(col)?;
-            a.values().iter().map(|&v| v as u64 as u128).collect()
+            Keys::Narrow(a.values().iter().map(|&v| v as u64).collect())
         }
     })
 }
@@ -692,14 +888,7 @@ pub fn distinct_keys(col: &ArrayRef) -> Result<Vec<u128>> {
 fn as_sketch(st: &DistinctState, precision: u8) -> Result<(HllSketch, Option<u64>)> {
     Ok(match st {
         DistinctState::Empty => (new_sketch(precision)?, Some(0)),
-        DistinctState::Exact(set) => {
-            let mut s = new_sketch(precision)?;
-            // Insert in a canonical order is not needed: the sketch is order-independent.
-            for &k in set {
-                s.insert_hash(key_hash(k));
-            }
-            (s, Some(set.len() as u64))
-        }
+        DistinctState::Exact(set) => (set.sketch(precision)?, Some(set.len() as u64)),
         DistinctState::Sketch { sketch, exact } => (sketch.clone(), *exact),
     })
 }
@@ -708,7 +897,7 @@ fn merge_distinct(dst: &mut DistinctState, src: &DistinctState, precision: u8) -
     match (&mut *dst, src) {
         (_, DistinctState::Empty) => {}
         (DistinctState::Empty, s) => *dst = s.clone(),
-        (DistinctState::Exact(a), DistinctState::Exact(b)) => a.extend(b.iter().copied()),
+        (DistinctState::Exact(a), DistinctState::Exact(b)) => a.union(b),
         _ => {
             let (mut a, _) = as_sketch(dst, precision)?;
             let (b, _) = as_sketch(src, precision)?;

@@ -70,7 +70,9 @@ pub fn recompute(
             .get_or_init(|| {
                 let info = &segs[i].file;
                 let bytes = read_checked(&paths[i], info.crc32, info.bytes)?;
-                Ok(Arc::new(ParquetBytes::open(&paths[i], bytes)?))
+                Ok(Arc::new(ParquetBytes::open_dictionary_strings(
+                    &paths[i], bytes,
+                )?))
             })
             .clone()
     };

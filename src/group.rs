@@ -11,9 +11,7 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{
-    DataType, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt8Type,
-};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use hashbrown::{HashMap, HashTable};
 
 use crate::error::{Error, Result};
@@ -166,7 +164,7 @@ impl GroupKeys {
         let width = self.width;
         let eq = |&g: &u32| {
             let s = g as usize * width;
-            &words[s..s + width] == key
+            words[s..s + width].iter().zip(key).all(|(a, b)| a == b)
         };
         if let Some(&g) = self.index.find(h, eq) {
             return g;

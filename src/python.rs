@@ -348,9 +348,9 @@ fn sketch_estimate(
         let keys = crate::agg::distinct_keys(&array)?;
         let mut s =
             crate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
-        for (i, k) in keys.iter().enumerate() {
+        for i in 0..array.len() {
             if arrow::array::Array::is_valid(&array, i) {
-                s.insert_hash(crate::sketch::key_hash(*k));
+                s.insert_hash(crate::sketch::key_hash(keys.get(i)));
             }
         }
         let (lo, hi) = s.bounds();

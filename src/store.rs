@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt64Array,
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -766,12 +765,10 @@ impl Store {
 
     fn publish(&self, plan: &ViewPlan, snapshot: u64, table: AggTable) -> Result<()> {
         let name = &plan.def.name;
-        let state_batch = table.state_batch(&plan.def.by, &plan.metrics)?;
+        // Serving holds exactly what is persisted (and what a restart loads): exact-tagged sketches.
+        let served = table.into_served()?;
+        let state_batch = served.state_batch(&plan.def.by, &plan.metrics)?;
         let bytes = parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))?;
-        // Reload from the persisted form: serving then holds exactly what a restart would load.
-        let path_hint = self.root.join("views").join(name);
-        let served =
-            AggTable::from_state_batches(plan, std::slice::from_ref(&state_batch), &path_hint)?;
         let mut m = self.writer()?;
         let current = match m.state.views.get(name) {
             Some(v) if v.fingerprint == plan.fingerprint => v.published.clone(),

@@ -296,6 +296,19 @@ impl AggTable {
         Ok(t)
     }
 
+    /// The served form of a batch-layer table (exact distinct sets become exact-tagged sketches).
+    pub fn into_served(self) -> Result<AggTable> {
+        let states = self
+            .states
+            .into_iter()
+            .map(|s| s.into_served())
+            .collect::<Result<_>>()?;
+        Ok(AggTable {
+            keys: self.keys,
+            states,
+        })
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.keys.memory_bytes() + self.states.iter().map(|s| s.memory_bytes()).sum::<usize>()
     }

@@ -26,13 +26,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lamina
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-import lamina
-
-CHILD = r'''
+CHILD = r"""
 import sys
 
 import numpy as np
@@ -111,7 +110,7 @@ while True:
         say(f"RECOMPUTED {store.recompute(progress=False)}")
     elif mode == "compact" and rng.random() < 0.03:
         store.compact()
-'''
+"""
 
 
 @dataclass
@@ -164,7 +163,14 @@ def parse(lines: list[str]) -> Child:
 
 
 def run_child(
-    script: Path, store: Path, seed: int, mode: str, next_id: int, durable: bool, delay: float, from_spawn: bool
+    script: Path,
+    store: Path,
+    seed: int,
+    mode: str,
+    next_id: int,
+    durable: bool,
+    delay: float,
+    from_spawn: bool,
 ) -> tuple[Child, str]:
     """Start a writer child, SIGKILL it `delay` seconds after spawn (or after READY), return its output."""
     proc = subprocess.Popen(
@@ -212,6 +218,11 @@ def tmp_leftovers(root: Path) -> list[str]:
 
 def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> None:
     """Reopen after a kill and check everything SPEC section 5 promises."""
+    # The crashed store is readable as it is, before any writer cleans it up.
+    crashed = None
+    if (root / "_log").exists():
+        with lamina.Store(root, read_only=True) as ro:
+            crashed = (ro.commits()["commit"].to_pylist(), ro.snapshot().num_rows)
     with lamina.Store(root) as store:
         left = tmp_leftovers(root)
         assert not left, f"temporary leftovers survive reopen: {left}"
@@ -229,7 +240,9 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
             assert first == hist.next_id, f"child started at id {first}, expected {hist.next_id}"
             hist.commits.append((first, nrows))
         extra = n - len(hist.commits)
-        assert extra >= 0, f"acknowledged commits lost: store has {n} commits, {len(hist.commits)} acknowledged"
+        assert extra >= 0, (
+            f"acknowledged commits lost: store has {n} commits, {len(hist.commits)} acknowledged"
+        )
         assert extra <= 1, f"{extra} unacknowledged commits beyond the last ACK"
         if extra == 1:
             assert child.last_begin is not None, "a commit appeared that no child was appending"
@@ -245,6 +258,8 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
         if child.recomputed:
             hist.published = max(hist.published, *child.recomputed)
 
+        if crashed is not None:
+            assert crashed == (numbers, sum(rows)), "a read-only open saw another state than the writer"
         if n == 0:
             assert store.snapshot().num_rows == 0
             return
@@ -258,7 +273,11 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
         sizes = snap["batch_rows"].to_numpy()
         uniq, counts = np.unique(firsts, return_counts=True)
         size_of = dict(zip(firsts.tolist(), sizes.tolist(), strict=True))
-        partial = [(int(f), int(c), size_of[int(f)]) for f, c in zip(uniq, counts, strict=True) if c != size_of[int(f)]]
+        partial = [
+            (int(f), int(c), size_of[int(f)])
+            for f, c in zip(uniq, counts, strict=True)
+            if c != size_of[int(f)]
+        ]
         assert not partial, f"partial batches visible (first_id, rows seen, rows sent): {partial[:5]}"
 
         # Time travel: a few snapshots, always including 1, the previous end and the latest.
@@ -278,7 +297,9 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
             f"{len(seg_files)} files in segments/ but {status['segments']} live segments"
         )
         views = {v["name"]: v for v in status["views"]}
-        view_files = [p for p in (root / "views").rglob("*") if p.is_file()] if (root / "views").exists() else []
+        view_files = (
+            [p for p in (root / "views").rglob("*") if p.is_file()] if (root / "views").exists() else []
+        )
         published = sum(1 for v in views.values() if v["covered_commit"] > 0)
         assert len(view_files) == published, f"view files {view_files} for {published} published views"
 
@@ -301,7 +322,9 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
             assert pc.sum(rolled["events"]).as_py() == snap.num_rows
             parts = pc.sum(store.batch_view("v")["events"]).as_py() or 0
             parts += pc.sum(store.speed_view("v")["events"]).as_py() or 0
-            assert parts == snap.num_rows, f"batch + speed count {parts} events, the snapshot has {snap.num_rows}"
+            assert parts == snap.num_rows, (
+                f"batch + speed count {parts} events, the snapshot has {snap.num_rows}"
+            )
 
 
 def kill_loop(tmp_path: Path, seed: int, iterations: int, budget_s: float | None = None) -> None:
@@ -320,15 +343,17 @@ def kill_loop(tmp_path: Path, seed: int, iterations: int, budget_s: float | None
         # commits ~20x faster, so kills also land in compactions of long runs of small segments.
         durable = mode != "compact" and rng.random() < 0.5
         child_seed = rng.randrange(2**32)
-        child = None
+        child, err = None, ""
         try:
             child, err = run_child(script, root, child_seed, mode, hist.next_id, durable, delay, from_spawn)
             check_store(root, hist, child, rng)
         except BaseException as e:
             raise AssertionError(
-                f"crash test failed (seed={seed}, iteration={it}, mode={mode}, durable={durable}, delay={delay:.3f}, "
-                f"from_spawn={from_spawn}, child_seed={child_seed}): {type(e).__name__}: {e}\n"
-                f"child output tail: {child.lines[-5:] if child is not None else None}"
+                f"crash test failed (seed={seed}, iteration={it}, mode={mode}, durable={durable}, "
+                f"delay={delay:.3f}, from_spawn={from_spawn}, child_seed={child_seed}): "
+                f"{type(e).__name__}: {e}\n"
+                f"child output tail: {child.lines[-5:] if child is not None else None}\n"
+                f"child stderr tail: {err[-2000:]}"
             ) from e
         if budget_s is not None and time.monotonic() - started > budget_s:
             break

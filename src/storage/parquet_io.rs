@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -47,6 +47,36 @@ impl ParquetBytes {
         let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
             .map_err(|e| Error::corruption(path, format!("not a readable Parquet file: {e}")))?;
         Ok(ParquetBytes { bytes, meta })
+    }
+
+    /// Like `open`, but string columns decode as dictionaries straight from Parquet's dictionary
+    /// pages: grouping then hashes each distinct string once per page instead of once per row.
+    pub fn open_dictionary_strings(path: &Path, bytes: bytes::Bytes) -> Result<ParquetBytes> {
+        let plain = Self::open(path, bytes)?;
+        let fields: Vec<Field> = plain
+            .meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                ),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let hint = Arc::new(Schema::new(fields));
+        let meta = ArrowReaderMetadata::try_new(
+            plain.meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hint),
+        )
+        .map_err(|e| Error::corruption(path, format!("not a readable Parquet file: {e}")))?;
+        Ok(ParquetBytes {
+            bytes: plain.bytes,
+            meta,
+        })
     }
 
     pub fn row_groups(&self) -> usize {
