@@ -898,6 +898,10 @@ fn merge_distinct(dst: &mut DistinctState, src: &DistinctState, precision: u8) -
         (_, DistinctState::Empty) => {}
         (DistinctState::Empty, s) => *dst = s.clone(),
         (DistinctState::Exact(a), DistinctState::Exact(b)) => a.union(b),
+        (DistinctState::Sketch { sketch: a, exact }, DistinctState::Sketch { sketch: b, .. }) => {
+            a.merge(b).map_err(|e| Error::invalid(e.to_string()))?;
+            *exact = None;
+        }
         _ => {
             let (mut a, _) = as_sketch(dst, precision)?;
             let (b, _) = as_sketch(src, precision)?;

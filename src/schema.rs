@@ -174,8 +174,9 @@ impl StoreSchema {
                     c.name, c.arrow_type
                 ))
             })?;
-            let nullable = c.name != self.time_column;
-            fields.push(Field::new(&c.name, dt, nullable));
+            // Every field is nullable in Arrow terms; null event times are refused by `conform`
+            // row by row, so that the quarantine policy can keep the other rows.
+            fields.push(Field::new(&c.name, dt, true));
         }
         Ok(Arc::new(Schema::new(fields)))
     }

@@ -437,22 +437,11 @@ impl HllSketch {
         let Repr::Sparse { entries, sorted } = &mut self.repr else {
             return;
         };
-        let e = encode_sparse(hash);
-        let key = e >> RHO_BITS;
+        // Append only: duplicates are removed when the buffer is merged into the sorted head,
+        // which keeps the hot path to one store and one comparison.
+        entries.push(encode_sparse(hash));
         let sorted_len = (*sorted).min(entries.len());
-        let head = &mut entries[..sorted_len];
-        if let Ok(i) = head.binary_search_by_key(&key, |&x| x >> RHO_BITS) {
-            // Same idx': updating rho' in place keeps the head sorted and unique.
-            if let Some(x) = head.get_mut(i) {
-                if e > *x {
-                    *x = e;
-                }
-            }
-            return;
-        }
-        entries.push(e);
-        let buffered = entries.len() - sorted_len;
-        if buffered >= MIN_BUFFER.max(sorted_len / 4) {
+        if entries.len() - sorted_len >= MIN_BUFFER.max(sorted_len / 2) {
             self.normalize();
         }
     }

@@ -50,6 +50,31 @@ impl SpeedView {
         Ok(())
     }
 
+    /// Fold the rows of one commit straight into the open chunk.
+    pub fn update(
+        &mut self,
+        plan: &ViewPlan,
+        commit: u64,
+        batch: &arrow::array::RecordBatch,
+    ) -> Result<()> {
+        let open = matches!(self.chunks.last(), Some(c) if !c.sealed);
+        if !open {
+            self.chunks.push(SpeedChunk {
+                first: commit,
+                last: commit,
+                rows: 0,
+                sealed: false,
+                table: plan.new_table(Layer::Speed),
+            });
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.table.update(plan, batch)?;
+            c.last = commit;
+            c.rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
     /// Close the open chunk: later commits go to a new one.
     pub fn seal(&mut self) {
         if let Some(c) = self.chunks.last_mut() {

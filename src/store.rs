@@ -351,44 +351,24 @@ impl Store {
         })
     }
 
-    /// Fold one commit into every view's speed state, then make it visible.
+    /// Fold one commit into every view's speed state and make it visible, in one step under the
+    /// serving lock: a query sees all of a commit or none of it. Views update in parallel.
     fn speed_apply(&self, commit: u64, batch: &RecordBatch) {
-        // Aggregate outside the serving lock: queries are not blocked while rows are grouped.
-        let plans: Vec<(String, ViewPlan)> = match self.serving_read() {
-            Ok(s) => s
-                .views
-                .iter()
-                .map(|(k, v)| (k.clone(), v.plan.clone()))
-                .collect(),
-            Err(_) => return,
-        };
-        let mut deltas = Vec::with_capacity(plans.len());
-        for (name, plan) in &plans {
-            let mut t = plan.new_table(Layer::Speed);
-            let ok = t.update(plan, batch).is_ok();
-            deltas.push((name, plan, ok.then_some(t)));
-        }
+        use rayon::prelude::*;
         let Ok(mut s) = self.serving_write() else {
             return;
         };
-        let mut broken = Vec::new();
-        for (name, plan, delta) in deltas {
-            if let Some(v) = s.views.get_mut(name) {
-                if v.plan.fingerprint != plan.fingerprint {
-                    continue;
-                }
-                let ok = match delta {
-                    Some(d) => v
-                        .speed
-                        .apply(plan, commit, batch.num_rows() as u64, &d)
-                        .is_ok(),
-                    None => false,
-                };
-                if !ok {
-                    broken.push(name.clone());
-                }
-            }
-        }
+        let mut views: Vec<(&String, &mut ViewState)> = s.views.iter_mut().collect();
+        let broken: Vec<String> = views
+            .par_iter_mut()
+            .filter_map(|(name, v)| {
+                let ViewState { plan, speed, .. } = &mut **v;
+                speed
+                    .update(plan, commit, batch)
+                    .err()
+                    .map(|_| (*name).clone())
+            })
+            .collect();
         s.visible = commit;
         drop(s);
         for name in broken {
