@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import time
 
-import lamina
 import pyarrow as pa
 import pyarrow.parquet as pq
 from common import (
@@ -31,6 +30,8 @@ from common import (
     split,
     target_check,
 )
+
+import lamina
 
 NAME = "append"
 BATCH = 65_536

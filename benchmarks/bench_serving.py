@@ -17,7 +17,6 @@ import shutil
 import time
 
 import duckdb
-import lamina
 import numpy as np
 import pyarrow as pa
 from bench_batch import duckdb_sql, view_def
@@ -39,6 +38,8 @@ from common import (
     measure,
     target_check,
 )
+
+import lamina
 
 NAME = "serving"
 CALLS = 200

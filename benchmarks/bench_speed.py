@@ -17,7 +17,6 @@ import time
 
 import datasketches
 import duckdb
-import lamina
 import numpy as np
 import pyarrow as pa
 from common import (
@@ -35,6 +34,8 @@ from common import (
     split,
     target_check,
 )
+
+import lamina
 
 NAME = "speed"
 TARGET = 30_000_000

@@ -115,6 +115,7 @@ impl StoreSchema {
     /// Fix the schema from the first append. `time_column` picks the event-time column; by default
     /// the first timestamp column.
     pub fn from_first_batch(schema: &Schema, time_column: Option<&str>) -> Result<Self> {
+        check_unique_names(schema)?;
         let mut columns = Vec::new();
         for f in schema.fields() {
             if f.name().starts_with("__") {
@@ -204,6 +205,7 @@ pub fn conform(
     quarantine: bool,
 ) -> Result<Conformed> {
     let incoming = batch.schema();
+    check_unique_names(&incoming)?;
     for f in incoming.fields() {
         if target.field_with_name(f.name()).is_err() {
             return Err(Error::schema(format!(
@@ -329,6 +331,20 @@ fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         },
     )?;
     Ok(out)
+}
+
+/// Two columns with one name would make one of them unreachable: refuse.
+fn check_unique_names(schema: &Schema) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name().as_str()) {
+            return Err(Error::schema(format!(
+                "column {:?} appears more than once in the data",
+                f.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Units per second of a timestamp type.

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
@@ -109,6 +110,30 @@ pub struct Store {
     writer: Mutex<Manifest>,
     serving: RwLock<Serving>,
     closed: AtomicBool,
+    /// Files replaced by compaction or a newer batch view. They are deleted only once no read
+    /// of this process can still use them (`pins`) and other processes' readers had `GRACE` to
+    /// move on.
+    garbage: Mutex<Vec<(PathBuf, Instant)>>,
+    pins: AtomicUsize,
+}
+
+/// How long a replaced file stays for readers in other processes.
+const GRACE: Duration = Duration::from_secs(60);
+
+/// Keeps replaced files on disk while a read that may use them runs.
+struct Pin<'a>(&'a AtomicUsize);
+
+impl<'a> Pin<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Pin(count)
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn now_us() -> i64 {
@@ -173,6 +198,8 @@ impl Store {
             writer: Mutex::new(manifest),
             serving: RwLock::new(Serving::default()),
             closed: AtomicBool::new(false),
+            garbage: Mutex::new(Vec::new()),
+            pins: AtomicUsize::new(0),
         };
         if !store.read_only {
             store.clean_leftovers()?;
@@ -331,11 +358,36 @@ impl Store {
             // Compaction never changes content; a failure here leaves the store as it was.
             let _ = self.compact_locked(&mut m, false);
         }
+        self.collect_garbage(false);
         Ok(AppendOutcome {
             commit,
             rows,
             quarantined: conformed.rejected.len() as u64,
         })
+    }
+
+    /// A file no committed state references any more: delete it later (see `garbage`).
+    fn retire(&self, rel: &str) {
+        if let Ok(mut g) = self.garbage.lock() {
+            g.push((self.root.join(rel), Instant::now()));
+        }
+    }
+
+    /// Delete retired files nobody can still read. `all`: regardless of age (on close).
+    fn collect_garbage(&self, all: bool) {
+        if self.pins.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        if let Ok(mut g) = self.garbage.lock() {
+            g.retain(|(path, since)| {
+                if all || since.elapsed() >= GRACE {
+                    let _ = fs::remove_file(path);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
     }
 
     fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
@@ -385,7 +437,12 @@ impl Store {
         upto: u64,
         columns: Option<&[String]>,
     ) -> Result<Vec<RecordBatch>> {
+        let _pin = Pin::new(&self.pins);
         let mut out = Vec::new();
+        let expected = match &state.schema {
+            Some(s) => Some(s.arrow()?),
+            None => None,
+        };
         let segs: Vec<&SegmentInfo> = state
             .segments
             .iter()
@@ -398,6 +455,7 @@ impl Store {
                     let path = self.root.join(&seg.file.file);
                     let bytes = read_checked(&path, seg.file.crc32, seg.file.bytes)?;
                     let pq = ParquetBytes::open(&path, bytes)?;
+                    pq.verify(&path, seg.rows(), expected.as_deref())?;
                     let skip = seg.rows_upto(after) as usize;
                     let end = seg.rows_upto(upto) as usize;
                     let batches = pq.read(&path, columns, None, Some(end))?;
@@ -425,7 +483,15 @@ impl Store {
             Some(s) => s.arrow()?,
             None => Arc::new(Schema::empty()),
         };
-        let batches = self.read_rows(&state, 0, upto, None)?;
+        let batches = match self.read_rows(&state, 0, upto, None) {
+            // A reader in another process may hold a state whose files the writer has since
+            // compacted away: catch up with the manifest and read again.
+            Err(e) if self.read_only && e.kind == ErrorKind::Corruption => {
+                let state = self.state()?;
+                self.read_rows(&state, 0, upto, None)?
+            }
+            other => other?,
+        };
         Ok((schema, batches))
     }
 
@@ -475,7 +541,9 @@ impl Store {
     pub fn compact(&self) -> Result<usize> {
         self.check_writable()?;
         let mut m = self.writer()?;
-        self.compact_locked(&mut m, true)
+        let merged = self.compact_locked(&mut m, true)?;
+        self.collect_garbage(false);
+        Ok(merged)
     }
 
     fn compact_locked(&self, m: &mut Manifest, all: bool) -> Result<usize> {
@@ -535,7 +603,7 @@ impl Store {
                 added: SegmentInfo { file, commits },
             })?;
             for r in removed {
-                let _ = fs::remove_file(self.root.join(r));
+                self.retire(&r);
             }
             merged += e - s;
         }
@@ -578,7 +646,7 @@ impl Store {
         })?;
         self.serving_write()?.views.remove(name);
         if let Some(p) = entry.published {
-            let _ = fs::remove_file(self.root.join(p.file.file));
+            self.retire(&p.file.file);
         }
         Ok(())
     }
@@ -733,7 +801,9 @@ impl Store {
         if plans.is_empty() {
             return Ok(snapshot);
         }
-        // 2. Compute, holding no lock: appends and queries go on.
+        // 2. Compute, holding no lock: appends and queries go on. The pin keeps the snapshot's
+        // segments on disk even if an append compacts them meanwhile.
+        let _pin = Pin::new(&self.pins);
         let tables = batch::recompute(&self.root, &state.segments, snapshot, &plans, threads, ctl)?;
         // 3. Persist and publish each view.
         for (plan, table) in plans.iter().zip(tables) {
@@ -798,7 +868,7 @@ impl Store {
         let _ = rebuild;
         if let Some(old) = current {
             if old.file.file != rel {
-                let _ = fs::remove_file(self.root.join(old.file.file));
+                self.retire(&old.file.file);
             }
         }
         Ok(())
@@ -871,6 +941,9 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        if !self.read_only {
+            self.collect_garbage(true);
         }
         if let Ok(mut s) = self.serving.write() {
             s.views.clear();

@@ -16,7 +16,9 @@ COUNTRIES = ["DE", "FR", "US", "日本", "Ελλάδα", "", "ü", "🙂"]
 PAGES = ["/", "/cart", "/checkout", "/produkt/äöü", "/search"]
 
 
-def make_events(n: int, seed: int, *, days: float = 3.0, start: dt.datetime = START, null_rate: float = 0.05) -> pa.Table:
+def make_events(
+    n: int, seed: int, *, days: float = 3.0, start: dt.datetime = START, null_rate: float = 0.05
+) -> pa.Table:
     """n events: ts (us, shuffled: out of order), country/page (unicode, some null), user_id (int,
     some null), amount (float, some null, wide magnitudes), qty (int), flag (bool)."""
     rng = np.random.default_rng(seed)
@@ -35,11 +37,22 @@ def make_events(n: int, seed: int, *, days: float = 3.0, start: dt.datetime = ST
     amount = pa.array(amount, mask=nulls())
     qty = pa.array(rng.integers(-1000, 1000, n), mask=nulls())
     flag = pa.array(rng.random(n) < 0.5, mask=nulls())
-    return pa.table({"ts": ts, "country": country, "page": page, "user_id": user,
-                     "amount": amount, "qty": qty, "flag": flag})
+    return pa.table(
+        {
+            "ts": ts,
+            "country": country,
+            "page": page,
+            "user_id": user,
+            "amount": amount,
+            "qty": qty,
+            "flag": flag,
+        }
+    )
 
 
-def full_view(name: str = "traffic", grain: str = "1h", by: tuple[str, ...] = ("country", "page"), **kw) -> lamina.View:
+def full_view(
+    name: str = "traffic", grain: str = "1h", by: tuple[str, ...] = ("country", "page"), **kw
+) -> lamina.View:
     return lamina.View(
         name,
         time="ts",
@@ -60,7 +73,13 @@ def full_view(name: str = "traffic", grain: str = "1h", by: tuple[str, ...] = ("
     )
 
 
-GRAIN_US = {"1m": 60_000_000, "15m": 900_000_000, "1h": 3_600_000_000, "6h": 21_600_000_000, "1d": 86_400_000_000}
+GRAIN_US = {
+    "1m": 60_000_000,
+    "15m": 900_000_000,
+    "1h": 3_600_000_000,
+    "6h": 21_600_000_000,
+    "1d": 86_400_000_000,
+}
 
 
 def oracle(events: pa.Table, grain: str, by: list[str], where_sql: str = "TRUE") -> pa.Table:
@@ -77,7 +96,7 @@ def oracle(events: pa.Table, grain: str, by: list[str], where_sql: str = "TRUE")
                sum(qty)::BIGINT AS units, min(amount) AS low, max(qty) AS high,
                count(qty) AS n_qty, count(DISTINCT user_id) AS users, count(amount) AS amounts
         FROM ev WHERE {where_sql}
-        GROUP BY ALL ORDER BY bucket{''.join(f', {d} NULLS LAST' for d in by)}
+        GROUP BY ALL ORDER BY bucket{"".join(f", {d} NULLS LAST" for d in by)}
     """
     t = con.sql(sql).arrow()
     if isinstance(t, pa.RecordBatchReader):

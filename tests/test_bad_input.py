@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import lamina
-import lamina.errors
 import pyarrow as pa
 import pytest
+
+import lamina
+import lamina.errors
 
 T = [dt.datetime(2026, 1, 1, h, 30) for h in range(24)]
 
@@ -140,12 +141,6 @@ def test_first_append_without_a_timestamp_column(root: Path) -> None:
         assert s.commits().num_rows == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: duplicate column names are accepted and the duplicate is silently replaced by "
-    "the first column of that name (schema::conform uses batch.column_by_name): appending columns "
-    "id=[...], id=[9,9,...] stores the first id twice; data is dropped silently instead of a SchemaError.",
-)
 def test_duplicate_column_names(store: lamina.Store) -> None:
     t = base_table(10)
     dup = pa.Table.from_arrays([*t.columns, pa.array([9] * 6, pa.int64())], names=[*t.column_names, "q"])
@@ -155,12 +150,6 @@ def test_duplicate_column_names(store: lamina.Store) -> None:
 # ---------------------------------------------------------------- row-level problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: null event times give SchemaError('Invalid argument error: Column 'ts' is declared "
-    "as non-nullable but contains null values') without the row: schema::conform marks the bad rows but "
-    "then builds RecordBatch::try_new against the non-nullable time field before reporting them.",
-)
 @pytest.mark.parametrize("first_append", [False, True])
 def test_null_event_time_names_column_and_first_row(root: Path, first_append: bool) -> None:
     with lamina.Store(root) as s:
@@ -171,12 +160,6 @@ def test_null_event_time_names_column_and_first_row(root: Path, first_append: bo
         assert "null" in str(e)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an event time out of range (timestamp[s] 10**15 cast to the store's timestamp[us]) "
-    "gives the generic 'declared as non-nullable but contains null values' SchemaError without the row "
-    "(same cause as null event times: RecordBatch::try_new runs before the bad rows are reported).",
-)
 def test_event_time_out_of_range_names_the_row(store: lamina.Store) -> None:
     bad = replace(base_table(6), "ts", pa.array([0, 1, 10**15, 3, 4, 5], pa.timestamp("s")))
     refused(store, bad, '"ts"', "row 2")
@@ -255,12 +238,6 @@ def test_quarantine_does_not_rescue_a_schema_mismatch(store: lamina.Store) -> No
     assert store.quarantined().num_rows == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: with quarantine=True, rows with a null event time refuse the whole append "
-    "(SchemaError 'Column 'ts' is declared as non-nullable but contains null values') instead of being "
-    "quarantined: schema::conform builds the batch against the non-nullable time field before filtering.",
-)
 def test_quarantine_null_event_times(store: lamina.Store) -> None:
     bad = replace(base_table(6), "ts", pa.array([T[0], None, T[2], T[3], None, T[5]], pa.timestamp("us")))
     assert store.append(bad, quarantine=True) == 2

@@ -550,12 +550,6 @@ def test_ingest_quarantine_sets_bad_rows_aside(tmp_path: Path) -> None:
     assert len(kept) == 1 and kept[0]["row"] == 1 and kept[0]["qty"] == "1000" and "qty" in kept[0]["reason"]
 
 
-@pytest.mark.xfail(
-    reason="core bug: conform() builds the batch with a non-nullable event-time field before "
-    "collecting null event times, so arrow refuses it ('Column ts is declared as non-nullable') "
-    "and quarantine=True cannot set such rows aside",
-    strict=False,
-)
 def test_ingest_quarantines_null_event_times(workspace: dict[str, Any]) -> None:
     d, f = workspace["dir"], workspace["files"]
     ok(run("ingest", "store", f["parquet"], cwd=d))

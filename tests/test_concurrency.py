@@ -9,9 +9,10 @@ import threading
 import time
 
 import pyarrow.compute as pc
-from conftest import full_view, make_events
 
 import lamina
+
+from conftest import full_view, make_events
 
 
 def _prefix_sums(store: lamina.Store) -> list[int]:
@@ -79,7 +80,9 @@ def test_stress_appends_queries_recomputes(tmp_path):
         # The answer must be exactly the rows of commits 1..c for some commit c the query could see
         # (commits() may list a commit whose append has not returned yet, hence before - 1).
         allowed = prefix[max(0, before - 1) : after + 1]
-        assert total in allowed, f"{view}: counted {total}, possible totals {allowed} (commits {before}..{after})"
+        assert total in allowed, (
+            f"{view}: counted {total}, possible totals {allowed} (commits {before}..{after})"
+        )
     # Finally, everything is served once, batch and speed layers together.
     final = pc.sum(store.query("traffic")["events"]).as_py()
     assert final == prefix[-1] == store.snapshot().num_rows

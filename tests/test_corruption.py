@@ -10,11 +10,12 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import lamina
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+import lamina
 
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
@@ -230,13 +231,6 @@ def test_damaged_manifest_record(store_dir: Path, how: str, version: int) -> Non
     expect_corruption(lambda: lamina.Store(store_dir, read_only=True).close(), rec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a manifest record with a non-UTF-8 byte raises LaminaIOError ('stream did not "
-    "contain valid UTF-8'), not CorruptionError: Manifest::load reads records with fs::read_to_string "
-    "and maps its InvalidData error to ErrorKind::Io (src/storage/manifest.rs), before the checksum "
-    "check. Same for checkpoints.",
-)
 def test_manifest_record_with_a_non_utf8_byte(store_dir: Path) -> None:
     rec = record(store_dir, 2)
     damage_record(rec, "binary")
@@ -341,38 +335,18 @@ def with_bad_arrow_schema(path: Path) -> bytes:
     raise AssertionError("no int64 bit width found in the embedded Arrow schema")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a Parquet segment that passes its CRC but has an impossible Arrow type in its "
-    "footer (ARROW:schema) makes arrow-ipc panic (convert.rs: 'Int type with bit width of 63 ... not "
-    "supported') inside ParquetBytes::open on a rayon worker; Python gets "
-    "pyo3_runtime.PanicException('a scoped thread panicked') without the file name. Decoding is not "
-    "guarded (no catch_unwind / skip_arrow_metadata), so any damage the CRC misses can panic.",
-)
 def test_damage_behind_a_valid_checksum_never_panics(plain_dir: Path) -> None:
     seg = segment(plain_dir, 1)
     forge(plain_dir, f"segments/{seg.name}", with_bad_arrow_schema(seg))
     expect_corruption(lambda: open_and_read(plain_dir), seg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: a segment with a valid checksum but fewer rows than its manifest entry is read "
-    "without complaint: Store::read_rows slices up to SegmentInfo::rows_upto and never compares with the "
-    "Parquet row count, so snapshot() silently returns fewer rows than commits() reports.",
-)
 def test_segment_with_fewer_rows_than_the_manifest_says(plain_dir: Path) -> None:
     seg1, seg3 = segment(plain_dir, 1), segment(plain_dir, 3)
     forge(plain_dir, f"segments/{seg1.name}", seg3.read_bytes())  # 10 rows where 1000 belong
     expect_corruption(lambda: open_and_read(plain_dir), seg1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: a segment with a valid checksum but a foreign schema (here a batch-view file) "
-    "reaches pyarrow and raises a builtin TypeError('All batches must have same schema') without the "
-    "file name; segment columns are never checked against the store schema.",
-)
 def test_segment_with_a_foreign_schema(store_dir: Path) -> None:
     seg1 = segment(store_dir, 1)
     forge(store_dir, f"segments/{seg1.name}", view_file(store_dir).read_bytes())

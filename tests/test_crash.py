@@ -26,10 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lamina
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+
+import lamina
 
 CHILD = r"""
 import sys

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from conftest import START, assert_same, full_view, make_events, oracle
 
 import lamina
+
+from conftest import START, assert_same, full_view, make_events, oracle
 
 BY = ["country", "page"]
 
@@ -80,7 +81,9 @@ def test_served_merge_counts_late_events_once(store):
             assert a["users_lower"] <= e["users"] <= a["users_upper"]
     # Groups only the batch layer holds are exact; touched groups are marked approximate.
     speed_keys = {
-        (r["bucket"], r["country"], r["page"]) for r in store.speed_view("traffic").to_pylist() if r["users"] > 0
+        (r["bucket"], r["country"], r["page"])
+        for r in store.speed_view("traffic").to_pylist()
+        if r["users"] > 0
     }
     for r in served.to_pylist():
         assert r["users_exact"] == ((r["bucket"], r["country"], r["page"]) not in speed_keys)
@@ -112,11 +115,16 @@ def test_time_range_and_filters(store):
     store.define(full_view())
     store.recompute(progress=False)
     start, end = START + dt.timedelta(hours=5), START + dt.timedelta(hours=30)
-    got = store.query("traffic", start=start, end=end, where={"country": ["DE", "日本"], "page": {">=": "/c"}})
+    got = store.query(
+        "traffic", start=start, end=end, where={"country": ["DE", "日本"], "page": {">=": "/c"}}
+    )
     rows = [
-        r for r in oracle(ev, "1h", BY)
+        r
+        for r in oracle(ev, "1h", BY)
         if start.replace(tzinfo=dt.UTC) <= r["bucket"] < end.replace(tzinfo=dt.UTC)
-        and r["country"] in ("DE", "日本") and r["page"] is not None and r["page"] >= "/c"
+        and r["country"] in ("DE", "日本")
+        and r["page"] is not None
+        and r["page"] >= "/c"
     ]
     assert_same(got, rows, BY)
     assert len(rows) > 10
@@ -168,7 +176,9 @@ def test_empty_view_has_stable_schema(store):
 def test_integer_sum_overflow_is_an_error(store):
     big = pa.table({"ts": pa.array([START, START], pa.timestamp("us")), "v": pa.array([2**62, 2**62])})
     store.append(big)
-    store.define(lamina.View("v", time="ts", grain="1h", metrics={"s": lamina.sum("v"), "m": lamina.mean("v")}))
+    store.define(
+        lamina.View("v", time="ts", grain="1h", metrics={"s": lamina.sum("v"), "m": lamina.mean("v")})
+    )
     with pytest.raises(lamina.SumOverflowError, match="overflows int64"):
         store.query("v")
 

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lamina
 import numpy as np
 import pyarrow as pa
 import pytest
+
+import lamina
 
 # A child process that runs store commands sent as JSON lines and answers each with one JSON line.
 PEER = r"""
@@ -305,13 +306,6 @@ def test_read_only_open_of_a_missing_store_is_refused(tmp_path: Path) -> None:
     assert not missing.exists(), "a read-only open created the directory"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a read-only reader far behind the writer stops seeing new commits. "
-    "Manifest::refresh (src/storage/manifest.rs) only reloads when _log/<version+1>.json exists, "
-    "but Manifest::checkpoint deletes records <= version-100 every 100 versions, so once the writer is "
-    ">= 200 versions ahead the next record is gone and the reader silently serves its stale snapshot.",
-)
 def test_lagging_reader_catches_up_after_checkpoints(peer: Peer, path: Path) -> None:
     with lamina.Store(path, durable=False, auto_compact=False) as store:
         store.append(batch(0, 3))
@@ -323,13 +317,6 @@ def test_lagging_reader_catches_up_after_checkpoints(peer: Peer, path: Path) -> 
         assert peer.ok("snapshot")["ids"] == list(range(750))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a read-only reader in another process gets CorruptionError 'file is missing' "
-    "when the writer compacts while it reads: Store::compact_locked deletes the replaced segment files "
-    "right after committing the Compact record, while a reader that refreshed its manifest just before "
-    "still reads them (same for replaced batch-view files in publish). Readers have no protection.",
-)
 def test_reader_never_fails_while_the_writer_compacts(peer: Peer, path: Path) -> None:
     with lamina.Store(path, durable=False, auto_compact=False) as store:
         store.append(batch(0, 3))

@@ -16,11 +16,12 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import lamina  # noqa: E402
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from lamina.plot import MissingExtraError  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+
+import lamina  # noqa: E402
+from lamina.plot import MissingExtraError  # noqa: E402
 
 START = dt.datetime(2026, 3, 2)
 COUNTRIES = ["DE", "FR", "ü-land", None]

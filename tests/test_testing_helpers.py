@@ -8,10 +8,11 @@ import random
 from collections.abc import Iterator
 
 import duckdb
-import lamina
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
+import lamina
 from lamina.testing import (
     assert_every_event_counted,
     assert_matches_oracle,

@@ -53,7 +53,8 @@ def status_html(status: dict[str, Any]) -> str:
         rows.append(
             "<tr>"
             f"<td><b>{e(v['name'])}</b></td>"
-            f"<td><span class='layer b'>batch</span>commit {v['covered_commit']}, {v['batch_groups']:,} groups, "
+            f"<td><span class='layer b'>batch</span>commit {v['covered_commit']}, "
+            f"{v['batch_groups']:,} groups, "
             f"{_age(v['batch_age_seconds'])}, {_bytes(v['batch_memory_bytes'])}</td>"
             f"<td><span class='layer s'>speed</span>{v['pending_commits']} pending commits, "
             f"{v['speed_rows']:,} rows, {v['speed_groups']:,} groups, {_bytes(v['speed_memory_bytes'])}</td>"
@@ -83,6 +84,8 @@ def view_html(view: View) -> str:
     where = f"<br>where {e(str(dict(view.where)))}" if view.where else ""
     return (
         f"<div class='lamina'>{_STYLE}<b>lamina.View</b> {e(view.name)}: per {e(view.grain)} of "
-        f"{e(view.time)}" + (f" by {e(', '.join(view.by))}" if view.by else "") + where
+        f"{e(view.time)}"
+        + (f" by {e(', '.join(view.by))}" if view.by else "")
+        + where
         + f"<table><tr><th>metric</th><th>aggregate</th></tr>{metrics}</table></div>"
     )

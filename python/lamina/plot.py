@@ -84,7 +84,7 @@ def _speed_runs(
 ) -> list[tuple[Any, Any]]:
     """Contiguous runs [start, end) of buckets (at the plotted grain) holding speed-layer data."""
     # The speed part of the plotted query: same range, grain and filter, rolled up to buckets.
-    speed = store._query(view, start, end, grain, [], where, "speed")
+    speed = store.speed_view(view, start, end, grain, [], where)
     if speed.num_rows == 0:
         return []
     step = dt.timedelta(seconds=_grain_seconds(grain))

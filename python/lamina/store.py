@@ -70,6 +70,11 @@ class Store:
     def temporary(self) -> bool:
         return self._core.temporary
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema the first append fixed (empty before it)."""
+        return self._core.snapshot(0).schema
+
     def append(self, data: Any, *, quarantine: bool | None = None) -> int:
         """Append events as one commit and return its number (the first commit is 1).
 
@@ -196,13 +201,31 @@ class Store:
             part=part,
         )
 
-    def batch_view(self, view: str) -> pa.Table:
-        """The published batch view (empty before the first recompute)."""
-        return self._query(view, None, None, None, None, None, "batch")
+    def batch_view(
+        self,
+        view: str,
+        start: Any = None,
+        end: Any = None,
+        grain: str | None = None,
+        by: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pa.Table:
+        """The published batch view (empty before the first recompute); same arguments as
+        :meth:`query`."""
+        return self._query(view, start, end, grain, by, where, "batch")
 
-    def speed_view(self, view: str) -> pa.Table:
-        """The speed part only: events of the commits the batch view does not cover."""
-        return self._query(view, None, None, None, None, None, "speed")
+    def speed_view(
+        self,
+        view: str,
+        start: Any = None,
+        end: Any = None,
+        grain: str | None = None,
+        by: Iterable[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pa.Table:
+        """The speed part only: events of the commits the batch view does not cover; same
+        arguments as :meth:`query`."""
+        return self._query(view, start, end, grain, by, where, "speed")
 
     def status(self) -> Status:
         """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view."""
@@ -237,7 +260,9 @@ class Store:
         except Exception:
             return "<lamina.Store (closed)>"
         kind = "temporary" if s["temporary"] else str(s["path"])
-        return f"<lamina.Store {kind}: {s['latest_commit']} commits, {s['rows']} rows, {len(s['views'])} views>"
+        return (
+            f"<lamina.Store {kind}: {s['latest_commit']} commits, {s['rows']} rows, {len(s['views'])} views>"
+        )
 
     def _repr_html_(self) -> str:
         from lamina._html import store_html

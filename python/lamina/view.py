@@ -120,7 +120,9 @@ class View:
             object.__setattr__(self, "by", (self.by,))
         object.__setattr__(self, "by", tuple(self.by))
         if not isinstance(self.metrics, Mapping) or not self.metrics:
-            raise InvalidArgumentError(f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate")
+            raise InvalidArgumentError(
+                f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate"
+            )
         for name, agg in self.metrics.items():
             if not isinstance(agg, Aggregate):
                 raise InvalidArgumentError(

@@ -208,6 +208,18 @@ fn encode(body: &str) -> String {
     format!("{body}\n{:08x}\n", crc32fast::hash(body.as_bytes()))
 }
 
+/// Read a log file and check its checksum before anything else looks at its bytes.
+fn read_record(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).at(path)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => decode(path, &text),
+        Err(_) => Err(Error::corruption(
+            path,
+            "manifest record is not valid UTF-8 (damaged)",
+        )),
+    }
+}
+
 fn decode(path: &Path, text: &str) -> Result<String> {
     let mut lines = text.splitn(3, '\n');
     let body = lines.next().unwrap_or("");
@@ -286,8 +298,7 @@ impl Manifest {
         let mut state = ManifestState::default();
         if let Some(&cp) = checkpoints.last() {
             let path = self.dir.join(format!("{cp:020}.checkpoint.json"));
-            let text = fs::read_to_string(&path).at(&path)?;
-            let body = decode(&path, &text)?;
+            let body = read_record(&path)?;
             state = serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
         }
         let base = state.version;
@@ -299,8 +310,7 @@ impl Manifest {
                     format!("manifest log jumps from version {} to {v}", state.version),
                 ));
             }
-            let text = fs::read_to_string(&path).at(&path)?;
-            let body = decode(&path, &text)?;
+            let body = read_record(&path)?;
             let record: Record =
                 serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
             state
@@ -313,8 +323,16 @@ impl Manifest {
 
     /// Pick up records committed by the writer process since this reader loaded.
     pub fn refresh(&mut self) -> Result<bool> {
-        let next = self.record_path(self.state.version + 1);
-        if !next.exists() {
+        // The next record may already be folded into a checkpoint (and deleted) when the reader
+        // fell far behind, so look for any newer record or checkpoint.
+        let current = self.state.version;
+        let newer = fs::read_dir(&self.dir).at(&self.dir)?.flatten().any(|e| {
+            match parse_name(&e.file_name().to_string_lossy()) {
+                Some(LogFile::Record(v)) | Some(LogFile::Checkpoint(v)) => v > current,
+                None => false,
+            }
+        });
+        if !newer {
             return Ok(false);
         }
         self.state = self.load(false)?;

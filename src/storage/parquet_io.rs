@@ -44,9 +44,42 @@ pub struct ParquetBytes {
 
 impl ParquetBytes {
     pub fn open(path: &Path, bytes: bytes::Bytes) -> Result<ParquetBytes> {
-        let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
-            .map_err(|e| Error::corruption(path, format!("not a readable Parquet file: {e}")))?;
+        let meta = guard(path, || {
+            ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+        })?
+        .map_err(|e| Error::corruption(path, format!("not a readable Parquet file: {e}")))?;
         Ok(ParquetBytes { bytes, meta })
+    }
+
+    /// Rows in the file, from its footer.
+    pub fn num_rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// Check the file holds what the manifest says: `rows` rows and the `expected` columns.
+    pub fn verify(&self, path: &Path, rows: u64, expected: Option<&Schema>) -> Result<()> {
+        if self.num_rows() != rows {
+            return Err(Error::corruption(
+                path,
+                format!("holds {} rows, the manifest says {rows}", self.num_rows()),
+            ));
+        }
+        if let Some(want) = expected {
+            let have = self.meta.schema();
+            let same = have.fields().len() == want.fields().len()
+                && have.fields().iter().zip(want.fields()).all(|(a, b)| {
+                    a.name() == b.name()
+                        && (a.data_type() == b.data_type()
+                            || matches!(a.data_type(), DataType::Dictionary(_, _)))
+                });
+            if !same {
+                return Err(Error::corruption(
+                    path,
+                    "its columns differ from the store's schema",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Like `open`, but string columns decode as dictionaries straight from Parquet's dictionary
@@ -118,15 +151,30 @@ impl ParquetBytes {
         if let Some(l) = limit {
             b = b.with_limit(l);
         }
-        let reader = b.build().map_err(|e| Error::corruption(path, e))?;
-        let mut out = Vec::new();
-        for batch in reader {
-            out.push(batch.map_err(|e| Error::corruption(path, e))?);
-        }
-        Ok(out)
+        guard(path, move || {
+            let reader = b.build().map_err(|e| Error::corruption(path, e))?;
+            let mut out = Vec::new();
+            for batch in reader {
+                out.push(batch.map_err(|e| Error::corruption(path, e))?);
+            }
+            Ok(out)
+        })?
     }
 
     pub fn schema(&self) -> SchemaRef {
         Arc::clone(self.meta.schema())
     }
+}
+
+/// Run a decoder on bytes that passed their checksum but may still be malformed (a damaged file
+/// re-signed, a bug elsewhere): a panic inside the decoder becomes a CorruptionError naming the file.
+fn guard<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "decoder failure".into());
+        Error::corruption(path, format!("cannot be decoded: {what}"))
+    })
 }
