@@ -258,6 +258,7 @@ class BenchResult:
     details: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    load: float = 0.0
     error: str | None = None
 
 

@@ -112,7 +112,7 @@ def report(results: list[BenchResult], args: argparse.Namespace, elapsed: float)
         body += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     body += ["## Details", ""]
     for r in results:
-        body.append(f"### {r.name} ({r.seconds:.0f} s)")
+        body.append(f"### {r.name} ({r.seconds:.0f} s; load average at its end {r.load:.2f})")
         body.append("")
         for d in r.details:
             body += [d, ""]
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = BenchResult(name, error=traceback.format_exc())
                 log(f"{name} FAILED:\n{res.error}")
             res.seconds = time.perf_counter() - t0
+            res.load = os.getloadavg()[0]
             log(f"=== {name} done in {res.seconds:.1f} s")
             results.append(res)
     finally:

@@ -4,7 +4,7 @@
 //! bucket on the hour. Bucket starts are reported in microseconds since the epoch.
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::schema::units_per_second;
@@ -79,21 +79,38 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
             col.data_type()
         )));
     }
-    let raw = arrow::compute::cast(col, &DataType::Int64)?;
-    let raw = raw.as_primitive::<Int64Type>();
+    use arrow::datatypes::{
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
+    let values: &[i64] = match col.data_type() {
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Second, _) => {
+            col.as_primitive::<S>().values()
+        }
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _) => {
+            col.as_primitive::<Ms>().values()
+        }
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            col.as_primitive::<Us>().values()
+        }
+        _ => col.as_primitive::<Ns>().values(),
+    };
     let g = grain.seconds.saturating_mul(per_s);
     let to_micros = 1_000_000 / per_s.min(1_000_000);
     let div = (per_s / 1_000_000).max(1);
-    let values = raw.values();
     let mut out = Vec::with_capacity(values.len());
     for &t in values.iter() {
-        let b = t.div_euclid(g) * g;
+        // Floor division (times before 1970 round down too).
+        let b = if t >= 0 {
+            t / g * g
+        } else {
+            t.div_euclid(g) * g
+        };
         out.push(if div > 1 {
             b / div
         } else {
             b.saturating_mul(to_micros)
         });
     }
-    let _ = raw.nulls();
     Ok(out)
 }

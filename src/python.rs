@@ -359,10 +359,29 @@ fn sketch_estimate(
     .map_err(to_py)
 }
 
+/// Benchmark hook: fold Arrow batches into a speed view of `definition` (JSON), in memory,
+/// with the GIL released; returns (seconds, groups, memory bytes).
+#[pyfunction]
+fn speed_ingest(
+    py: Python<'_>,
+    definition: &str,
+    data: AnyRecordBatch,
+) -> PyResult<(f64, usize, usize)> {
+    let def = ViewDef::from_json(definition).map_err(to_py)?;
+    let reader = data.into_reader()?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| to_py(Error::schema(e.to_string())))?;
+    py.detach(|| crate::speed::ingest_in_memory(def, &batches))
+        .map_err(to_py)
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
     use super::sketch_estimate;
+    #[pymodule_export]
+    use super::speed_ingest;
     #[pymodule_export]
     use super::CoreStore;
 

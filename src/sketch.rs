@@ -453,23 +453,52 @@ impl HllSketch {
         let Repr::Sparse { entries, sorted } = &mut self.repr else {
             return;
         };
-        if *sorted >= entries.len() {
+        let head = (*sorted).min(entries.len());
+        if head >= entries.len() {
             return;
         }
-        let mut tail = entries.split_off(*sorted);
-        sort_dedup(&mut tail);
-        let mut merged = merge_sorted(entries, &tail);
-        if merged.len() > sparse_limit(p) {
-            self.repr = Repr::Dense(entries_to_dense(&merged, p));
-        } else {
-            // Room for the next insert buffer, so that large lists do not double their
-            // allocation on the next push.
-            let len = merged.len();
-            if len >= 4 * MIN_BUFFER {
-                merged.reserve_exact((len / 4 + 1).saturating_sub(merged.capacity() - len));
+        // Sort and deduplicate the buffer in place (keeping the max rho' per idx').
+        entries[head..].sort_unstable();
+        let mut w = head;
+        for r in head..entries.len() {
+            let x = entries[r];
+            if w > head && (entries[w - 1] >> RHO_BITS) == (x >> RHO_BITS) {
+                entries[w - 1] = x;
+            } else {
+                entries[w] = x;
+                w += 1;
             }
-            *sorted = len;
-            *entries = merged;
+        }
+        entries.truncate(w);
+        // Merge head and buffer in place, from the back, so the list is not reallocated on every
+        // flush; only the (small) buffer is copied aside.
+        let tail: Vec<u32> = entries[head..].to_vec();
+        let (mut i, mut j, mut k) = (head, tail.len(), entries.len());
+        while j > 0 {
+            let t = tail[j - 1];
+            if i > 0 && (entries[i - 1] >> RHO_BITS) > (t >> RHO_BITS) {
+                entries[k - 1] = entries[i - 1];
+                i -= 1;
+            } else if i > 0 && (entries[i - 1] >> RHO_BITS) == (t >> RHO_BITS) {
+                entries[k - 1] = entries[i - 1].max(t);
+                i -= 1;
+                j -= 1;
+            } else {
+                entries[k - 1] = t;
+                j -= 1;
+            }
+            k -= 1;
+        }
+        if k > i {
+            // Duplicates left a gap between the untouched head and the merged part.
+            let len = entries.len();
+            entries.copy_within(k..len, i);
+            entries.truncate(len - (k - i));
+        }
+        if entries.len() > sparse_limit(p) {
+            self.repr = Repr::Dense(entries_to_dense(entries, p));
+        } else {
+            *sorted = entries.len();
         }
     }
 

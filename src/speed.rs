@@ -112,3 +112,24 @@ impl SpeedView {
         self.chunks.iter().map(|c| c.table.keys.len()).sum()
     }
 }
+
+/// Fold `batches` into a fresh speed view of `def`, in memory, and report (seconds, groups,
+/// memory bytes). This is the speed layer alone, without the segment write of an append: what
+/// the benchmarks compare with other engines' in-memory aggregation.
+pub fn ingest_in_memory(
+    def: crate::view::ViewDef,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<(f64, usize, usize)> {
+    let first = batches
+        .first()
+        .ok_or_else(|| crate::error::Error::invalid("no batches"))?;
+    let schema = crate::schema::StoreSchema::from_first_batch(&first.schema(), Some(&def.time))?;
+    let plan = ViewPlan::new(def, &schema)?;
+    let mut view = SpeedView::default();
+    let start = std::time::Instant::now();
+    for (i, b) in batches.iter().enumerate() {
+        view.update(&plan, i as u64 + 1, b)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((seconds, view.groups(), view.memory_bytes()))
+}

@@ -1049,7 +1049,7 @@ fn quarantine_batch(
 mod tests {
     use super::*;
     use crate::view::AggSpec;
-    use arrow::array::{Array, AsArray, Float64Array, TimestampMicrosecondArray};
+    use arrow::array::{AsArray, Float64Array, TimestampMicrosecondArray};
     use arrow::datatypes::Int64Type;
 
     fn events(n: usize, offset: i64) -> RecordBatch {
