@@ -337,7 +337,7 @@ impl CoreStore {
 /// Estimate the distinct count of an Arrow array with a lamina sketch (for tests and benchmarks):
 /// returns (estimate, lower, upper, serialized bytes, memory bytes).
 #[pyfunction]
-#[pyo3(signature = (data, precision=crate::sketch::DEFAULT_PRECISION))]
+#[pyo3(signature = (data, precision=14))]
 fn sketch_estimate(
     py: Python<'_>,
     data: pyo3_arrow::PyArray,
