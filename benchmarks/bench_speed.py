@@ -1,4 +1,7 @@
-"""Speed-layer ingest: appending Arrow batches to a temporary store with a live view.
+"""Speed-layer ingest: Arrow batches into a live view, in memory and through append.
+
+In memory: ``lamina._core.speed_ingest(view_json, table)`` (a benchmark hook of the core) folds
+the batches of ``table`` into a fresh speed view, with no segment write.
 
 lamina: ``Store(durable=False)`` (temporary) with a view of count, sum and count_distinct per
 hour x country; time ``store.append`` of batches of 1,000 and of 65,536 events. An append always
@@ -19,12 +22,12 @@ import datasketches
 import duckdb
 import numpy as np
 import pyarrow as pa
-from lamina import _core
 from common import (
     BenchmarkError,
     BenchResult,
     Config,
     Row,
+    fmt_bytes,
     fmt_int,
     fmt_rate,
     fmt_time,
@@ -37,6 +40,7 @@ from common import (
 )
 
 import lamina
+from lamina import _core
 
 NAME = "speed"
 TARGET = 30_000_000
@@ -238,6 +242,12 @@ def run(cfg: Config) -> BenchResult:
         "state already held?):\n\n"
         + md_table(
             ["batch", "view: first 10%", "view: last 10%", "no view: first 10%", "no view: last 10%"], trend
+        )
+        + "".join(
+            f"\n\nIn memory (`_core.speed_ingest`), {size:,}-event batches: {fmt_int(n)} events, wall "
+            f"{fmt_time(wall)} = {fmt_rate(n / wall)} (time inside the core {fmt_time(internal)} = "
+            f"{fmt_rate(n / internal)}); {fmt_int(groups)} groups, speed state {fmt_bytes(mem)}."
+            for size, (n, wall, internal, groups, mem) in in_mem.items()
         )
         + f"\n\nPeers over the same {rows:,} rows: datasketches `hll_sketch(14).update` loop "
         f"{t_ds.describe()} = {fmt_rate(ds_rate, 'rows/s')}; DuckDB one grouped query (threads=2, "

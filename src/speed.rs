@@ -15,7 +15,19 @@ pub struct SpeedChunk {
     pub last: u64,
     pub rows: u64,
     pub sealed: bool,
+    /// The chunk's state. Large batches are split across several tables updated in parallel
+    /// (one per worker thread); queries merge them all, so a group may live in several.
     pub table: AggTable,
+    pub extra: Vec<AggTable>,
+}
+
+/// Batches at least this large are split across threads.
+const PARALLEL_ROWS: usize = 16 * 1024;
+
+impl SpeedChunk {
+    pub fn tables(&self) -> impl Iterator<Item = &AggTable> {
+        std::iter::once(&self.table).chain(self.extra.iter())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +52,7 @@ impl SpeedView {
                 rows: 0,
                 sealed: false,
                 table: plan.new_table(Layer::Speed),
+                extra: Vec::new(),
             });
         }
         if let Some(c) = self.chunks.last_mut() {
@@ -65,10 +78,32 @@ impl SpeedView {
                 rows: 0,
                 sealed: false,
                 table: plan.new_table(Layer::Speed),
+                extra: Vec::new(),
             });
         }
         if let Some(c) = self.chunks.last_mut() {
-            c.table.update(plan, batch)?;
+            let workers = rayon::current_num_threads().clamp(1, 8);
+            let n = batch.num_rows();
+            if workers > 1 && n >= PARALLEL_ROWS {
+                use rayon::prelude::*;
+                while c.extra.len() + 1 < workers {
+                    c.extra.push(plan.new_table(Layer::Speed));
+                }
+                let step = n.div_ceil(workers);
+                let mut tables: Vec<&mut AggTable> = std::iter::once(&mut c.table)
+                    .chain(c.extra.iter_mut())
+                    .collect();
+                tables.par_iter_mut().enumerate().try_for_each(|(i, t)| {
+                    let start = (i * step).min(n);
+                    let len = step.min(n - start);
+                    if len == 0 {
+                        return Ok(());
+                    }
+                    t.update(plan, &batch.slice(start, len))
+                })?;
+            } else {
+                c.table.update(plan, batch)?;
+            }
             c.last = commit;
             c.rows += batch.num_rows() as u64;
         }
@@ -105,11 +140,19 @@ impl SpeedView {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.chunks.iter().map(|c| c.table.memory_bytes()).sum()
+        self.chunks
+            .iter()
+            .flat_map(|c| c.tables())
+            .map(|t| t.memory_bytes())
+            .sum()
     }
 
     pub fn groups(&self) -> usize {
-        self.chunks.iter().map(|c| c.table.keys.len()).sum()
+        self.chunks
+            .iter()
+            .flat_map(|c| c.tables())
+            .map(|t| t.keys.len())
+            .sum()
     }
 }
 

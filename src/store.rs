@@ -898,7 +898,7 @@ impl Store {
         let speed: Vec<&AggTable> = if part == Part::Batch {
             Vec::new()
         } else {
-            v.speed.chunks.iter().map(|c| &c.table).collect()
+            v.speed.chunks.iter().flat_map(|c| c.tables()).collect()
         };
         serve::answer(&v.plan, q, batch, &speed)
     }
