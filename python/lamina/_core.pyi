@@ -4,13 +4,11 @@ from collections.abc import Callable
 from typing import Any, final
 
 import pyarrow as pa
-from typing_extensions import disjoint_base
 
 __all__ = ["sketch_estimate", "speed_ingest", "CoreStore", "__version__"]
 __version__: str
 
 @final
-@disjoint_base
 class CoreStore:
     """The core of :class:`lamina.Store`.
 
