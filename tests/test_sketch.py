@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import START
 
 import lamina
 from lamina import _core
+
+from conftest import START
 
 P = 14
 RSE = math.sqrt(3 * math.log(2) - 1) / math.sqrt(2**P)  # ~1.04 / sqrt(m)
