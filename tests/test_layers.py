@@ -192,3 +192,20 @@ def test_outputs_are_arrow_for_polars_and_duckdb(store):
     t = store.query("traffic")
     assert pl.from_arrow(t).height == t.num_rows
     assert duckdb.sql("select sum(events) from t").fetchall()[0][0] == 500
+
+
+def test_many_small_appends_are_compacted_and_time_travel_still_works(tmp_path):
+    ev = make_events(1_200, seed=13)
+    with lamina.Store(tmp_path / "small", durable=False) as s:
+        for i in range(0, ev.num_rows, 3):  # 400 commits of 3 rows
+            s.append(ev.slice(i, 3))
+        st = s.status()
+        assert st["latest_commit"] == 400
+        # Runs of small segments are rewritten: far fewer files than commits.
+        assert st["segments"] <= 40, st["segments"]
+        assert s.snapshot().equals(ev.combine_chunks()) or s.snapshot().to_pylist() == ev.to_pylist()
+        for k in (1, 17, 250, 399):
+            assert s.snapshot(commit=k).to_pylist() == ev.slice(0, 3 * k).to_pylist()
+        s.compact()
+        assert s.status()["segments"] < st["segments"] or st["segments"] == 1
+        assert s.snapshot(commit=123).to_pylist() == ev.slice(0, 369).to_pylist()
