@@ -46,8 +46,9 @@ pub enum DistinctState {
     /// Every distinct key (batch layer). Integers are kept as themselves, strings as a 128-bit hash.
     Exact(KeySet),
     /// A sketch; `exact` is the true count when the sketch stands for one exact batch group.
+    /// Shared (copy on write): a query that passes a group through unmerged does not copy it.
     Sketch {
-        sketch: HllSketch,
+        sketch: Arc<HllSketch>,
         exact: Option<u64>,
     },
 }
@@ -189,12 +190,14 @@ fn distinct_insert(
             }
         },
         Layer::Speed => match state {
-            DistinctState::Sketch { sketch, .. } => sketch.insert_hash(key_hash(key)),
+            DistinctState::Sketch { sketch, .. } => {
+                Arc::make_mut(sketch).insert_hash(key_hash(key))
+            }
             _ => {
                 let mut sketch = new_sketch(precision)?;
                 sketch.insert_hash(key_hash(key));
                 *state = DistinctState::Sketch {
-                    sketch,
+                    sketch: Arc::new(sketch),
                     exact: None,
                 };
             }
@@ -757,7 +760,7 @@ impl States {
                     let sketch = HllSketch::from_bytes(sk.value(i))
                         .map_err(|e| Error::corruption(file, format!("sketch of {name:?}: {e}")))?;
                     let st = DistinctState::Sketch {
-                        sketch,
+                        sketch: Arc::new(sketch),
                         exact: Some(vals.value(i) as u64),
                     };
                     merge_distinct(&mut groups[g as usize], &st, *precision)?;
@@ -781,7 +784,7 @@ impl States {
                         DistinctState::Exact(mut set) => {
                             set.normalize();
                             Ok(DistinctState::Sketch {
-                                sketch: set.sketch(precision)?,
+                                sketch: Arc::new(set.sketch(precision)?),
                                 exact: Some(set.len() as u64),
                             })
                         }
@@ -889,7 +892,7 @@ fn as_sketch(st: &DistinctState, precision: u8) -> Result<(HllSketch, Option<u64
     Ok(match st {
         DistinctState::Empty => (new_sketch(precision)?, Some(0)),
         DistinctState::Exact(set) => (set.sketch(precision)?, Some(set.len() as u64)),
-        DistinctState::Sketch { sketch, exact } => (sketch.clone(), *exact),
+        DistinctState::Sketch { sketch, exact } => (sketch.as_ref().clone(), *exact),
     })
 }
 
@@ -899,7 +902,9 @@ fn merge_distinct(dst: &mut DistinctState, src: &DistinctState, precision: u8) -
         (DistinctState::Empty, s) => *dst = s.clone(),
         (DistinctState::Exact(a), DistinctState::Exact(b)) => a.union(b),
         (DistinctState::Sketch { sketch: a, exact }, DistinctState::Sketch { sketch: b, .. }) => {
-            a.merge(b).map_err(|e| Error::invalid(e.to_string()))?;
+            Arc::make_mut(a)
+                .merge(b)
+                .map_err(|e| Error::invalid(e.to_string()))?;
             *exact = None;
         }
         _ => {
@@ -907,7 +912,7 @@ fn merge_distinct(dst: &mut DistinctState, src: &DistinctState, precision: u8) -
             let (b, _) = as_sketch(src, precision)?;
             a.merge(&b).map_err(|e| Error::invalid(e.to_string()))?;
             *dst = DistinctState::Sketch {
-                sketch: a,
+                sketch: Arc::new(a),
                 exact: None,
             };
         }

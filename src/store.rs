@@ -813,8 +813,24 @@ impl Store {
         Ok(snapshot)
     }
 
+    /// Is a result for (`plan`, `snapshot`) already superseded (view redefined, dropped, or a
+    /// batch view at this snapshot or later already published)?
+    fn is_stale(&self, plan: &ViewPlan, snapshot: u64) -> Result<bool> {
+        let m = self.writer()?;
+        Ok(match m.state.views.get(&plan.def.name) {
+            Some(v) if v.fingerprint == plan.fingerprint => v
+                .published
+                .as_ref()
+                .is_some_and(|p| p.snapshot >= snapshot && p.fingerprint == plan.fingerprint),
+            _ => true,
+        })
+    }
+
     fn publish(&self, plan: &ViewPlan, snapshot: u64, table: AggTable) -> Result<()> {
         let name = &plan.def.name;
+        if self.is_stale(plan, snapshot)? {
+            return Ok(()); // checked again under the lock below: publishing may race
+        }
         // Serving holds exactly what is persisted (and what a restart loads): exact-tagged sketches.
         let served = table.into_served()?;
         let state_batch = served.state_batch(&plan.def.by, &plan.metrics)?;
