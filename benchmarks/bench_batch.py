@@ -23,6 +23,7 @@ from common import (
     BenchResult,
     Config,
     Row,
+    core_built,
     current_rss,
     fmt_bytes,
     fmt_int,
@@ -123,6 +124,7 @@ def worker(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown engine {args.engine}")
 
+    info["core_built"] = core_built()
     info["rss_ready"] = current_rss()
     info["rss_start"] = rss_start
     t0 = time.perf_counter()
@@ -237,6 +239,11 @@ def run(cfg: Config) -> BenchResult:
         log(f"batch: {engine} worker ({runs} timed runs after a warm-up)")
         outs[engine] = root / f"result-{engine}.parquet"
         infos[engine] = _spawn(engine, store_dir, runs, outs[engine])
+    if infos["lamina"]["core_built"] != core_built():
+        res.notes.append(
+            f"**batch: warning**: the lamina worker loaded a different build "
+            f"({infos['lamina']['core_built']}) than the main process ({core_built()})"
+        )
     summary = verify(outs, total)
     if not infos["lamina"].get("all_exact"):
         raise BenchmarkError("batch: lamina's served distinct counts are not all exact after recompute")

@@ -6,6 +6,7 @@ Every benchmark module exposes ``NAME`` and ``run(cfg) -> BenchResult``. Figures
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -178,6 +179,25 @@ def peak_rss() -> int:
 
 def current_rss() -> int:
     return proc_status("VmRSS")
+
+
+@functools.cache
+def core_built() -> str:
+    """Build time of the lamina extension as loaded by this process (taken at the first call,
+    which should follow the import closely)."""
+    return core_file_mtime()
+
+
+def core_file_mtime() -> str:
+    """Modification time of the lamina extension file on disk, now."""
+    import datetime as dt
+
+    try:
+        import lamina._core as core
+
+        return dt.datetime.fromtimestamp(os.stat(core.__file__).st_mtime).isoformat(timespec="seconds")
+    except Exception:
+        return "?"
 
 
 def fsync_path(path: str | os.PathLike) -> None:

@@ -397,7 +397,8 @@ impl States {
             } => {
                 let c = need(col)?;
                 let (layer, precision) = (*layer, *precision);
-                let valid = |row: usize| c.nulls().is_none_or(|n| n.is_valid(row));
+                let nulls = c.nulls();
+                let valid = |row: usize| nulls.is_none_or(|n| n.is_valid(row));
                 match distinct_keys(c)? {
                     Keys::Narrow(keys) => {
                         for (row, &g) in gids.iter().enumerate() {

@@ -184,6 +184,7 @@ impl GroupKeys {
         buckets: &[i64],
         time_valid: Option<&arrow::buffer::NullBuffer>,
         dims: &[ArrayRef],
+        step: i64,
     ) -> Result<Vec<u32>> {
         let n = buckets.len();
         let nd = self.dims.len();
@@ -192,6 +193,9 @@ impl GroupKeys {
         let mut nullmask = vec![0u64; n];
         for (d, col) in dims.iter().enumerate() {
             codes.push(self.column_codes(d, col, &mut nullmask)?);
+        }
+        if let Some(out) = self.encode_direct(buckets, time_valid, &codes, &nullmask, step) {
+            return Ok(out);
         }
         let mut out = Vec::with_capacity(n);
         let mut key = vec![0u64; self.width];
@@ -414,7 +418,73 @@ impl GroupKeys {
     pub fn encode_key_columns(&mut self, bucket: &ArrayRef, dims: &[ArrayRef]) -> Result<Vec<u32>> {
         let raw = arrow::compute::cast(bucket, &DataType::Int64)?;
         let raw = raw.as_primitive::<Int64Type>();
-        self.encode(raw.values(), raw.nulls(), dims)
+        self.encode(raw.values(), raw.nulls(), dims, 1)
+    }
+
+    /// Perfect-hash grouping: when the batch's (bucket, dims) space is small (string and boolean
+    /// dims have dense codes, buckets are `step` apart), map each row through a dense lookup
+    /// table filled on first sight, probing the hash table once per distinct key instead of once
+    /// per row. Returns None when the space is too large or a dimension is an integer.
+    fn encode_direct(
+        &mut self,
+        buckets: &[i64],
+        time_valid: Option<&arrow::buffer::NullBuffer>,
+        codes: &[Vec<u64>],
+        nullmask: &[u64],
+        step: i64,
+    ) -> Option<Vec<u32>> {
+        let n = buckets.len();
+        if n < 256 || step <= 0 || time_valid.is_some_and(|v| v.null_count() > 0) {
+            return None;
+        }
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &b in buckets {
+            lo = lo.min(b);
+            hi = hi.max(b);
+        }
+        let span = (hi.checked_sub(lo)? / step).checked_add(1)? as u64;
+        let mut cards = Vec::with_capacity(self.dims.len());
+        let mut total = span;
+        for (d, kind) in self.dims.iter().enumerate() {
+            // One extra slot per dimension for null.
+            let card = match kind {
+                DimKind::Str => self.interners[d].len() as u64 + 1,
+                DimKind::Bool => 3,
+                DimKind::Int => return None,
+            };
+            cards.push(card);
+            total = total.checked_mul(card)?;
+        }
+        if total > (4 * n as u64).max(1 << 16) || total > (1 << 22) {
+            return None;
+        }
+        let mut lookup = vec![NO_GROUP; total as usize];
+        let mut out = Vec::with_capacity(n);
+        let mut key = vec![0u64; self.width];
+        for row in 0..n {
+            let b = buckets[row];
+            let mut idx = ((b - lo) / step) as u64;
+            let mask = nullmask[row];
+            for (d, &card) in cards.iter().enumerate() {
+                let c = if mask & (1 << d) != 0 {
+                    card - 1
+                } else {
+                    codes[d][row]
+                };
+                idx = idx * card + c;
+            }
+            let slot = &mut lookup[idx as usize];
+            if *slot == NO_GROUP {
+                key[0] = b as u64;
+                key[1] = mask;
+                for d in 0..codes.len() {
+                    key[2 + d] = codes[d][row];
+                }
+                *slot = self.find_or_insert(&key);
+            }
+            out.push(*slot);
+        }
+        Some(out)
     }
 
     pub fn memory_bytes(&self) -> usize {

@@ -154,7 +154,9 @@ impl AggTable {
         let time = col(&plan.def.time)?;
         let buckets = bucket_column(&time, plan.grain)?;
         let dims: Vec<ArrayRef> = plan.def.by.iter().map(|d| col(d)).collect::<Result<_>>()?;
-        let gids = self.keys.encode(&buckets, time.nulls(), &dims)?;
+        let gids = self
+            .keys
+            .encode(&buckets, time.nulls(), &dims, plan.grain.micros())?;
         let groups = self.keys.len();
         for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
             states.resize(groups);

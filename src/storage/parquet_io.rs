@@ -19,11 +19,21 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Encode batches as one Parquet file in memory.
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("lamina {}", env!("CARGO_PKG_VERSION")))
-        .build();
+        .set_created_by(format!("lamina {}", env!("CARGO_PKG_VERSION")));
+    for f in schema.fields() {
+        if f.name().starts_with("__") {
+            // Merge states (sketches, exact-sum partials) are unique and high-entropy: a
+            // dictionary or a compressor only costs time on them.
+            let path = parquet::schema::types::ColumnPath::from(f.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_compression(path, Compression::UNCOMPRESSED);
+        }
+    }
+    let props = props.build();
     let mut out = Vec::new();
     let mut w = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
         .map_err(|e| Error::invalid(format!("parquet writer: {e}")))?;
