@@ -325,6 +325,22 @@ fn ertl_estimate(regs: &[u8], p: u8) -> f64 {
 const SPARSE_M: f64 = (1u64 << SPARSE_PRECISION) as f64;
 
 /// Linear counting at precision p' given `n` occupied buckets.
+/// The smallest k with P(Poisson(lambda) <= k) >= q.
+fn poisson_quantile(lambda: f64, q: f64) -> u64 {
+    if lambda <= 0.0 {
+        return 0;
+    }
+    let mut pmf = (-lambda).exp();
+    let mut cdf = pmf;
+    let mut k = 0u64;
+    while cdf < q && k < 10_000 {
+        k += 1;
+        pmf *= lambda / k as f64;
+        cdf += pmf;
+    }
+    k
+}
+
 fn linear_counting(n: usize) -> f64 {
     -SPARSE_M * (-(n as f64) / SPARSE_M).ln_1p()
 }
@@ -610,11 +626,18 @@ impl HllSketch {
                 if n == 0 {
                     return (0.0, 0.0);
                 }
+                // Every distinct entry is at least one distinct value, so `n` is a hard lower
+                // bound. Above it, the values hidden by index collisions are about
+                // Poisson(n^2 / 2m'): at small n a Gaussian band around the linear-counting
+                // estimate is narrower than one collision, so the upper bound also covers the
+                // Poisson 97.5% quantile of the collision count.
                 let est = linear_counting(n);
                 let t = est / SPARSE_M;
                 let var = SPARSE_M * (t.exp_m1() - t);
-                let half = (Z95 * var.max(0.0).sqrt()).max(0.5);
-                ((est - half).max(n as f64), est + half)
+                let half = Z95 * var.max(0.0).sqrt();
+                let lambda = (n as f64) * (n as f64) / (2.0 * SPARSE_M);
+                let upper = (est + half).max(n as f64 + poisson_quantile(lambda, 0.975) as f64);
+                ((est - half).max(n as f64), upper)
             }
             View::Dense(regs) => {
                 let est = ertl_estimate(&regs, self.precision);

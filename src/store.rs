@@ -570,8 +570,12 @@ impl Store {
             }
         }
         if !all {
-            // After an append: only the trailing run, once it is long enough.
-            runs.retain(|&(s, e)| e == segs.len() && e - s >= COMPACT_RUN);
+            // After an append: only the trailing run, once it is long enough or holds as many
+            // rows as one compacted segment may (a run is cut there).
+            runs.retain(|&(s, e)| {
+                let rows: u64 = segs[s..e].iter().map(|x| x.rows()).sum();
+                e == segs.len() && (e - s >= COMPACT_RUN || rows >= 4 * SMALL_SEGMENT_ROWS)
+            });
         }
         let mut merged = 0;
         for (s, e) in runs.into_iter().rev() {
