@@ -115,3 +115,34 @@ pub fn answer(
     }
     out.finalize(&by, &plan.metrics)
 }
+
+/// Is `q` the view at its own shape: no range, no filter, its grain, all its dimensions?
+pub fn is_plain(plan: &ViewPlan, q: &Query) -> bool {
+    q.start.is_none()
+        && q.end.is_none()
+        && q.filter.is_empty()
+        && q.by.as_ref().is_none_or(|b| *b == plan.def.by)
+        && q.grain
+            .as_ref()
+            .is_none_or(|g| Grain::parse(g).is_ok_and(|g| g == plan.grain))
+}
+
+/// Batch and speed merged at the view's own shape (the state every served query starts from).
+pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) -> Result<AggTable> {
+    let keep: Vec<usize> = (0..plan.dims.len()).collect();
+    let mut out = AggTable {
+        keys: GroupKeys::new(plan.dims.clone()),
+        states: plan
+            .metrics
+            .iter()
+            .map(|m| crate::agg::States::new(m, Layer::Speed))
+            .collect(),
+    };
+    if let Some(b) = batch {
+        out.absorb(b, &keep, None, &|_, _| true)?;
+    }
+    for s in speed {
+        out.absorb(s, &keep, None, &|_, _| true)?;
+    }
+    Ok(out)
+}

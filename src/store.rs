@@ -76,9 +76,64 @@ pub struct ViewState {
     pub plan: ViewPlan,
     pub batch: Option<Arc<BatchView>>,
     pub speed: SpeedView,
+    /// The merge of batch and speed at the view's own shape, and the finalized plain answer,
+    /// kept until the next commit or publish: repeated queries do not redo sketch merges.
+    cache: Mutex<ServedCache>,
+}
+
+#[derive(Default)]
+struct ServedCache {
+    merged: Option<Arc<AggTable>>,
+    plain: Option<RecordBatch>,
 }
 
 impl ViewState {
+    fn new(plan: ViewPlan, batch: Option<Arc<BatchView>>, speed: SpeedView) -> ViewState {
+        ViewState {
+            plan,
+            batch,
+            speed,
+            cache: Mutex::new(ServedCache::default()),
+        }
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = ServedCache::default();
+        }
+    }
+
+    /// The served answer, through the cache.
+    fn served(&self, q: &Query) -> Result<RecordBatch> {
+        let plain = serve::is_plain(&self.plan, q);
+        let whole = q.start.is_none() && q.end.is_none() && q.filter.is_empty();
+        let mut cache = self.cache.lock().map_err(|_| lock_poisoned())?;
+        if plain {
+            if let Some(b) = &cache.plain {
+                return Ok(b.clone());
+            }
+        }
+        if cache.merged.is_none() && (plain || whole) {
+            let speed: Vec<&AggTable> = self.speed.chunks.iter().flat_map(|c| c.tables()).collect();
+            let merged = serve::merged(&self.plan, self.batch.as_ref().map(|b| &b.table), &speed)?;
+            cache.merged = Some(Arc::new(merged));
+        }
+        let answer = match &cache.merged {
+            Some(m) => serve::answer(&self.plan, q, Some(m), &[])?,
+            None => {
+                // A narrow query (time range, filter) merges only the groups it selects.
+                drop(cache);
+                let speed: Vec<&AggTable> =
+                    self.speed.chunks.iter().flat_map(|c| c.tables()).collect();
+                return serve::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &speed);
+            }
+        };
+        if plain {
+            cache.plain = Some(answer.clone());
+        }
+        Ok(answer)
+    }
+
     fn covered(&self) -> u64 {
         self.batch.as_ref().map(|b| b.snapshot).unwrap_or(0)
     }
@@ -414,6 +469,7 @@ impl Store {
         let broken: Vec<String> = views
             .par_iter_mut()
             .filter_map(|(name, v)| {
+                v.invalidate();
                 let ViewState { plan, speed, .. } = &mut **v;
                 speed
                     .update(plan, commit, batch)
@@ -698,7 +754,7 @@ impl Store {
         let mut s = self.serving_write()?;
         s.visible = state.last_commit();
         s.views
-            .insert(name.to_string(), ViewState { plan, batch, speed });
+            .insert(name.to_string(), ViewState::new(plan, batch, speed));
         Ok(())
     }
 
@@ -753,6 +809,7 @@ impl Store {
         let mut s = self.serving_write()?;
         if let Some(v) = s.views.get_mut(name) {
             v.speed = speed;
+            v.invalidate();
         }
         Ok(())
     }
@@ -879,6 +936,7 @@ impl Store {
                     published_at_us: published.published_at_us,
                     table: served,
                 }));
+                v.invalidate();
                 if !v.speed.drop_upto(snapshot) {
                     rebuild = true;
                     v.speed = self.replay(plan, &state, snapshot)?;
@@ -910,6 +968,9 @@ impl Store {
                 return Err(self.unknown_view(name, &state));
             }
         };
+        if part == Part::Served {
+            return v.served(q);
+        }
         let batch = if part == Part::Speed {
             None
         } else {

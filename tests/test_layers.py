@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import lamina
@@ -209,3 +210,19 @@ def test_many_small_appends_are_compacted_and_time_travel_still_works(tmp_path):
         s.compact()
         assert s.status()["segments"] < st["segments"] or st["segments"] == 1
         assert s.snapshot(commit=123).to_pylist() == ev.slice(0, 369).to_pylist()
+
+
+def test_repeated_queries_see_every_new_commit(store):
+    """Served answers are cached between commits; every append and publish must show at once."""
+    store.append(make_events(300, seed=20))
+    store.define(full_view())
+    total = 300
+    for i in range(6):
+        for kw in ({}, {"grain": "1d", "by": []}):
+            assert pc.sum(store.query("traffic", **kw)["events"]).as_py() == total
+        if i % 2:
+            store.recompute(progress=False)
+        n = 50 + i
+        store.append(make_events(n, seed=30 + i))
+        total += n
+    assert pc.sum(store.query("traffic")["events"]).as_py() == total
