@@ -99,6 +99,20 @@ pub fn answer(
             .all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
     };
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
+    combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)
+}
+
+/// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
+/// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`.
+fn combine(
+    plan: &ViewPlan,
+    dims: Vec<crate::group::DimKind>,
+    keep: &[usize],
+    grain: Option<Grain>,
+    accept: &dyn Fn(&GroupKeys, u32) -> bool,
+    batch: Option<&AggTable>,
+    speed: &[&AggTable],
+) -> Result<AggTable> {
     let mut out = AggTable {
         keys: GroupKeys::new(dims),
         states: plan
@@ -107,13 +121,10 @@ pub fn answer(
             .map(|m| crate::agg::States::new(m, Layer::Speed))
             .collect(),
     };
-    if let Some(b) = batch {
-        out.absorb(b, &keep, grain, &accept)?;
+    for source in batch.into_iter().chain(speed.iter().copied()) {
+        out.absorb(source, keep, grain, accept)?;
     }
-    for s in speed {
-        out.absorb(s, &keep, grain, &accept)?;
-    }
-    out.finalize(&by, &plan.metrics)
+    Ok(out)
 }
 
 /// Is `q` the view at its own shape: no range, no filter, its grain, all its dimensions?
@@ -130,19 +141,13 @@ pub fn is_plain(plan: &ViewPlan, q: &Query) -> bool {
 /// Batch and speed merged at the view's own shape (the state every served query starts from).
 pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) -> Result<AggTable> {
     let keep: Vec<usize> = (0..plan.dims.len()).collect();
-    let mut out = AggTable {
-        keys: GroupKeys::new(plan.dims.clone()),
-        states: plan
-            .metrics
-            .iter()
-            .map(|m| crate::agg::States::new(m, Layer::Speed))
-            .collect(),
-    };
-    if let Some(b) = batch {
-        out.absorb(b, &keep, None, &|_, _| true)?;
-    }
-    for s in speed {
-        out.absorb(s, &keep, None, &|_, _| true)?;
-    }
-    Ok(out)
+    combine(
+        plan,
+        plan.dims.clone(),
+        &keep,
+        None,
+        &|_, _| true,
+        batch,
+        speed,
+    )
 }

@@ -36,14 +36,8 @@ pub struct SpeedView {
 }
 
 impl SpeedView {
-    /// Fold the (already aggregated) table of one commit into the open chunk.
-    pub fn apply(
-        &mut self,
-        plan: &ViewPlan,
-        commit: u64,
-        rows: u64,
-        delta: &AggTable,
-    ) -> Result<()> {
+    /// Start a new chunk at `commit` unless the last one is still open.
+    fn open_chunk(&mut self, plan: &ViewPlan, commit: u64) {
         let open = matches!(self.chunks.last(), Some(c) if !c.sealed);
         if !open {
             self.chunks.push(SpeedChunk {
@@ -55,6 +49,17 @@ impl SpeedView {
                 extra: Vec::new(),
             });
         }
+    }
+
+    /// Fold the (already aggregated) table of one commit into the open chunk.
+    pub fn apply(
+        &mut self,
+        plan: &ViewPlan,
+        commit: u64,
+        rows: u64,
+        delta: &AggTable,
+    ) -> Result<()> {
+        self.open_chunk(plan, commit);
         if let Some(c) = self.chunks.last_mut() {
             c.table.merge_same(delta)?;
             c.last = commit;
@@ -70,17 +75,7 @@ impl SpeedView {
         commit: u64,
         batch: &arrow::array::RecordBatch,
     ) -> Result<()> {
-        let open = matches!(self.chunks.last(), Some(c) if !c.sealed);
-        if !open {
-            self.chunks.push(SpeedChunk {
-                first: commit,
-                last: commit,
-                rows: 0,
-                sealed: false,
-                table: plan.new_table(Layer::Speed),
-                extra: Vec::new(),
-            });
-        }
+        self.open_chunk(plan, commit);
         if let Some(c) = self.chunks.last_mut() {
             let workers = rayon::current_num_threads().clamp(1, 8);
             let n = batch.num_rows();

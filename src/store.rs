@@ -35,8 +35,10 @@ use crate::table::{AggTable, ViewPlan};
 use crate::view::ViewDef;
 
 /// Segments with fewer rows than this are "small"; a run of `COMPACT_RUN` of them is rewritten
-/// into one segment after an append, so many tiny appends do not mean many tiny files.
-pub const SMALL_SEGMENT_ROWS: u64 = 256 * 1024;
+/// into one segment after an append, so many tiny appends do not mean many tiny files. Appends
+/// of this size or more are left alone: rewriting them would cost the append path more than
+/// reading them costs snapshots.
+pub const SMALL_SEGMENT_ROWS: u64 = 16 * 1024;
 pub const COMPACT_RUN: usize = 32;
 
 #[derive(Debug, Clone)]
@@ -85,7 +87,12 @@ pub struct ViewState {
 struct ServedCache {
     merged: Option<Arc<AggTable>>,
     plain: Option<RecordBatch>,
+    /// Answers to whole-view rollups (other grains or dimensions), by query.
+    rollups: Vec<(String, RecordBatch)>,
 }
+
+/// How many rollup answers a view keeps between commits.
+const ROLLUP_CACHE: usize = 16;
 
 impl ViewState {
     fn new(plan: ViewPlan, batch: Option<Arc<BatchView>>, speed: SpeedView) -> ViewState {
@@ -112,6 +119,11 @@ impl ViewState {
             if let Some(b) = &cache.plain {
                 return Ok(b.clone());
             }
+        } else if whole {
+            let key = format!("{q:?}");
+            if let Some((_, b)) = cache.rollups.iter().find(|(k, _)| *k == key) {
+                return Ok(b.clone());
+            }
         }
         if cache.merged.is_none() && (plain || whole) {
             let speed: Vec<&AggTable> = self.speed.chunks.iter().flat_map(|c| c.tables()).collect();
@@ -130,6 +142,11 @@ impl ViewState {
         };
         if plain {
             cache.plain = Some(answer.clone());
+        } else if whole {
+            if cache.rollups.len() >= ROLLUP_CACHE {
+                cache.rollups.remove(0);
+            }
+            cache.rollups.push((format!("{q:?}"), answer.clone()));
         }
         Ok(answer)
     }

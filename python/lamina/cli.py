@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import lamina
+from lamina._html import _bytes
 from lamina.errors import InvalidArgumentError, LaminaError, NotFoundError
 
 # ---------------------------------------------------------------------------------------------
@@ -472,15 +473,6 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days old"
 
 
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def format_status(status: Mapping[str, Any], indent: str = "") -> str:
