@@ -170,6 +170,13 @@ impl ViewDef {
                 self.name, self.time
             )));
         }
+        if self.by.len() > 48 {
+            return Err(Error::invalid(format!(
+                "view {:?} groups by {} dimensions; at most 48 are supported",
+                self.name,
+                self.by.len()
+            )));
+        }
         let mut names: Vec<&str> = vec!["bucket"];
         for d in &self.by {
             match class(d)? {
