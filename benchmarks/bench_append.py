@@ -23,6 +23,7 @@ from common import (
     fmt_rate,
     fmt_time,
     fsync_path,
+    live_view,
     log,
     make_events,
     md_table,
@@ -39,17 +40,7 @@ TARGET = 5_000_000
 
 
 def _view() -> lamina.View:
-    return lamina.View(
-        "v",
-        time="ts",
-        grain="1h",
-        by=["country"],
-        metrics={
-            "events": lamina.count(),
-            "qty": lamina.sum("qty"),
-            "users": lamina.count_distinct("user_id"),
-        },
-    )
+    return live_view("v")
 
 
 def _lamina_appends(path, batches: list[pa.Table], warm: list[pa.Table], *, view: bool, durable: bool):

@@ -31,6 +31,7 @@ from common import (
     fmt_int,
     fmt_rate,
     fmt_time,
+    live_view,
     log,
     make_events,
     md_table,
@@ -48,17 +49,7 @@ PASSES = 3
 
 
 def _view() -> lamina.View:
-    return lamina.View(
-        "live",
-        time="ts",
-        grain="1h",
-        by=["country"],
-        metrics={
-            "events": lamina.count(),
-            "qty": lamina.sum("qty"),
-            "users": lamina.count_distinct("user_id"),
-        },
-    )
+    return live_view("live")
 
 
 def _ingest(batches: list[pa.Table], warm: pa.Table, *, view: bool) -> tuple[float, list[float]]:

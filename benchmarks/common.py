@@ -295,3 +295,21 @@ def log(msg: str) -> None:
     import sys
 
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def live_view(name: str = "v"):
+    """The live view the append and speed benchmarks feed: count, sum and sketch distinct per
+    hour x country."""
+    import lamina
+
+    return lamina.View(
+        name,
+        time="ts",
+        grain="1h",
+        by=["country"],
+        metrics={
+            "events": lamina.count(),
+            "qty": lamina.sum("qty"),
+            "users": lamina.count_distinct("user_id"),
+        },
+    )
