@@ -65,9 +65,6 @@ impl Interner {
             .map(|s| s.as_ref())
             .unwrap_or("")
     }
-    pub fn lookup(&self, s: &str) -> Option<u32> {
-        self.ids.get(s).copied()
-    }
     pub fn len(&self) -> usize {
         self.strings.len()
     }
@@ -159,7 +156,13 @@ impl GroupKeys {
     /// The id of `key`, inserting it if new.
     #[inline]
     pub fn find_or_insert(&mut self, key: &[u64]) -> u32 {
-        let h = hash_words(key);
+        self.find_or_insert_hashed(key, hash_words(key))
+    }
+
+    /// `find_or_insert` for a key whose hash the caller already has (see `translate_into`).
+    #[inline]
+    pub fn find_or_insert_hashed(&mut self, key: &[u64], h: u64) -> u32 {
+        debug_assert_eq!(h, hash_words(key));
         let words = &self.words;
         let width = self.width;
         let eq = |&g: &u32| {
@@ -512,14 +515,6 @@ impl Translator {
             .and_then(|m| m.get(id as usize))
             .copied()
             .unwrap_or(0)
-    }
-}
-
-impl GroupKeys {
-    /// Insert a key whose hash was computed by `translate_into`.
-    pub fn find_or_insert_hashed(&mut self, key: &[u64], h: u64) -> u32 {
-        debug_assert_eq!(h, hash_words(key));
-        self.find_or_insert(key)
     }
 }
 

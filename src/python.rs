@@ -188,30 +188,8 @@ impl CoreStore {
     }
 
     fn quarantined(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let batches = py.detach(|| self.inner.quarantined()).map_err(to_py)?;
-        match batches.first() {
-            Some(b) => {
-                let schema = b.schema();
-                // Different appends may bring different columns: align on the union by name.
-                let all = arrow::compute::concat_batches(&schema, &batches).ok();
-                match all {
-                    Some(b) => batch_table(py, b),
-                    None => table(py, schema, batches[..1].to_vec()),
-                }
-            }
-            None => {
-                let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-                    arrow::datatypes::Field::new(
-                        "commit",
-                        arrow::datatypes::DataType::Int64,
-                        false,
-                    ),
-                    arrow::datatypes::Field::new("row", arrow::datatypes::DataType::Int64, false),
-                    arrow::datatypes::Field::new("reason", arrow::datatypes::DataType::Utf8, false),
-                ]));
-                table(py, schema, vec![])
-            }
-        }
+        let (schema, batches) = py.detach(|| self.inner.quarantined()).map_err(to_py)?;
+        table(py, schema, batches)
     }
 
     fn compact(&self, py: Python<'_>) -> PyResult<usize> {

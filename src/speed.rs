@@ -51,23 +51,6 @@ impl SpeedView {
         }
     }
 
-    /// Fold the (already aggregated) table of one commit into the open chunk.
-    pub fn apply(
-        &mut self,
-        plan: &ViewPlan,
-        commit: u64,
-        rows: u64,
-        delta: &AggTable,
-    ) -> Result<()> {
-        self.open_chunk(plan, commit);
-        if let Some(c) = self.chunks.last_mut() {
-            c.table.merge_same(delta)?;
-            c.last = commit;
-            c.rows += rows;
-        }
-        Ok(())
-    }
-
     /// Fold the rows of one commit straight into the open chunk.
     pub fn update(
         &mut self,
@@ -128,10 +111,6 @@ impl SpeedView {
 
     pub fn rows(&self) -> u64 {
         self.chunks.iter().map(|c| c.rows).sum()
-    }
-
-    pub fn first_commit(&self) -> Option<u64> {
-        self.chunks.first().map(|c| c.first)
     }
 
     pub fn memory_bytes(&self) -> usize {

@@ -19,7 +19,6 @@ use arrow::array::{
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::agg::Layer;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::schema::{conform, StoreSchema};
@@ -402,7 +401,7 @@ impl Store {
         let quarantine_info = if conformed.rejected.is_empty() {
             None
         } else {
-            let q = quarantine_batch(&incoming, &conformed.rejected, commit)?;
+            let q = quarantine_batch(&incoming, &conformed.rejected, commit, &target)?;
             let bytes = parquet_io::encode(&q.schema(), std::slice::from_ref(&q))?;
             let rel = format!("quarantine/{commit:020}.parquet");
             let file = self.write_file(&rel, &bytes)?;
@@ -597,16 +596,28 @@ impl Store {
     }
 
     /// Rows refused under the quarantine policy: commit, row, reason, then every incoming column as text.
-    pub fn quarantined(&self) -> Result<Vec<RecordBatch>> {
+    pub fn quarantined(&self) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let state = self.state()?;
+        let schema = match &state.schema {
+            Some(s) => quarantine_schema(s.arrow()?.as_ref()),
+            None => quarantine_schema(&Schema::empty()),
+        };
         let mut out = Vec::new();
         for q in &state.quarantine {
             let path = self.root.join(&q.file.file);
             let bytes = read_checked(&path, q.file.crc32, q.file.bytes)?;
             let pq = ParquetBytes::open(&path, bytes)?;
-            out.extend(pq.read(&path, None, None, None)?);
+            for b in pq.read(&path, None, None, None)? {
+                if b.schema().fields() != schema.fields() {
+                    return Err(Error::corruption(
+                        &path,
+                        "its columns differ from the quarantine layout",
+                    ));
+                }
+                out.push(b);
+            }
         }
-        Ok(out)
+        Ok((schema, out))
     }
 
     /// Rewrite runs of small segments into larger ones. Content and commit numbers are unchanged,
@@ -798,13 +809,10 @@ impl Store {
         }
         let cols = plan.input_columns();
         let batches = self.read_rows(state, after, last, Some(&cols))?;
-        let mut t = plan.new_table(Layer::Speed);
-        let mut rows = 0u64;
+        // One chunk for the whole replayed range, filled like live appends fill it.
         for b in &batches {
-            t.update(plan, b)?;
-            rows += b.num_rows() as u64;
+            speed.update(plan, after + 1, b)?;
         }
-        speed.apply(plan, after + 1, rows, &t)?;
         if let Some(c) = speed.chunks.last_mut() {
             c.last = last;
         }
@@ -812,8 +820,8 @@ impl Store {
     }
 
     fn rebuild_speed(&self, name: &str) -> Result<()> {
-        let _m = self.writer()?; // no commit may land while replaying
-        let state = _m.state.clone();
+        let writer = self.writer()?; // no commit may land while replaying
+        let state = writer.state.clone();
         let (plan, covered) = {
             let s = self.serving_read()?;
             let v = s
@@ -943,7 +951,6 @@ impl Store {
         })?;
         let state = m.state.clone();
         // Swap: the batch view at `snapshot` replaces the speed state of commits <= snapshot.
-        let mut rebuild = false;
         {
             let mut s = self.serving_write()?;
             if let Some(v) = s.views.get_mut(name) {
@@ -955,12 +962,10 @@ impl Store {
                 }));
                 v.invalidate();
                 if !v.speed.drop_upto(snapshot) {
-                    rebuild = true;
                     v.speed = self.replay(plan, &state, snapshot)?;
                 }
             }
         }
-        let _ = rebuild;
         if let Some(old) = current {
             if old.file.file != rel {
                 self.retire(&old.file.file);
@@ -1112,18 +1117,31 @@ fn slice_batches(batches: Vec<RecordBatch>, skip: usize, end: usize) -> Vec<Reco
     out
 }
 
-/// Rejected rows as text, with commit, row and reason: readable whatever their original types.
-fn quarantine_batch(
-    incoming: &RecordBatch,
-    rejected: &[(usize, String)],
-    commit: u64,
-) -> Result<RecordBatch> {
-    let idx = arrow::array::UInt32Array::from_iter_values(rejected.iter().map(|(r, _)| *r as u32));
+/// The layout of quarantined rows: commit, row and reason, then every store column as text (in
+/// the store's order, whatever order the refused append had), so all appends' rows stack.
+fn quarantine_schema(store: &Schema) -> SchemaRef {
     let mut fields = vec![
         Field::new("commit", DataType::Int64, false),
         Field::new("row", DataType::Int64, false),
         Field::new("reason", DataType::Utf8, false),
     ];
+    fields.extend(
+        store
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true)),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// Rejected rows as text, with commit, row and reason: readable whatever their original types.
+fn quarantine_batch(
+    incoming: &RecordBatch,
+    rejected: &[(usize, String)],
+    commit: u64,
+    store: &Schema,
+) -> Result<RecordBatch> {
+    let idx = arrow::array::UInt32Array::from_iter_values(rejected.iter().map(|(r, _)| *r as u32));
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![commit as i64; rejected.len()])),
         Arc::new(Int64Array::from_iter_values(
@@ -1133,14 +1151,17 @@ fn quarantine_batch(
             rejected.iter().map(|(_, why)| why.as_str()),
         )),
     ];
-    for (f, c) in incoming.schema().fields().iter().zip(incoming.columns()) {
+    for f in store.fields() {
+        // `conform` accepted the append column-wise, so every store column is present.
+        let c = incoming.column_by_name(f.name()).ok_or_else(|| {
+            Error::schema(format!("column {:?} is missing from the data", f.name()))
+        })?;
         let taken = arrow::compute::take(c.as_ref(), &idx, None)?;
         let text = arrow::compute::cast(&taken, &DataType::Utf8)
             .unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>; rejected.len()])));
-        fields.push(Field::new(f.name(), DataType::Utf8, true));
         cols.push(text);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    Ok(RecordBatch::try_new(quarantine_schema(store), cols)?)
 }
 
 #[cfg(test)]

@@ -215,6 +215,20 @@ def test_quarantine_keeps_good_rows_and_the_rejected_ones_with_a_reason(
         assert again.snapshot().num_rows == 10
 
 
+def test_quarantined_rows_of_appends_in_any_column_order_stack(store: lamina.Store) -> None:
+    """Every refused row is kept, whatever column order each append had."""
+    with lamina.Store() as empty:
+        assert empty.quarantined().schema.names == ["commit", "row", "reason"]  # no schema yet
+    first = replace(base_table(6), "n", pa.array([1, 1000, 3, 4, 5, 6], pa.int64()))
+    second = replace(base_table(12), "n", pa.array([999, 2, 3, 4, 5, 6], pa.int64()))
+    second = second.select(list(reversed(second.column_names)))
+    store.append(first, quarantine=True)
+    store.append(second, quarantine=True)
+    q = store.quarantined()
+    assert q.schema.names == ["commit", "row", "reason", *base_table().column_names]
+    assert [(r["commit"], r["id"], r["n"]) for r in q.to_pylist()] == [(2, "7", "1000"), (3, "12", "999")]
+
+
 def test_quarantine_policy_set_on_the_store(root: Path) -> None:
     with lamina.Store(root, quarantine=True) as s:
         s.append(base_table())

@@ -170,10 +170,6 @@ impl ParquetBytes {
             Ok(out)
         })?
     }
-
-    pub fn schema(&self) -> SchemaRef {
-        Arc::clone(self.meta.schema())
-    }
 }
 
 /// Run a decoder on bytes that passed their checksum but may still be malformed (a damaged file
