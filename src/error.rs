@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Interrupted,
     /// An operating-system I/O failure.
     Io,
+    /// A broken invariant of lamina itself (a bug, or a failpoint in tests): never the user's data.
+    Internal,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ impl Error {
     pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
         Self::new(ErrorKind::Io, format!("{context}: {err}"))
     }
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Internal, format!("internal error: {message}"))
+    }
     pub fn interrupted() -> Self {
         Self::new(ErrorKind::Interrupted, "interrupted")
     }
@@ -70,9 +75,34 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Arrow errors come from the kernels lamina drives over data that has already been conformed:
+/// a cast or a shape that fails there is a schema problem of the data, an I/O error is I/O, and
+/// anything else is internal.
 impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {
-        Error::new(ErrorKind::InvalidArgument, e.to_string())
+        use arrow::error::ArrowError as A;
+        let kind = match &e {
+            A::CastError(_) | A::ParseError(_) | A::SchemaError(_) | A::InvalidArgumentError(_) => {
+                ErrorKind::Schema
+            }
+            A::ComputeError(_) | A::ArithmeticOverflow(_) | A::DivideByZero => ErrorKind::Schema,
+            A::IoError(_, _) => ErrorKind::Io,
+            _ => ErrorKind::Internal,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::internal(format!("json: {e}"))
+    }
+}
+
+/// A lock poisoned by a panic in another thread: the state it guards may be half-updated.
+impl<T> From<std::sync::PoisonError<T>> for Error {
+    fn from(_: std::sync::PoisonError<T>) -> Self {
+        Error::internal("a lock was poisoned by a panic in another thread")
     }
 }
 

@@ -1,26 +1,28 @@
 //! lamina: the Lambda Architecture in one process.
 //!
-//! * [`store`]: the master dataset (immutable, append-only, on disk) and the three layers.
+//! The folders are the architecture:
+//!
+//! * [`master`]: the master dataset on disk: segments, the manifest log, the writer lock, the
+//!   schema every append is conformed to. Immutable, append-only, committed atomically.
+//! * [`aggregate`]: the aggregates, one file each behind one trait ([`aggregate::GroupsAccumulator`]):
+//!   update over group ids, merge, state, evaluate. Every layer uses the same states.
+//! * [`view`]: a view definition, its plan against the schema, group keys, grains, and the
+//!   aggregation table (group keys + one accumulator per metric).
 //! * [`batch`]: recompute every view from scratch over a snapshot, in parallel, exactly.
-//! * [`speed`]: incremental views of the commits the batch views do not cover yet.
-//! * [`serve`]: merge batch and speed into one answer.
-//! * [`agg`]: the aggregate states (update, merge, finalize) all three layers share.
+//! * [`speed`]: the speed layer: per view, the state of the commits its batch view does not cover.
+//! * [`serving`]: per view, the published batch view and the speed state, merged into answers.
+//! * [`store`]: the thin shell that owns the locks and sequences the stages of each operation.
 //!
 //! This crate is free of Python; the bindings live in `python.rs` behind the `python` feature.
 
-pub mod agg;
+pub mod aggregate;
 pub mod batch;
 pub mod error;
-pub mod exact_sum;
-pub mod grain;
-pub mod group;
-pub mod schema;
-pub mod serve;
-pub mod sketch;
+pub mod failpoint;
+pub mod master;
+pub mod serving;
 pub mod speed;
-pub mod storage;
 pub mod store;
-pub mod table;
 pub mod view;
 
 #[cfg(feature = "python")]

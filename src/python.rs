@@ -16,9 +16,9 @@ use pyo3_arrow::PyTable;
 
 use crate::batch::Control;
 use crate::error::{Error, ErrorKind};
-use crate::serve::{Part, Query};
+use crate::serving::{Part, Query};
 use crate::store::{OpenOptions, Store};
-use crate::view::{Filter, ViewDef};
+use crate::view::def::{Filter, ViewDef};
 
 /// Raise the `lamina.errors` class matching the core error.
 fn to_py(err: Error) -> PyErr {
@@ -34,6 +34,7 @@ fn to_py(err: Error) -> PyErr {
         ErrorKind::Overflow => "SumOverflowError",
         ErrorKind::Closed => "StoreClosedError",
         ErrorKind::Io | ErrorKind::Interrupted => "LaminaIOError",
+        ErrorKind::Internal => "LaminaError",
     };
     Python::attach(|py| {
         let made = py
@@ -115,7 +116,7 @@ struct CoreStore {
 #[pymethods]
 impl CoreStore {
     #[new]
-    #[pyo3(signature = (path=None, read_only=false, durable=true, time=None, auto_compact=true))]
+    #[pyo3(signature = (path=None, read_only=false, durable=true, time=None, auto_compact=true, schema=None))]
     fn new(
         py: Python<'_>,
         path: Option<std::path::PathBuf>,
@@ -123,6 +124,7 @@ impl CoreStore {
         durable: bool,
         time: Option<String>,
         auto_compact: bool,
+        schema: Option<pyo3_arrow::PySchema>,
     ) -> PyResult<Self> {
         let opts = OpenOptions {
             path,
@@ -130,6 +132,7 @@ impl CoreStore {
             durable,
             time_column: time,
             auto_compact,
+            schema: schema.map(|s| s.into_inner().as_ref().clone()),
         };
         let store = py.detach(|| Store::open(opts)).map_err(to_py)?;
         Ok(CoreStore {
@@ -273,7 +276,7 @@ impl CoreStore {
         d.set_item("temporary", self.inner.is_temporary())?;
         d.set_item("read_only", self.inner.is_read_only())?;
         d.set_item("latest_commit", state.last_commit())?;
-        d.set_item("rows", state.commits.iter().map(|c| c.rows).sum::<u64>())?;
+        d.set_item("rows", state.total_rows())?;
         d.set_item(
             "quarantined_rows",
             state.commits.iter().map(|c| c.quarantined).sum::<u64>(),
@@ -301,6 +304,7 @@ impl CoreStore {
             vd.set_item("batch_age_seconds", v.batch_age_s)?;
             vd.set_item("batch_memory_bytes", v.batch_memory_bytes)?;
             vd.set_item("speed_memory_bytes", v.speed_memory_bytes)?;
+            vd.set_item("warning", v.warning)?;
             list.append(vd)?;
         }
         d.set_item("views", list)?;
@@ -323,12 +327,12 @@ fn sketch_estimate(
 ) -> PyResult<(f64, f64, f64, usize, usize)> {
     let array = data.into_inner().0;
     py.detach(|| -> crate::Result<_> {
-        let keys = crate::agg::distinct_keys(&array)?;
+        let keys = crate::aggregate::distinct_keys(&array)?;
         let mut s =
-            crate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
+            crate::aggregate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
         for i in 0..array.len() {
             if arrow::array::Array::is_valid(&array, i) {
-                s.insert_hash(crate::sketch::key_hash(keys.get(i)));
+                s.insert_hash(crate::aggregate::sketch::key_hash(keys.get(i)));
             }
         }
         let (lo, hi) = s.bounds();
@@ -354,8 +358,46 @@ fn speed_ingest(
         .map_err(to_py)
 }
 
+/// Test hook: arm (`"pause"`, `"error"`) or disarm (None) a named failpoint of the core.
+#[pyfunction]
+#[pyo3(signature = (name, action=None))]
+fn _failpoint(name: &str, action: Option<&str>) -> PyResult<()> {
+    use crate::failpoint::{arm, Action};
+    let action = match action {
+        None => None,
+        Some("pause") => Some(Action::Pause),
+        Some("error") => Some(Action::Error),
+        Some(other) => {
+            return Err(to_py(Error::invalid(format!(
+                "failpoint action must be \"pause\", \"error\" or None, not {other:?}"
+            ))))
+        }
+    };
+    arm(name, action);
+    Ok(())
+}
+
+/// Test hook: wait (GIL released) until a thread is paused at `name`; False on timeout.
+#[pyfunction]
+fn _failpoint_wait(py: Python<'_>, name: &str, timeout: f64) -> bool {
+    let t = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+    py.detach(|| crate::failpoint::wait_paused(name, t))
+}
+
+/// Test hook: let threads paused at `name` go on, and disarm it.
+#[pyfunction]
+fn _failpoint_release(name: &str) {
+    crate::failpoint::release(name)
+}
+
 #[pymodule]
 mod _core {
+    #[pymodule_export]
+    use super::_failpoint;
+    #[pymodule_export]
+    use super::_failpoint_release;
+    #[pymodule_export]
+    use super::_failpoint_wait;
     #[pymodule_export]
     use super::sketch_estimate;
     #[pymodule_export]

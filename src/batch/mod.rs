@@ -10,12 +10,12 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::agg::Layer;
+use crate::aggregate::Layer;
 use crate::error::{Error, Result};
-use crate::storage::files::read_checked;
-use crate::storage::manifest::SegmentInfo;
-use crate::storage::parquet_io::ParquetBytes;
-use crate::table::{AggTable, ViewPlan};
+use crate::master::files::read_checked;
+use crate::master::manifest::SegmentSlice;
+use crate::master::parquet_io::ParquetBytes;
+use crate::view::table::{AggTable, ViewPlan};
 
 /// Cancellation and progress of a long operation, shared with the caller's thread.
 #[derive(Debug, Default)]
@@ -41,11 +41,11 @@ struct Unit {
     rows: usize,
 }
 
-/// Compute every plan over the rows of `segments` belonging to commits <= `snapshot`.
+/// Compute every plan over the rows of a snapshot: the leading `rows` of each slice's segment
+/// (a snapshot's slices never skip rows: it reads every commit from the first).
 pub fn recompute(
     root: &Path,
-    segments: &[SegmentInfo],
-    snapshot: u64,
+    slices: &[SegmentSlice],
     plans: &[ViewPlan],
     threads: Option<usize>,
     ctl: &Control,
@@ -58,10 +58,10 @@ pub fn recompute(
             }
         }
     }
-    let segs: Vec<&SegmentInfo> = segments
-        .iter()
-        .filter(|s| s.first_commit() <= snapshot)
-        .collect();
+    if slices.iter().any(|s| s.skip != 0) {
+        return Err(Error::internal("a recompute reads whole snapshots"));
+    }
+    let segs: Vec<&SegmentSlice> = slices.iter().collect();
     let files: Vec<OnceLock<Result<Arc<ParquetBytes>>>> =
         segs.iter().map(|_| OnceLock::new()).collect();
     let paths: Vec<PathBuf> = segs.iter().map(|s| root.join(&s.file.file)).collect();
@@ -80,7 +80,7 @@ pub fn recompute(
     let pool = {
         let mut b = rayon::ThreadPoolBuilder::new();
         if let Some(t) = threads {
-            b = b.num_threads(t.max(1));
+            b = b.num_threads(t.clamp(1, crate::store::MAX_THREADS));
         }
         b.build()
             .map_err(|e| Error::invalid(format!("thread pool: {e}")))?
@@ -95,7 +95,7 @@ pub fn recompute(
         let mut units = Vec::new();
         let mut total = 0u64;
         for (i, pq) in opened.iter().enumerate() {
-            let mut left = segs[i].rows_upto(snapshot);
+            let mut left = segs[i].rows;
             for rg in 0..pq.row_groups() {
                 if left == 0 {
                     break;

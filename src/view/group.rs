@@ -14,16 +14,19 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use hashbrown::{HashMap, HashTable};
 
+use crate::aggregate::int64_values;
 use crate::error::{Error, Result};
-use crate::grain::Grain;
-use crate::schema::ColumnClass;
-use crate::view::{Predicate, Scalar};
+use crate::view::grain::Grain;
+use crate::master::schema::ColumnClass;
+use crate::view::def::{Predicate, Scalar};
 
 /// The kind of a dimension column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DimKind {
     Str,
     Int,
+    /// uint64: stored as the same 64-bit words, compared and returned unsigned.
+    UInt,
     Bool,
 }
 
@@ -92,6 +95,7 @@ pub enum DimValue<'a> {
     Null,
     Str(&'a str),
     Int(i64),
+    UInt(u64),
     Bool(bool),
 }
 
@@ -107,7 +111,7 @@ pub struct GroupKeys {
 }
 
 /// Marks a row that belongs to no group (null event time).
-pub const NO_GROUP: u32 = u32::MAX;
+pub use crate::aggregate::NO_GROUP;
 
 impl GroupKeys {
     pub fn new(dims: Vec<DimKind>) -> Self {
@@ -149,6 +153,7 @@ impl GroupKeys {
         match self.dims[d] {
             DimKind::Str => DimValue::Str(self.interners[d].get(w as u32)),
             DimKind::Int => DimValue::Int(w as i64),
+            DimKind::UInt => DimValue::UInt(w),
             DimKind::Bool => DimValue::Bool(w != 0),
         }
     }
@@ -272,7 +277,9 @@ impl GroupKeys {
                 let a = arrow::compute::cast(col, &DataType::Utf8)?;
                 return self.column_codes(d, &a, nullmask);
             }
-            (DimKind::Int, _) => {
+            (DimKind::Int | DimKind::UInt, _) => {
+                // uint64 values keep their bit pattern: the words are the same, `dims` says how
+                // to read them back.
                 let a = int64_values(col)?;
                 for (row, o) in out.iter_mut().enumerate() {
                     *o = a.value(row) as u64;
@@ -402,6 +409,15 @@ impl GroupKeys {
                         })
                         .collect::<Int64Array>(),
                 ),
+                DimKind::UInt => Arc::new(
+                    order
+                        .iter()
+                        .map(|&g| match self.dim(g, d) {
+                            DimValue::UInt(v) => Some(v),
+                            _ => None,
+                        })
+                        .collect::<arrow::array::UInt64Array>(),
+                ),
                 DimKind::Bool => Arc::new(
                     order
                         .iter()
@@ -453,7 +469,7 @@ impl GroupKeys {
             let card = match kind {
                 DimKind::Str => self.interners[d].len() as u64 + 1,
                 DimKind::Bool => 3,
-                DimKind::Int => return None,
+                DimKind::Int | DimKind::UInt => return None,
             };
             cards.push(card);
             total = total.checked_mul(card)?;
@@ -526,45 +542,10 @@ fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {
         (_, Null) => Ordering::Less,
         (Str(x), Str(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Int(x), Int(y)) => x.cmp(&y),
+        (UInt(x), UInt(y)) => x.cmp(&y),
         (Bool(x), Bool(y)) => x.cmp(&y),
         _ => Ordering::Equal,
     }
-}
-
-/// Any integer column as int64 values (nulls keep a zero slot).
-pub fn int64_values(col: &ArrayRef) -> Result<Int64Array> {
-    Ok(match col.data_type() {
-        DataType::Int64 => col.as_primitive::<Int64Type>().clone(),
-        DataType::Int32 => arrow::compute::kernels::cast::cast(col, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .clone(),
-        DataType::Int8
-        | DataType::Int16
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32 => arrow::compute::cast(col, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .clone(),
-        DataType::UInt64 => {
-            // Values above i64::MAX keep their bit pattern; dimensions only compare for equality.
-            let a = col.as_primitive::<arrow::datatypes::UInt64Type>();
-            Int64Array::new(
-                a.values().iter().map(|&v| v as i64).collect(),
-                a.nulls().cloned(),
-            )
-        }
-        DataType::Timestamp(_, _) => arrow::compute::cast(col, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .clone(),
-        DataType::Boolean => arrow::compute::cast(col, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .clone(),
-        other => {
-            return Err(Error::schema(format!(
-                "expected an integer column, found {other}"
-            )))
-        }
-    })
 }
 
 /// Does a dimension value pass a predicate?
@@ -592,6 +573,7 @@ fn scalar_eq(s: &Scalar, v: DimValue<'_>) -> bool {
         (Scalar::Null, DimValue::Null) => true,
         (Scalar::Str(a), DimValue::Str(b)) => a == b,
         (Scalar::Int(a), DimValue::Int(b)) => *a == b,
+        (Scalar::Int(a), DimValue::UInt(b)) => *a as i128 == b as i128,
         (Scalar::Bool(a), DimValue::Bool(b)) => *a == b,
         _ => false,
     }
@@ -601,6 +583,7 @@ fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
     match (v, s) {
         (DimValue::Str(a), Scalar::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (DimValue::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
+        (DimValue::UInt(a), Scalar::Int(b)) => Some((a as i128).cmp(&(*b as i128))),
         (DimValue::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
         _ => None,
     }

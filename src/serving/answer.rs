@@ -1,14 +1,14 @@
-//! The serving layer: merge the batch view (snapshot N) with the speed chunks (commits > N) into
-//! one answer shaped by the query: time range, coarser grain, a subset of dimensions, filters.
+//! Answers: merge the batch view (snapshot N) with the speed chunks (commits > N) into one answer
+//! shaped by the query: time range, coarser grain, a subset of dimensions, filters.
 
 use arrow::array::RecordBatch;
 
-use crate::agg::Layer;
+use crate::aggregate::Layer;
 use crate::error::{Error, Result};
-use crate::grain::Grain;
-use crate::group::{predicate_matches, GroupKeys};
-use crate::table::{AggTable, ViewPlan};
-use crate::view::{check_predicate_types, Filter};
+use crate::view::grain::Grain;
+use crate::view::group::{predicate_matches, GroupKeys};
+use crate::view::table::{AggTable, ViewPlan};
+use crate::view::def::{check_predicate_types, Filter};
 
 /// Which layers a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +77,11 @@ pub fn answer(
             ))
             })?;
         let class = match plan.dims[i] {
-            crate::group::DimKind::Str => crate::schema::ColumnClass::Str,
-            crate::group::DimKind::Int => crate::schema::ColumnClass::Int,
-            crate::group::DimKind::Bool => crate::schema::ColumnClass::Bool,
+            crate::view::group::DimKind::Str => crate::master::schema::ColumnClass::Str,
+            crate::view::group::DimKind::Int | crate::view::group::DimKind::UInt => {
+                crate::master::schema::ColumnClass::Int
+            }
+            crate::view::group::DimKind::Bool => crate::master::schema::ColumnClass::Bool,
         };
         check_predicate_types(view, &f.column, class, &f.predicate)?;
         filters.push((i, &f.predicate));
@@ -106,7 +108,7 @@ pub fn answer(
 /// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`.
 fn combine(
     plan: &ViewPlan,
-    dims: Vec<crate::group::DimKind>,
+    dims: Vec<crate::view::group::DimKind>,
     keep: &[usize],
     grain: Option<Grain>,
     accept: &dyn Fn(&GroupKeys, u32) -> bool,
@@ -118,7 +120,7 @@ fn combine(
         states: plan
             .metrics
             .iter()
-            .map(|m| crate::agg::States::new(m, Layer::Speed))
+            .map(|m| crate::aggregate::new_accumulator(m, Layer::Speed))
             .collect(),
     };
     for source in batch.into_iter().chain(speed.iter().copied()) {

@@ -1,3 +1,5 @@
+//! The master dataset: every event ever appended, immutable and append-only, on disk.
+//!
 //! On-disk layout of a store (see README "Storage"):
 //!
 //! ```text
@@ -10,9 +12,13 @@
 //! ```
 //! A file is only ever visible under its final name once complete; the manifest record that
 //! references it is the commit point. Anything on disk that no committed record references is a
-//! leftover of a crash and is removed by the next writer to open the store.
+//! leftover of a crash (or a file replaced by compaction or a newer batch view) and is removed by
+//! a writer once readers in other processes had a grace period to move on.
 
+pub mod chunked;
 pub mod files;
 pub mod lock;
 pub mod manifest;
 pub mod parquet_io;
+pub mod schema;
+pub mod segments;

@@ -3,10 +3,14 @@
 //! State is kept in chunks, each covering a contiguous range of commits. A recompute seals the
 //! open chunk at the snapshot it reads, so that when its batch view is published, the chunks it
 //! covers are dropped whole and the rest stay: every event is in exactly one of the two layers.
+//!
+//! Invariants: chunks are ordered and never overlap; `replay` over the master dataset's rows of
+//! (after, last] gives the same state as folding those commits one by one. The speed layer owns
+//! these transitions; the store only decides when they happen (under its writer lock).
 
-use crate::agg::Layer;
+use crate::aggregate::Layer;
 use crate::error::Result;
-use crate::table::{AggTable, ViewPlan};
+use crate::view::table::{AggTable, ViewPlan};
 
 #[derive(Debug, Clone)]
 pub struct SpeedChunk {
@@ -88,6 +92,47 @@ impl SpeedView {
         Ok(())
     }
 
+    /// Fold the rows of commits `first..=last` (in commit order) into one new chunk.
+    pub fn update_range(
+        &mut self,
+        plan: &ViewPlan,
+        first: u64,
+        last: u64,
+        batches: &[arrow::array::RecordBatch],
+    ) -> Result<()> {
+        self.seal();
+        self.open_chunk(plan, first);
+        for b in batches {
+            self.update(plan, first, b)?;
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.first = first;
+            c.last = last;
+        }
+        Ok(())
+    }
+
+    /// The speed state of commits in (after, last], from their rows in commit order.
+    pub fn replay(
+        plan: &ViewPlan,
+        after: u64,
+        last: u64,
+        batches: &[arrow::array::RecordBatch],
+    ) -> Result<SpeedView> {
+        let mut speed = SpeedView::default();
+        if last > after {
+            speed.update_range(plan, after + 1, last, batches)?;
+        }
+        Ok(speed)
+    }
+
+    /// Does a chunk hold commits on both sides of `snapshot`?
+    pub fn straddles(&self, snapshot: u64) -> bool {
+        self.chunks
+            .iter()
+            .any(|c| c.first <= snapshot && c.last > snapshot)
+    }
+
     /// Close the open chunk: later commits go to a new one.
     pub fn seal(&mut self) {
         if let Some(c) = self.chunks.last_mut() {
@@ -134,13 +179,13 @@ impl SpeedView {
 /// memory bytes). This is the speed layer alone, without the segment write of an append: what
 /// the benchmarks compare with other engines' in-memory aggregation.
 pub fn ingest_in_memory(
-    def: crate::view::ViewDef,
+    def: crate::view::def::ViewDef,
     batches: &[arrow::array::RecordBatch],
 ) -> Result<(f64, usize, usize)> {
     let first = batches
         .first()
         .ok_or_else(|| crate::error::Error::invalid("no batches"))?;
-    let schema = crate::schema::StoreSchema::from_first_batch(&first.schema(), Some(&def.time))?;
+    let schema = crate::master::schema::StoreSchema::from_first_batch(&first.schema(), Some(&def.time))?;
     let plan = ViewPlan::new(def, &schema)?;
     let mut view = SpeedView::default();
     let start = std::time::Instant::now();

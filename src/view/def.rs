@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::grain::Grain;
-use crate::schema::{ColumnClass, StoreSchema};
+use crate::view::grain::Grain;
+use crate::master::schema::{ColumnClass, StoreSchema};
 
 /// An aggregate of a view, as the user defined it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,11 +104,14 @@ pub struct ViewDef {
 }
 
 fn default_precision() -> u8 {
-    crate::sketch::DEFAULT_PRECISION
+    crate::aggregate::sketch::DEFAULT_PRECISION
 }
 
 /// Suffixes the result layout adds for distinct counts; metric names may not clash with them.
 pub const DISTINCT_SUFFIXES: [&str; 3] = ["_exact", "_lower", "_upper"];
+
+/// The longest view name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
 
 impl ViewDef {
     pub fn from_json(text: &str) -> Result<ViewDef> {
@@ -134,20 +137,39 @@ impl ViewDef {
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
     }
 
-    /// Check the definition against the store's schema.
-    pub fn validate(&self, schema: &StoreSchema) -> Result<()> {
+    /// The checks that need no schema: the name and the grain.
+    pub fn check_name(&self) -> Result<()> {
         if self.name.is_empty() {
             return Err(Error::invalid("a view needs a non-empty name"));
         }
+        if self.name.chars().count() > MAX_NAME_CHARS {
+            return Err(Error::invalid(format!(
+                "view name {:?}... is {} characters long; at most {MAX_NAME_CHARS} are allowed",
+                self.name.chars().take(20).collect::<String>(),
+                self.name.chars().count()
+            )));
+        }
+        if self.name.chars().any(|c| c.is_control()) {
+            return Err(Error::invalid(format!(
+                "view name {:?} holds control characters",
+                self.name
+            )));
+        }
         self.grain()?;
-        if !(crate::sketch::MIN_PRECISION..=crate::sketch::MAX_PRECISION).contains(&self.precision)
+        Ok(())
+    }
+
+    /// Check the definition against the store's schema.
+    pub fn validate(&self, schema: &StoreSchema) -> Result<()> {
+        self.check_name()?;
+        if !(crate::aggregate::sketch::MIN_PRECISION..=crate::aggregate::sketch::MAX_PRECISION).contains(&self.precision)
         {
             return Err(Error::invalid(format!(
                 "view {:?}: sketch precision {} is outside {}..={}",
                 self.name,
                 self.precision,
-                crate::sketch::MIN_PRECISION,
-                crate::sketch::MAX_PRECISION
+                crate::aggregate::sketch::MIN_PRECISION,
+                crate::aggregate::sketch::MAX_PRECISION
             )));
         }
         let class = |col: &str| {

@@ -41,6 +41,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Read a whole file and check its CRC-32 against the manifest's.
 pub fn read_checked(path: &Path, crc: u32, len: u64) -> Result<bytes::Bytes> {
+    crate::failpoint::hit("read.before_file")?;
     let data = fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::corruption(path, "file is missing")

@@ -7,7 +7,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
-use crate::schema::units_per_second;
+use crate::master::schema::units_per_second;
 
 /// A bucket width, in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,22 +95,19 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
         }
         _ => col.as_primitive::<Ns>().values(),
     };
-    let g = grain.seconds.saturating_mul(per_s);
-    let to_micros = 1_000_000 / per_s.min(1_000_000);
-    let div = (per_s / 1_000_000).max(1);
+    // In i128: a floor near the ends of the int64 range (an ns time in 1677 or 2262) must not
+    // wrap around; every bucket start of an int64 time fits int64 microseconds.
+    let g = grain.seconds as i128 * per_s as i128;
+    let per_s = per_s as i128;
     let mut out = Vec::with_capacity(values.len());
     for &t in values.iter() {
-        // Floor division (times before 1970 round down too).
-        let b = if t >= 0 {
-            t / g * g
-        } else {
-            t.div_euclid(g) * g
-        };
-        out.push(if div > 1 {
-            b / div
-        } else {
-            b.saturating_mul(to_micros)
-        });
+        let b = (t as i128).div_euclid(g) * g;
+        let micros = b * 1_000_000 / per_s;
+        out.push(i64::try_from(micros).map_err(|_| {
+            Error::schema(format!(
+                "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
+            ))
+        })?);
     }
     Ok(out)
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
@@ -118,6 +118,12 @@ impl StoreSchema {
         check_unique_names(schema)?;
         let mut columns = Vec::new();
         for f in schema.fields() {
+            if f.name().is_empty() || f.name().chars().any(|c| c.is_control()) {
+                return Err(Error::schema(format!(
+                    "column {:?}: names must be non-empty and hold no control characters (NUL, newline)",
+                    f.name()
+                )));
+            }
             if f.name().starts_with("__") {
                 return Err(Error::schema(format!(
                     "column {:?}: names starting with '__' are reserved for lamina",
@@ -180,6 +186,12 @@ impl StoreSchema {
             fields.push(Field::new(&c.name, dt, true));
         }
         Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// The stored Arrow type of a column.
+    pub fn column_type(&self, name: &str) -> Option<DataType> {
+        let c = self.columns.iter().find(|c| c.name == name)?;
+        type_from_str(&c.arrow_type)
     }
 
     pub fn column_class(&self, name: &str) -> Option<ColumnClass> {
@@ -283,6 +295,25 @@ pub fn conform(
             for row in 0..n {
                 if converted.is_null(row) {
                     mark(row, format!("column {name:?}: null event time"), &mut bad);
+                }
+            }
+        }
+        if name == &schema.time_column {
+            // Buckets are reported in microseconds: a time in seconds or milliseconds beyond
+            // what int64 microseconds hold (about 290,000 years from 1970) cannot be bucketed.
+            let per_s = units_per_second(want);
+            if per_s < 1_000_000 {
+                let limit = i64::MAX / (1_000_000 / per_s);
+                let raw = cast(&converted, &DataType::Int64)?;
+                let raw = raw.as_primitive::<arrow::datatypes::Int64Type>();
+                for (row, v) in raw.iter().enumerate() {
+                    if v.is_some_and(|v| v.unsigned_abs() > limit as u64) {
+                        mark(
+                            row,
+                            format!("column {name:?}: event time out of range"),
+                            &mut bad,
+                        );
+                    }
                 }
             }
         }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::agg::{AggPlan, Layer, States};
+use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
 use crate::error::{Error, Result};
-use crate::grain::{bucket_column, Grain};
-use crate::group::{predicate_matches, DimKind, DimValue, GroupKeys};
-use crate::schema::StoreSchema;
-use crate::view::{Filter, ViewDef};
+use crate::view::grain::{bucket_column, Grain};
+use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
+use crate::master::schema::StoreSchema;
+use crate::view::def::{Filter, ViewDef};
 
 /// A view definition resolved against the store schema.
 #[derive(Debug, Clone)]
@@ -33,7 +33,9 @@ impl ViewPlan {
             let class = schema
                 .column_class(d)
                 .ok_or_else(|| Error::not_found(format!("column {d:?}")))?;
-            dims.push(DimKind::from_class(class)?);
+            let kind = DimKind::from_class(class)?;
+            let unsigned = schema.column_type(d).is_some_and(|t| t == DataType::UInt64);
+            dims.push(if unsigned { DimKind::UInt } else { kind });
         }
         let metrics = def
             .metrics
@@ -41,7 +43,7 @@ impl ViewPlan {
             .map(|(name, spec)| AggPlan {
                 name: name.clone(),
                 spec: spec.clone(),
-                input: spec.column().and_then(|c| schema.column_class(c)),
+                input: spec.column().and_then(|c| schema.column_type(c)),
                 precision: def.precision,
             })
             .collect();
@@ -80,7 +82,11 @@ impl ViewPlan {
     pub fn new_table(&self, layer: Layer) -> AggTable {
         AggTable {
             keys: GroupKeys::new(self.dims.clone()),
-            states: self.metrics.iter().map(|m| States::new(m, layer)).collect(),
+            states: self
+                .metrics
+                .iter()
+                .map(|m| new_accumulator(m, layer))
+                .collect(),
         }
     }
 }
@@ -88,7 +94,7 @@ impl ViewPlan {
 #[derive(Debug, Clone)]
 pub struct AggTable {
     pub keys: GroupKeys,
-    pub states: Vec<States>,
+    pub states: Vec<Box<dyn GroupsAccumulator>>,
 }
 
 /// Rows of `batch` passing the view's row filter (None: all rows).
@@ -107,7 +113,8 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
             DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
                 arrow::compute::cast(col, &DataType::Utf8)?
             }
-            _ => arrow::compute::cast(col, &DataType::Int64)?,
+            // Bit patterns for uint64 (compared as the dimension keys are), never a lossy cast.
+            _ => Arc::new(crate::aggregate::int64_values(col)?),
         };
         use arrow::array::AsArray;
         for (row, k) in keep.iter_mut().enumerate() {
@@ -159,12 +166,11 @@ impl AggTable {
             .encode(&buckets, time.nulls(), &dims, plan.grain.micros())?;
         let groups = self.keys.len();
         for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
-            states.resize(groups);
             let input = match m.spec.column() {
                 Some(c) => Some(col(c)?),
                 None => None,
             };
-            states.update(&gids, input.as_ref())?;
+            states.update(&gids, input.as_ref(), groups)?;
         }
         Ok(())
     }
@@ -194,10 +200,7 @@ impl AggTable {
         }
         let groups = self.keys.len();
         for (states, ostates) in self.states.iter_mut().zip(other.states.iter()) {
-            states.resize(groups);
-            for &(dst, src) in &pairs {
-                states.merge_group(dst, ostates, src)?;
-            }
+            states.merge(ostates.as_ref(), &pairs, groups)?;
         }
         Ok(())
     }
@@ -219,6 +222,7 @@ impl AggTable {
             let dt = match k {
                 DimKind::Str => DataType::Utf8,
                 DimKind::Int => DataType::Int64,
+                DimKind::UInt => DataType::UInt64,
                 DimKind::Bool => DataType::Boolean,
             };
             fields.push(Field::new(n, dt, true));
@@ -247,9 +251,9 @@ impl AggTable {
         let mut columns = self.keys.to_arrays(&order);
         for (m, states) in metrics.iter().zip(&self.states) {
             let cols = if with_state {
-                states.state_columns(&m.name, &m.spec, &order)?
+                states.state(&m.name, &order)?
             } else {
-                states.finalize(&m.name, &m.spec, &order)?
+                states.evaluate(&m.name, &order)?
             };
             for (name, arr) in cols {
                 fields.push(Field::new(name, arr.data_type().clone(), true));
@@ -287,13 +291,20 @@ impl AggTable {
                 })
                 .collect::<Result<_>>()?;
             let gids = t.keys.encode_key_columns(&bucket, &dims)?;
+            // Row i of the file is group i of a loaded state, merged like any other state.
+            let pairs: Vec<(u32, u32)> = gids
+                .iter()
+                .enumerate()
+                .map(|(row, &g)| (g, row as u32))
+                .collect();
+            let groups = t.keys.len();
             for (m, states) in plan.metrics.iter().zip(t.states.iter_mut()) {
-                states.load_state_columns(&m.name, b, &gids, file)?;
+                let loaded = states.from_state(&m.name, b, file)?;
+                if loaded.len() != b.num_rows() {
+                    return Err(Error::corruption(file, format!("state of {:?} has the wrong length", m.name)));
+                }
+                states.merge(loaded.as_ref(), &pairs, groups)?;
             }
-        }
-        let n = t.keys.len();
-        for s in t.states.iter_mut() {
-            s.resize(n);
         }
         Ok(t)
     }

@@ -1,0 +1,91 @@
+//! `count()` (rows) and `count(column)` (non-null values): a u64 per group, exact everywhere.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+
+use super::{downcast, read_counts, state_column, GroupsAccumulator, NO_GROUP};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Default)]
+pub struct Count {
+    n: Vec<u64>,
+}
+
+impl GroupsAccumulator for Count {
+    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
+        self.n.resize(groups.max(self.n.len()), 0);
+        let n = &mut self.n;
+        match input.and_then(|c| c.nulls().filter(|nb| nb.null_count() > 0)) {
+            Some(nulls) => {
+                for (row, &g) in gids.iter().enumerate() {
+                    if g != NO_GROUP && nulls.is_valid(row) {
+                        n[g as usize] += 1;
+                    }
+                }
+            }
+            None => {
+                for &g in gids {
+                    if g != NO_GROUP {
+                        n[g as usize] += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(
+        &mut self,
+        other: &dyn GroupsAccumulator,
+        pairs: &[(u32, u32)],
+        groups: usize,
+    ) -> Result<()> {
+        let o = downcast::<Self>(other)?;
+        self.n.resize(groups.max(self.n.len()), 0);
+        for &(d, s) in pairs {
+            self.n[d as usize] += o.n[s as usize];
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let col = Int64Array::from_iter_values(order.iter().map(|&g| self.n[g as usize] as i64));
+        Ok(vec![(name.to_string(), Arc::new(col))])
+    }
+
+    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        self.evaluate(name, order)
+    }
+
+    fn from_state(
+        &self,
+        name: &str,
+        batch: &RecordBatch,
+        file: &Path,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let n = read_counts(&state_column(batch, name, file)?, file, name)?;
+        Ok(Box::new(Count { n }))
+    }
+
+    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(Count::default())
+    }
+    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self)
+    }
+    fn len(&self) -> usize {
+        self.n.len()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.n.capacity() * 8
+    }
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,90 @@
+//! `mean`: the exact sum and the non-null count of its sum aggregate (integer or float), divided
+//! only when evaluated, so merges stay exact.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+
+use super::{downcast, GroupsAccumulator};
+use crate::error::Result;
+
+/// A sum state that can give the mean of a group.
+pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
+    fn mean(&self, g: usize) -> Option<f64>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Mean<S: SumState> {
+    sum: S,
+}
+
+impl<S: SumState> Mean<S> {
+    pub fn new(sum: S) -> Self {
+        Mean { sum }
+    }
+}
+
+impl<S: SumState> GroupsAccumulator for Mean<S> {
+    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
+        self.sum.update(gids, input, groups)
+    }
+
+    fn merge(
+        &mut self,
+        other: &dyn GroupsAccumulator,
+        pairs: &[(u32, u32)],
+        groups: usize,
+    ) -> Result<()> {
+        let o = downcast::<Self>(other)?;
+        self.sum.merge(&o.sum, pairs, groups)
+    }
+
+    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let values: Float64Array = order.iter().map(|&g| self.sum.mean(g as usize)).collect();
+        Ok(vec![(name.to_string(), Arc::new(values))])
+    }
+
+    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.evaluate(name, order)?;
+        // The sum's hidden columns; its public column is replaced by the mean.
+        cols.extend(
+            self.sum
+                .state(name, order)?
+                .into_iter()
+                .filter(|(c, _)| c != name),
+        );
+        Ok(cols)
+    }
+
+    fn from_state(
+        &self,
+        name: &str,
+        batch: &RecordBatch,
+        file: &Path,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let inner = self.sum.from_state(name, batch, file)?;
+        let sum = downcast::<S>(inner.as_ref())?.clone();
+        Ok(Box::new(Mean { sum }))
+    }
+
+    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(Mean { sum: S::default() })
+    }
+    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self)
+    }
+    fn len(&self) -> usize {
+        self.sum.len()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.sum.memory_bytes()
+    }
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

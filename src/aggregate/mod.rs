@@ -1,0 +1,209 @@
+//! Aggregates: one trait, one file per aggregate, shared by the batch, speed and serving layers.
+//!
+//! A [`GroupsAccumulator`] holds the state of one metric for every group of a table, column-wise,
+//! in the spirit of DataFusion's `GroupsAccumulator`: it works on whole batches (an array of group
+//! ids in, no per-row dispatch), so a metric costs one tight loop over its input column.
+//!
+//! * `update`: fold the rows of a batch into their groups;
+//! * `merge`: combine groups of another accumulator of the same aggregate (partitions of a
+//!   recompute, batch + speed when serving, groups rolled up by a query);
+//! * `state` / `from_state`: the state as Arrow columns (what batch views persist); a persisted
+//!   state loads as an accumulator with one group per row and joins through `merge`, the same path
+//!   every other merge takes;
+//! * `evaluate`: the user-visible columns.
+//!
+//! Invariants: `merge` is associative and commutative, and `update` over any split of the rows,
+//! merged in any order, gives the same state as one `update` over all of them (tested in
+//! `tests` below for every aggregate). Adding an aggregate is one new file and one arm in
+//! [`new_accumulator`].
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::path::Path;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::DataType;
+
+use crate::error::{Error, Result};
+use crate::view::def::AggSpec;
+
+pub mod count;
+pub mod count_distinct;
+pub mod exact_sum;
+pub mod input;
+pub mod mean;
+pub mod min_max;
+pub mod sketch;
+pub mod sum;
+pub mod sum_float;
+
+pub use input::{distinct_keys, float64_values, int64_values, Keys};
+
+/// Which layer builds a state: the batch layer keeps exact distinct sets, the speed layer sketches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Batch,
+    Speed,
+}
+
+/// A metric bound to its input column's stored type.
+#[derive(Debug, Clone)]
+pub struct AggPlan {
+    pub name: String,
+    pub spec: AggSpec,
+    /// The stored Arrow type of the input column (None for `count()`).
+    pub input: Option<DataType>,
+    pub precision: u8,
+}
+
+/// Group id of a row that belongs to no group (filtered out, null time).
+pub const NO_GROUP: u32 = u32::MAX;
+
+/// The state of one aggregate for every group of a table.
+pub trait GroupsAccumulator: Debug + Send + Sync {
+    /// Fold one batch: `gids[i]` is the group of row `i` (`NO_GROUP` skips it), `input` the
+    /// metric's column (None for `count()`). Groups up to `groups` may appear.
+    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()>;
+
+    /// Merge group `src` of `other` (the same aggregate) into group `dst`, for each pair.
+    fn merge(
+        &mut self,
+        other: &dyn GroupsAccumulator,
+        pairs: &[(u32, u32)],
+        groups: usize,
+    ) -> Result<()>;
+
+    /// The user-visible columns of metric `name` for the groups in `order`.
+    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>>;
+
+    /// The persisted columns: the public value plus hidden `__{name}__*` state columns.
+    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>>;
+
+    /// An accumulator of the same aggregate with one group per row of a persisted `batch`.
+    fn from_state(
+        &self,
+        name: &str,
+        batch: &RecordBatch,
+        file: &Path,
+    ) -> Result<Box<dyn GroupsAccumulator>>;
+
+    /// An empty accumulator of the same aggregate.
+    fn fresh(&self) -> Box<dyn GroupsAccumulator>;
+
+    /// The served form of a batch-layer state (exact distinct sets become exact-tagged sketches).
+    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>>;
+
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn memory_bytes(&self) -> usize;
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl Clone for Box<dyn GroupsAccumulator> {
+    fn clone(&self) -> Self {
+        self.box_clone()
+    }
+}
+
+/// The accumulator of `other`, or an internal error (two different aggregates never merge).
+pub fn downcast<'a, T: 'static>(other: &'a dyn GroupsAccumulator) -> Result<&'a T> {
+    other
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| Error::internal("merging states of different aggregates"))
+}
+
+/// The registry: the accumulator for a metric plan.
+pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulator> {
+    let float = matches!(
+        plan.input,
+        Some(DataType::Float16 | DataType::Float32 | DataType::Float64)
+    );
+    let unsigned = matches!(plan.input, Some(DataType::UInt64));
+    match &plan.spec {
+        AggSpec::Count { .. } => Box::new(count::Count::default()),
+        AggSpec::Sum { .. } if float => Box::new(sum_float::FloatSum::default()),
+        AggSpec::Sum { .. } if unsigned => Box::new(sum::IntSum::<u64>::default()),
+        AggSpec::Sum { .. } => Box::new(sum::IntSum::<i64>::default()),
+        AggSpec::Mean { .. } if float => Box::new(mean::Mean::new(sum_float::FloatSum::default())),
+        AggSpec::Mean { .. } if unsigned => Box::new(mean::Mean::new(sum::IntSum::<u64>::default())),
+        AggSpec::Mean { .. } => Box::new(mean::Mean::new(sum::IntSum::<i64>::default())),
+        AggSpec::Min { .. } | AggSpec::Max { .. } => {
+            let max = matches!(plan.spec, AggSpec::Max { .. });
+            if float {
+                Box::new(min_max::MinMax::<f64>::new(max))
+            } else if unsigned {
+                Box::new(min_max::MinMax::<u64>::new(max))
+            } else {
+                Box::new(min_max::MinMax::<i64>::new(max))
+            }
+        }
+        AggSpec::CountDistinct { .. } => Box::new(count_distinct::CountDistinct::new(
+            layer,
+            plan.precision,
+        )),
+    }
+}
+
+/// The input column, or an internal error for an aggregate that needs one.
+pub(crate) fn need(col: Option<&ArrayRef>) -> Result<&ArrayRef> {
+    col.ok_or_else(|| Error::internal("aggregate without its input column"))
+}
+
+/// A hidden state column of a persisted batch, or corruption naming the file.
+pub(crate) fn state_column(batch: &RecordBatch, col: &str, file: &Path) -> Result<ArrayRef> {
+    batch
+        .column_by_name(col)
+        .cloned()
+        .ok_or_else(|| Error::corruption(file, format!("batch view lacks column {col:?}")))
+}
+
+/// Call `f(group, value)` for each row with a group and a non-null value.
+#[inline]
+pub(crate) fn for_each_valid<T: Copy>(
+    gids: &[u32],
+    values: &[T],
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    mut f: impl FnMut(usize, T),
+) {
+    match nulls {
+        None => {
+            for (&g, &v) in gids.iter().zip(values.iter()) {
+                if g != NO_GROUP {
+                    f(g as usize, v);
+                }
+            }
+        }
+        Some(nulls) => {
+            for (row, (&g, &v)) in gids.iter().zip(values.iter()).enumerate() {
+                if g != NO_GROUP && nulls.is_valid(row) {
+                    f(g as usize, v);
+                }
+            }
+        }
+    }
+}
+
+/// Non-null counts per group as an int64 column in `order`.
+pub(crate) fn counts_column(n: &[u64], order: &[u32]) -> ArrayRef {
+    std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(
+        order.iter().map(|&g| n[g as usize] as i64),
+    ))
+}
+
+/// Read a non-negative count column of a persisted state.
+pub(crate) fn read_counts(a: &ArrayRef, file: &Path, what: &str) -> Result<Vec<u64>> {
+    let a = int64_values(a).map_err(|_| Error::corruption(file, format!("{what}: not integers")))?;
+    a.iter()
+        .map(|v| match v {
+            Some(v) if v >= 0 => Ok(v as u64),
+            _ => Err(Error::corruption(file, format!("{what}: bad count"))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,137 @@
+//! `sum` of a float column: an exact accumulator (Shewchuk partials, see `exact_sum`) and a
+//! non-null count per group. The result is correctly rounded, so it never depends on the order
+//! of rows, the segment layout or the number of threads.
+
+use std::any::Any;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, RecordBatch};
+
+use super::exact_sum::ExactSum;
+use super::input::float64_values;
+use super::mean::SumState;
+use super::{
+    counts_column, downcast, for_each_valid, need, read_counts, state_column, GroupsAccumulator,
+};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub struct FloatSum {
+    sum: Vec<ExactSum>,
+    n: Vec<u64>,
+}
+
+impl FloatSum {
+    fn grow(&mut self, groups: usize) {
+        if groups > self.n.len() {
+            self.sum.resize(groups, ExactSum::new());
+            self.n.resize(groups, 0);
+        }
+    }
+}
+
+impl SumState for FloatSum {
+    fn mean(&self, g: usize) -> Option<f64> {
+        (self.n[g] > 0).then(|| self.sum[g].finalize() / self.n[g] as f64)
+    }
+}
+
+impl GroupsAccumulator for FloatSum {
+    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
+        self.grow(groups);
+        let a = float64_values(need(input)?)?;
+        let (sum, n) = (&mut self.sum, &mut self.n);
+        for_each_valid(gids, a.values(), a.nulls(), |g, v| {
+            sum[g].add(v);
+            n[g] += 1;
+        });
+        Ok(())
+    }
+
+    fn merge(
+        &mut self,
+        other: &dyn GroupsAccumulator,
+        pairs: &[(u32, u32)],
+        groups: usize,
+    ) -> Result<()> {
+        let o = downcast::<Self>(other)?;
+        self.grow(groups);
+        for &(d, s) in pairs {
+            self.sum[d as usize].merge(&o.sum[s as usize]);
+            self.n[d as usize] += o.n[s as usize];
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let values: Float64Array = order
+            .iter()
+            .map(|&g| {
+                let g = g as usize;
+                (self.n[g] > 0).then(|| self.sum[g].finalize())
+            })
+            .collect();
+        Ok(vec![(name.to_string(), Arc::new(values))])
+    }
+
+    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.evaluate(name, order)?;
+        let bytes: Vec<Vec<u8>> = order
+            .iter()
+            .map(|&g| self.sum[g as usize].to_bytes())
+            .collect();
+        let arr = BinaryArray::from_iter_values(bytes.iter());
+        cols.push((format!("__{name}__state"), Arc::new(arr)));
+        cols.push((format!("__{name}__n"), counts_column(&self.n, order)));
+        Ok(cols)
+    }
+
+    fn from_state(
+        &self,
+        name: &str,
+        batch: &RecordBatch,
+        file: &Path,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let what = format!("__{name}__state");
+        let s = state_column(batch, &what, file)?;
+        let s = s
+            .as_binary_opt::<i32>()
+            .ok_or_else(|| Error::corruption(file, format!("{what}: not a binary column")))?;
+        let sum = (0..s.len())
+            .map(|i| {
+                s.is_valid(i)
+                    .then(|| ExactSum::from_bytes(s.value(i)))
+                    .flatten()
+                    .ok_or_else(|| {
+                        Error::corruption(file, format!("bad float-sum state in {name:?}"))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let n = read_counts(
+            &state_column(batch, &format!("__{name}__n"), file)?,
+            file,
+            name,
+        )?;
+        Ok(Box::new(FloatSum { sum, n }))
+    }
+
+    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(Self::default())
+    }
+    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(self)
+    }
+    fn len(&self) -> usize {
+        self.n.len()
+    }
+    fn memory_bytes(&self) -> usize {
+        self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>() + self.n.capacity() * 8
+    }
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

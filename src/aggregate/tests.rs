@@ -1,0 +1,269 @@
+//! Monoid laws for every aggregate: any split of the rows, updated separately and merged in any
+//! order (through the persisted state too), gives the same result as one pass over all rows.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::*;
+
+/// SplitMix64: a tiny deterministic generator, so failures reproduce from the seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn column(kind: &DataType, rng: &mut Rng, n: usize) -> ArrayRef {
+    let null = |rng: &mut Rng| rng.below(10) == 0;
+    match kind {
+        DataType::Int64 => Arc::new(
+            (0..n)
+                .map(|_| (!null(rng)).then(|| rng.next() as i64 >> rng.below(60)))
+                .collect::<Int64Array>(),
+        ),
+        DataType::Int32 => Arc::new(
+            (0..n)
+                .map(|_| (!null(rng)).then(|| rng.next() as i32))
+                .collect::<Int32Array>(),
+        ),
+        DataType::UInt64 => Arc::new(
+            (0..n)
+                .map(|_| (!null(rng)).then(|| rng.next() >> rng.below(4)))
+                .collect::<UInt64Array>(),
+        ),
+        DataType::Float64 => Arc::new(
+            (0..n)
+                .map(|_| {
+                    (!null(rng)).then(|| {
+                        let m = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                        let special = rng.below(50);
+                        match special {
+                            0 => f64::NAN,
+                            1 => -0.0,
+                            _ => m * 10f64.powi(rng.below(40) as i32 - 20),
+                        }
+                    })
+                })
+                .collect::<Float64Array>(),
+        ),
+        _ => Arc::new(
+            (0..n)
+                .map(|_| (!null(rng)).then(|| ["a", "ß", "日本", "", "🙂"][rng.below(5) as usize]))
+                .map(|s| s.map(|s| format!("{s}{}", s.len())))
+                .collect::<StringArray>(),
+        ),
+    }
+}
+
+fn plans() -> Vec<(AggPlan, DataType)> {
+    let mut out = Vec::new();
+    let mk = |spec: AggSpec, input: Option<DataType>| AggPlan {
+        name: "m".into(),
+        spec,
+        input,
+        precision: 10,
+    };
+    out.push((mk(AggSpec::Count { column: None }, None), DataType::Int64));
+    for t in [
+        DataType::Int64,
+        DataType::Int32,
+        DataType::UInt64,
+        DataType::Float64,
+    ] {
+        let c = || "x".to_string();
+        // Int sums of random 64-bit values overflow int64; sums are checked on the i128 state.
+        out.push((mk(AggSpec::Sum { column: c() }, Some(t.clone())), t.clone()));
+        out.push((mk(AggSpec::Mean { column: c() }, Some(t.clone())), t.clone()));
+        out.push((mk(AggSpec::Min { column: c() }, Some(t.clone())), t.clone()));
+        out.push((mk(AggSpec::Max { column: c() }, Some(t.clone())), t.clone()));
+        out.push((
+            mk(AggSpec::CountDistinct { column: c() }, Some(t.clone())),
+            t.clone(),
+        ));
+        out.push((mk(AggSpec::Count { column: Some(c()) }, Some(t.clone())), t));
+    }
+    out.push((
+        mk(
+            AggSpec::CountDistinct {
+                column: "x".into(),
+            },
+            Some(DataType::Utf8),
+        ),
+        DataType::Utf8,
+    ));
+    out
+}
+
+/// What two states must agree on: the persisted state columns (which carry the exact i128
+/// sums and sketches) when they can be written, else the evaluated ones.
+fn fingerprint(acc: &dyn GroupsAccumulator, groups: usize) -> Vec<(String, ArrayRef)> {
+    let order: Vec<u32> = (0..groups as u32).collect();
+    let mut cols = acc.evaluate("m", &order).unwrap_or_default();
+    if let Ok(state) = acc.state("m", &order) {
+        // Float-sum partials are not canonical bytes; their finalized value is compared above.
+        cols.extend(state.into_iter().filter(|(n, _)| !n.ends_with("__state")));
+    }
+    cols
+}
+
+#[test]
+fn any_split_merged_in_any_order_equals_one_pass() {
+    let tmp = Path::new("memory");
+    for (plan, kind) in plans() {
+        for layer in [Layer::Batch, Layer::Speed] {
+            for seed in 0..12u64 {
+                let mut rng = Rng(seed * 7919 + 1);
+                let n = 1 + rng.below(400) as usize;
+                let groups = 1 + rng.below(9) as usize;
+                let col = column(&kind, &mut rng, n);
+                let gids: Vec<u32> = (0..n)
+                    .map(|_| {
+                        if rng.below(20) == 0 {
+                            NO_GROUP
+                        } else {
+                            rng.below(groups as u64) as u32
+                        }
+                    })
+                    .collect();
+                let input = plan.spec.column().map(|_| &col);
+
+                let mut one = new_accumulator(&plan, layer);
+                one.update(&gids, input, groups).unwrap();
+                let one = one.into_served().unwrap();
+
+                // Random contiguous pieces, updated separately.
+                let parts = 1 + rng.below(5) as usize;
+                let mut cuts: Vec<usize> = (0..parts - 1).map(|_| rng.below(n as u64 + 1) as usize).collect();
+                cuts.push(0);
+                cuts.push(n);
+                cuts.sort_unstable();
+                let mut pieces: Vec<Box<dyn GroupsAccumulator>> = cuts
+                    .windows(2)
+                    .map(|w| {
+                        let mut a = new_accumulator(&plan, layer);
+                        let slice = col.slice(w[0], w[1] - w[0]);
+                        let inp = plan.spec.column().map(|_| &slice);
+                        a.update(&gids[w[0]..w[1]], inp, groups).unwrap();
+                        a
+                    })
+                    .collect();
+                // Merge them in a random order, some through the persisted state.
+                let identity: Vec<(u32, u32)> = (0..groups as u32).map(|g| (g, g)).collect();
+                let mut acc = new_accumulator(&plan, layer);
+                while !pieces.is_empty() {
+                    let i = rng.below(pieces.len() as u64) as usize;
+                    let piece = pieces.swap_remove(i);
+                    let order: Vec<u32> = (0..groups as u32).collect();
+                    // Persisted distinct states are sketches: loading two exact batch states
+                    // and merging them is approximate by design, so only the speed layer's
+                    // (already sketched) distinct states go through the state here.
+                    let exact_sets = layer == Layer::Batch
+                        && matches!(plan.spec, AggSpec::CountDistinct { .. });
+                    let via_state = !exact_sets && rng.below(2) == 0;
+                    match piece.state("m", &order) {
+                        Ok(cols) if via_state => {
+                            let fields: Vec<Field> = cols
+                                .iter()
+                                .map(|(n, a)| Field::new(n, a.data_type().clone(), true))
+                                .collect();
+                            let batch = RecordBatch::try_new(
+                                Arc::new(Schema::new(fields)),
+                                cols.into_iter().map(|(_, a)| a).collect(),
+                            )
+                            .unwrap();
+                            let loaded = acc.from_state("m", &batch, tmp).unwrap();
+                            acc.merge(loaded.as_ref(), &identity, groups).unwrap();
+                        }
+                        _ => acc.merge(piece.as_ref(), &identity, groups).unwrap(),
+                    }
+                }
+                let acc = acc.into_served().unwrap();
+                let (a, b) = (fingerprint(one.as_ref(), groups), fingerprint(acc.as_ref(), groups));
+                assert_eq!(
+                    a.len(),
+                    b.len(),
+                    "{:?} {layer:?} seed {seed}: columns differ",
+                    plan.spec
+                );
+                for ((na, ca), (nb, cb)) in a.iter().zip(&b) {
+                    assert_eq!(na, nb);
+                    assert_eq!(
+                        ca.to_data(),
+                        cb.to_data(),
+                        "{:?} on {kind} {layer:?} seed {seed}: column {na} differs",
+                        plan.spec
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn uint64_above_int64_is_summed_and_compared_unsigned() {
+    let col: ArrayRef = Arc::new(UInt64Array::from(vec![1u64 << 63, 1]));
+    let gids = [0u32, 0];
+    let plan = |spec| AggPlan {
+        name: "m".into(),
+        spec,
+        input: Some(DataType::UInt64),
+        precision: 10,
+    };
+    let x = || "x".to_string();
+    let mut sum = new_accumulator(&plan(AggSpec::Sum { column: x() }), Layer::Batch);
+    sum.update(&gids, Some(&col), 1).unwrap();
+    let err = sum.evaluate("m", &[0]).unwrap_err();
+    assert_eq!(err.kind, crate::error::ErrorKind::Overflow);
+    let mut max = new_accumulator(&plan(AggSpec::Max { column: x() }), Layer::Batch);
+    max.update(&gids, Some(&col), 1).unwrap();
+    let v = max.evaluate("m", &[0]).unwrap();
+    let v = v[0].1.as_any().downcast_ref::<UInt64Array>().unwrap();
+    assert_eq!(v.value(0), 1u64 << 63);
+    let mut min = new_accumulator(&plan(AggSpec::Min { column: x() }), Layer::Batch);
+    min.update(&gids, Some(&col), 1).unwrap();
+    let v = min.evaluate("m", &[0]).unwrap();
+    let v = v[0].1.as_any().downcast_ref::<UInt64Array>().unwrap();
+    assert_eq!(v.value(0), 1);
+}
+
+#[test]
+fn a_state_file_with_wrong_column_types_is_corruption() {
+    let plan = AggPlan {
+        name: "m".into(),
+        spec: AggSpec::Sum {
+            column: "x".into(),
+        },
+        input: Some(DataType::Int64),
+        precision: 10,
+    };
+    let acc = new_accumulator(&plan, Layer::Batch);
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("m", DataType::Utf8, true),
+            Field::new("__m__sum", DataType::Utf8, true),
+            Field::new("__m__n", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["1"])),
+            Arc::new(StringArray::from(vec!["1"])),
+            Arc::new(StringArray::from(vec!["1"])),
+        ],
+    )
+    .unwrap();
+    let err = acc.from_state("m", &batch, Path::new("v.parquet")).unwrap_err();
+    assert_eq!(err.kind, crate::error::ErrorKind::Corruption);
+    assert!(err.message.contains("v.parquet"), "{}", err.message);
+}

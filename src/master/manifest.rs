@@ -1,0 +1,621 @@
+//! The manifest log: every change to a store is one record, committed by writing a new file
+//! `_log/<version>.json` (write, fsync, rename, fsync the directory). The store's state is the fold
+//! of the records; a checkpoint of that state every `CHECKPOINT_EVERY` versions keeps opening fast.
+//! Each file carries a CRC-32 of its body, so a damaged record is reported, not misread.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::master::schema::StoreSchema;
+use crate::master::chunked::ChunkedVec;
+use crate::master::files::{write_atomic, TMP_PREFIX};
+use crate::view::def::ViewDef;
+
+pub const CHECKPOINT_EVERY: u64 = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRef {
+    /// Path relative to the store root.
+    pub file: String,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommitInfo {
+    pub commit: u64,
+    pub rows: u64,
+    pub committed_at_us: i64,
+    #[serde(default)]
+    pub quarantined: u64,
+    /// Rows of commits 1..=commit (derived, not persisted): row offsets of time travel.
+    #[serde(skip)]
+    pub end_row: u64,
+}
+
+/// A Parquet file of events: the rows of commits `first..=last`, in commit order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    pub file: FileRef,
+    #[serde(default)]
+    pub first: u64,
+    #[serde(default)]
+    pub last: u64,
+    #[serde(default)]
+    pub rows: u64,
+    /// The first landing's layout: one (commit, rows) entry per commit. Read, never written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<(u64, u64)>,
+}
+
+impl SegmentInfo {
+    pub fn new(file: FileRef, first: u64, last: u64, rows: u64) -> Self {
+        SegmentInfo {
+            file,
+            first,
+            last,
+            rows,
+            commits: Vec::new(),
+        }
+    }
+    fn normalize(&mut self) {
+        if !self.commits.is_empty() {
+            self.first = self.commits[0].0;
+            self.last = self.commits[self.commits.len() - 1].0;
+            self.rows = self.commits.iter().map(|c| c.1).sum();
+            self.commits = Vec::new();
+        }
+    }
+}
+
+/// The rows of one segment that a read needs: skip `skip` rows, then take `rows`.
+#[derive(Debug, Clone)]
+pub struct SegmentSlice {
+    pub file: FileRef,
+    /// All rows of the file (checked against its footer).
+    pub file_rows: u64,
+    pub skip: u64,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QuarantineInfo {
+    pub commit: u64,
+    pub file: FileRef,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Published {
+    pub snapshot: u64,
+    pub fingerprint: String,
+    pub file: FileRef,
+    pub rows: u64,
+    pub published_at_us: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ViewEntry {
+    pub def: ViewDef,
+    pub fingerprint: String,
+    pub published: Option<Published>,
+}
+
+/// The committed state of a store: the fold of its manifest records. Cheap to clone (the long
+/// lists are chunked and shared), so readers hold an `Arc` of it and never wait on the writer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ManifestState {
+    pub version: u64,
+    pub schema: Option<StoreSchema>,
+    pub commits: ChunkedVec<CommitInfo>,
+    pub segments: ChunkedVec<SegmentInfo>,
+    pub quarantine: ChunkedVec<QuarantineInfo>,
+    pub views: BTreeMap<String, ViewEntry>,
+}
+
+impl ManifestState {
+    pub fn last_commit(&self) -> u64 {
+        self.commits.last().map(|c| c.commit).unwrap_or(0)
+    }
+
+    /// Rows of commits 1..=commit.
+    pub fn end_row(&self, commit: u64) -> u64 {
+        let c = commit.min(self.last_commit());
+        if c == 0 {
+            return 0;
+        }
+        self.commits.get(c as usize - 1).map(|x| x.end_row).unwrap_or(0)
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.end_row(self.last_commit())
+    }
+
+    /// The parts of segments holding the rows of commits in (after, upto], in commit order.
+    pub fn slices(&self, after: u64, upto: u64) -> Vec<SegmentSlice> {
+        if upto <= after {
+            return Vec::new();
+        }
+        let start = self.segments.partition_point(|s| s.last <= after);
+        let mut out = Vec::new();
+        for seg in self.segments.iter().skip(start) {
+            if seg.first > upto {
+                break;
+            }
+            let base = self.end_row(seg.first.saturating_sub(1));
+            let skip = self.end_row(after.max(seg.first - 1)) - base;
+            let end = self.end_row(upto.min(seg.last)) - base;
+            if end > skip {
+                out.push(SegmentSlice {
+                    file: seg.file.clone(),
+                    file_rows: seg.rows,
+                    skip,
+                    rows: end - skip,
+                });
+            }
+        }
+        out
+    }
+
+    /// Every file the state references (relative paths).
+    pub fn live_files(&self) -> HashSet<String> {
+        let mut out: HashSet<String> = self.segments.iter().map(|s| s.file.file.clone()).collect();
+        out.extend(self.quarantine.iter().map(|q| q.file.file.clone()));
+        out.extend(
+            self.views
+                .values()
+                .filter_map(|v| v.published.as_ref().map(|p| p.file.file.clone())),
+        );
+        out
+    }
+
+    /// Derived fields after loading a checkpoint (and old layouts brought up to date).
+    fn after_load(&mut self) -> std::result::Result<(), String> {
+        let mut fixed = ChunkedVec::default();
+        let mut total = 0u64;
+        for (i, c) in self.commits.iter().enumerate() {
+            if c.commit != i as u64 + 1 {
+                return Err(format!("commit {} at position {}", c.commit, i + 1));
+            }
+            total += c.rows;
+            let mut c = c.clone();
+            c.end_row = total;
+            fixed.push(c);
+        }
+        self.commits = fixed;
+        if self.segments.iter().any(|s| !s.commits.is_empty()) {
+            self.segments = self
+                .segments
+                .iter()
+                .map(|s| {
+                    let mut s = s.clone();
+                    s.normalize();
+                    s
+                })
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Would `record` apply? Checked before it is written, so that applying cannot fail after.
+    fn check(&self, record: &Record) -> std::result::Result<(), String> {
+        match record {
+            Record::Append { commit, schema, .. } => {
+                if commit.commit != self.last_commit() + 1 {
+                    return Err(format!(
+                        "commit {} follows {}",
+                        commit.commit,
+                        self.last_commit()
+                    ));
+                }
+                if schema.is_some() && self.schema.is_some() && schema != &self.schema {
+                    return Err("the schema is already fixed".into());
+                }
+            }
+            Record::SetSchema { .. } => {
+                if self.schema.is_some() {
+                    return Err("the schema is already fixed".into());
+                }
+            }
+            Record::Compact { removed, .. } => {
+                let live: HashSet<&str> = self.segments.iter().map(|s| s.file.file.as_str()).collect();
+                if removed.is_empty() || removed.iter().any(|r| !live.contains(r.as_str())) {
+                    return Err("compaction of unknown segments".into());
+                }
+            }
+            Record::Publish { name, .. } => {
+                if !self.views.contains_key(name) {
+                    return Err("publish of an unknown view".into());
+                }
+            }
+            Record::Define { .. } | Record::Drop { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, record: &Record) -> std::result::Result<(), String> {
+        self.check(record)?;
+        match record {
+            Record::Append {
+                commit,
+                schema,
+                segment,
+                quarantine,
+            } => {
+                if let Some(s) = schema {
+                    self.schema = Some(s.clone());
+                }
+                let mut c = commit.clone();
+                c.end_row = self.total_rows() + c.rows;
+                self.commits.push(c);
+                if let Some(seg) = segment {
+                    let mut seg = seg.clone();
+                    seg.normalize();
+                    self.segments.push(seg);
+                }
+                if let Some(q) = quarantine {
+                    self.quarantine.push(q.clone());
+                }
+            }
+            Record::SetSchema { schema } => self.schema = Some(schema.clone()),
+            Record::Compact { removed, added } => {
+                let mut added = added.clone();
+                added.normalize();
+                let n = removed.len();
+                let tail_matches = self.segments.len() >= n
+                    && self
+                        .segments
+                        .iter()
+                        .rev()
+                        .take(n)
+                        .all(|s| removed.contains(&s.file.file));
+                if tail_matches {
+                    // The usual case (after an append): the run is the tail.
+                    self.segments.pop_tail(n);
+                    self.segments.push(added);
+                } else {
+                    let mut out = ChunkedVec::default();
+                    let mut placed = false;
+                    for s in self.segments.iter() {
+                        if removed.contains(&s.file.file) {
+                            if !placed {
+                                out.push(added.clone());
+                                placed = true;
+                            }
+                        } else {
+                            out.push(s.clone());
+                        }
+                    }
+                    self.segments = out;
+                }
+            }
+            Record::Define { view } => {
+                let fingerprint = view.fingerprint();
+                let published = self
+                    .views
+                    .get(&view.name)
+                    .and_then(|v| v.published.clone())
+                    .filter(|p| p.fingerprint == fingerprint);
+                self.views.insert(
+                    view.name.clone(),
+                    ViewEntry {
+                        def: view.clone(),
+                        fingerprint,
+                        published,
+                    },
+                );
+            }
+            Record::Drop { name } => {
+                self.views.remove(name);
+            }
+            Record::Publish { name, published } => {
+                if let Some(v) = self.views.get_mut(name) {
+                    v.published = Some(published.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Record {
+    Append {
+        commit: CommitInfo,
+        #[serde(default)]
+        schema: Option<StoreSchema>,
+        segment: Option<SegmentInfo>,
+        #[serde(default)]
+        quarantine: Option<QuarantineInfo>,
+    },
+    /// `Store(schema=...)`: the schema fixed before the first append.
+    SetSchema {
+        schema: StoreSchema,
+    },
+    Compact {
+        removed: Vec<String>,
+        added: SegmentInfo,
+    },
+    Define {
+        view: ViewDef,
+    },
+    Drop {
+        name: String,
+    },
+    Publish {
+        name: String,
+        published: Published,
+    },
+}
+
+fn encode(body: &str) -> String {
+    format!("{body}\n{:08x}\n", crc32fast::hash(body.as_bytes()))
+}
+
+/// Read a log file and check its checksum before anything else looks at its bytes.
+fn read_record(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).at(path)?;
+    match String::from_utf8(bytes) {
+        Ok(text) => decode(path, &text),
+        Err(_) => Err(Error::corruption(
+            path,
+            "manifest record is not valid UTF-8 (damaged)",
+        )),
+    }
+}
+
+fn decode(path: &Path, text: &str) -> Result<String> {
+    let mut lines = text.splitn(3, '\n');
+    let body = lines.next().unwrap_or("");
+    let crc = lines.next().unwrap_or("");
+    let want = u32::from_str_radix(crc.trim(), 16)
+        .map_err(|_| Error::corruption(path, "manifest record has no checksum (truncated?)"))?;
+    if crc32fast::hash(body.as_bytes()) != want {
+        return Err(Error::corruption(path, "manifest record checksum mismatch"));
+    }
+    Ok(body.to_string())
+}
+
+/// The manifest log of one store.
+pub struct Manifest {
+    dir: PathBuf,
+    durable: bool,
+    state: Arc<ManifestState>,
+    /// Problems met while loading that did not stop it (a damaged checkpoint passed over).
+    pub warnings: Vec<String>,
+}
+
+enum LogFile {
+    Record(u64),
+    Checkpoint(u64),
+}
+
+fn parse_name(name: &str) -> Option<LogFile> {
+    if let Some(v) = name.strip_suffix(".checkpoint.json") {
+        return v.parse().ok().map(LogFile::Checkpoint);
+    }
+    name.strip_suffix(".json")?
+        .parse()
+        .ok()
+        .map(LogFile::Record)
+}
+
+/// What a reader's refresh found.
+pub enum Refresh {
+    /// Nothing new.
+    Unchanged,
+    /// These records, applied in order (the incremental case).
+    Records(Vec<Record>),
+    /// The reader fell behind past a checkpoint: the whole state was reloaded.
+    Reloaded,
+}
+
+impl Manifest {
+    pub fn log_dir(root: &Path) -> PathBuf {
+        root.join("_log")
+    }
+
+    /// Load the state from `root/_log` (empty if there is none). `clean` removes temporary
+    /// leftovers of a crashed writer (only the lock holder may do that).
+    pub fn open(root: &Path, durable: bool, clean: bool) -> Result<Manifest> {
+        let dir = Self::log_dir(root);
+        if !dir.exists() {
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        let mut m = Manifest {
+            dir,
+            durable,
+            state: Arc::new(ManifestState::default()),
+            warnings: Vec::new(),
+        };
+        let (state, warnings) = m.load(clean)?;
+        m.state = Arc::new(state);
+        m.warnings = warnings;
+        Ok(m)
+    }
+
+    /// The committed state (shared, immutable).
+    pub fn state(&self) -> Arc<ManifestState> {
+        self.state.clone()
+    }
+
+    fn list(&self, clean: bool) -> Result<(Vec<u64>, Vec<u64>)> {
+        let mut records = Vec::new();
+        let mut checkpoints = Vec::new();
+        for entry in fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(TMP_PREFIX) {
+                if clean && entry.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = fs::remove_file(entry.path());
+                }
+                continue;
+            }
+            match parse_name(&name) {
+                Some(LogFile::Record(v)) => records.push(v),
+                Some(LogFile::Checkpoint(v)) => checkpoints.push(v),
+                None => {}
+            }
+        }
+        records.sort_unstable();
+        checkpoints.sort_unstable();
+        Ok((records, checkpoints))
+    }
+
+    fn read_checkpoint(&self, v: u64) -> Result<ManifestState> {
+        let path = self.dir.join(format!("{v:020}.checkpoint.json"));
+        let body = read_record(&path)?;
+        let mut state: ManifestState =
+            serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
+        state.after_load().map_err(|e| Error::corruption(&path, e))?;
+        if state.version != v {
+            return Err(Error::corruption(&path, "checkpoint version mismatch"));
+        }
+        Ok(state)
+    }
+
+    /// The newest readable checkpoint whose later records are all present, then those records.
+    /// A damaged checkpoint is derived data: an older one (or the records alone) rebuild it.
+    fn load(&self, clean: bool) -> Result<(ManifestState, Vec<String>)> {
+        let (records, checkpoints) = self.list(clean)?;
+        let mut warnings = Vec::new();
+        let mut first_error = None;
+        let bases = checkpoints.iter().rev().map(|&v| Some(v)).chain([None]);
+        for base in bases {
+            let state = match base {
+                Some(v) => match self.read_checkpoint(v) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warnings.push(format!("passed over a damaged checkpoint: {e}"));
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
+                None => ManifestState::default(),
+            };
+            match self.replay_records(state, &records) {
+                Ok(s) => return Ok((s, warnings)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::corruption(&self.dir, "no usable manifest")))
+    }
+
+    fn replay_records(&self, mut state: ManifestState, records: &[u64]) -> Result<ManifestState> {
+        let base = state.version;
+        for &v in records.iter().filter(|&&v| v > base) {
+            let path = self.record_path(v);
+            if v != state.version + 1 {
+                return Err(Error::corruption(
+                    &path,
+                    format!("manifest log jumps from version {} to {v}", state.version),
+                ));
+            }
+            let record = self.read_one(v)?;
+            state
+                .apply(&record)
+                .map_err(|e| Error::corruption(&path, e))?;
+            state.version = v;
+        }
+        Ok(state)
+    }
+
+    fn read_one(&self, v: u64) -> Result<Record> {
+        let path = self.record_path(v);
+        let body = read_record(&path)?;
+        serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))
+    }
+
+    /// Pick up records committed by the writer process since this reader loaded: incrementally
+    /// when every newer record is still there, else (fallen behind past a checkpoint) by reload.
+    pub fn refresh(&mut self) -> Result<Refresh> {
+        let current = self.state.version;
+        let (records, checkpoints) = self.list(false)?;
+        let newer: Vec<u64> = records.into_iter().filter(|&v| v > current).collect();
+        if newer.is_empty() && checkpoints.iter().all(|&v| v <= current) {
+            return Ok(Refresh::Unchanged);
+        }
+        let contiguous = newer.first() == Some(&(current + 1))
+            && newer.windows(2).all(|w| w[1] == w[0] + 1);
+        if contiguous {
+            let mut applied = Vec::with_capacity(newer.len());
+            let mut next = (*self.state).clone();
+            for &v in &newer {
+                let record = match self.read_one(v) {
+                    Ok(r) => r,
+                    // Deleted by a checkpoint meanwhile: reload below.
+                    Err(_) => break,
+                };
+                next.apply(&record)
+                    .map_err(|e| Error::corruption(&self.record_path(v), e))?;
+                next.version = v;
+                applied.push(record);
+            }
+            if applied.len() == newer.len() {
+                self.state = Arc::new(next);
+                return Ok(Refresh::Records(applied));
+            }
+        }
+        let (state, warnings) = self.load(false)?;
+        self.state = Arc::new(state);
+        self.warnings = warnings;
+        Ok(Refresh::Reloaded)
+    }
+
+    fn record_path(&self, v: u64) -> PathBuf {
+        self.dir.join(format!("{v:020}.json"))
+    }
+
+    /// Commit one record: after this returns, the change is durable and visible. The record is
+    /// checked first and written second, so the in-memory state changes only once it is on disk.
+    pub fn commit(&mut self, record: Record) -> Result<Arc<ManifestState>> {
+        self.state.check(&record).map_err(Error::internal)?;
+        let version = self.state.version + 1;
+        let body = serde_json::to_string(&record)?;
+        write_atomic(
+            &self.record_path(version),
+            encode(&body).as_bytes(),
+            self.durable,
+        )?;
+        let state = Arc::make_mut(&mut self.state);
+        state.apply(&record).map_err(Error::internal)?;
+        state.version = version;
+        if version % CHECKPOINT_EVERY == 0 {
+            // A failed checkpoint is harmless: the records alone still give the state.
+            let _ = self.checkpoint();
+        }
+        Ok(self.state.clone())
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        let v = self.state.version;
+        let body = serde_json::to_string(&*self.state)?;
+        let path = self.dir.join(format!("{v:020}.checkpoint.json"));
+        write_atomic(&path, encode(&body).as_bytes(), self.durable)?;
+        // Keep the previous checkpoint and everything after it (the fallback if the newest one
+        // is damaged); older files are no longer needed.
+        let keep_from = v.saturating_sub(CHECKPOINT_EVERY);
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                let old = match parse_name(&name) {
+                    Some(LogFile::Record(x)) => x <= keep_from,
+                    Some(LogFile::Checkpoint(x)) => x < keep_from,
+                    None => false,
+                };
+                if old {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! The serving layer: per view, the published batch view (snapshot N) and the speed state
+//! (commits > N), merged into one answer shaped by the query (`answer`).
+//!
+//! Serving owns the view states and their answer cache. Every change to them (a commit folded in,
+//! a batch view swapped in, a view installed or dropped) is made by the store while it holds its
+//! writer lock (a reader store: its refresh lock), under the serving write lock, in one step: a
+//! query sees the state before a commit or after it, never a mix, and never a view that vanished
+//! and came back.
+
+pub mod answer;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+
+pub use answer::{Part, Query};
+
+use crate::error::{Error, Result};
+use crate::speed::SpeedView;
+use crate::view::table::{AggTable, ViewPlan};
+
+/// The published batch view of one view, loaded for serving.
+pub struct BatchView {
+    pub snapshot: u64,
+    pub fingerprint: String,
+    pub published_at_us: i64,
+    pub table: AggTable,
+}
+
+/// One view as served: its plan, batch part, speed part and cache.
+pub struct ServedView {
+    pub plan: ViewPlan,
+    pub batch: Option<Arc<BatchView>>,
+    pub speed: SpeedView,
+    /// Why the view is served from less than it should be (a damaged batch view file: the speed
+    /// layer serves the whole history until the next recompute). Shown in `status()`.
+    pub warning: Option<String>,
+    /// Set when the view's speed state could not be kept in step with the master dataset: its
+    /// answers would be wrong, so queries fail with this message until a recompute repairs it.
+    pub broken: Option<String>,
+    cache: Mutex<ServedCache>,
+}
+
+#[derive(Default)]
+struct ServedCache {
+    merged: Option<Arc<AggTable>>,
+    plain: Option<RecordBatch>,
+    /// Answers to whole-view rollups (other grains or dimensions), by query.
+    rollups: Vec<(String, RecordBatch)>,
+}
+
+/// How many rollup answers a view keeps between commits.
+const ROLLUP_CACHE: usize = 16;
+
+impl ServedView {
+    pub fn new(plan: ViewPlan, batch: Option<Arc<BatchView>>, speed: SpeedView) -> ServedView {
+        ServedView {
+            plan,
+            batch,
+            speed,
+            warning: None,
+            broken: None,
+            cache: Mutex::new(ServedCache::default()),
+        }
+    }
+
+    pub fn invalidate(&self) {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        *c = ServedCache::default();
+    }
+
+    /// The commit the batch part covers (0: none).
+    pub fn covered(&self) -> u64 {
+        self.batch.as_ref().map(|b| b.snapshot).unwrap_or(0)
+    }
+
+    fn speed_tables(&self) -> Vec<&AggTable> {
+        self.speed.chunks.iter().flat_map(|c| c.tables()).collect()
+    }
+
+    /// One layer, or the served merge of both (through the cache).
+    pub fn query(&self, q: &Query, part: Part) -> Result<RecordBatch> {
+        if let Some(why) = &self.broken {
+            return Err(Error::internal(format!(
+                "view {:?} cannot be served: {why}; recompute() rebuilds it",
+                self.plan.def.name
+            )));
+        }
+        match part {
+            Part::Served => self.served(q),
+            Part::Batch => answer::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &[]),
+            Part::Speed => answer::answer(&self.plan, q, None, &self.speed_tables()),
+        }
+    }
+
+    fn served(&self, q: &Query) -> Result<RecordBatch> {
+        let plain = answer::is_plain(&self.plan, q);
+        let whole = q.start.is_none() && q.end.is_none() && q.filter.is_empty();
+        let batch = self.batch.as_ref().map(|b| &b.table);
+        if !plain && !whole {
+            // A narrow query (time range, filter) merges only the groups it selects.
+            return answer::answer(&self.plan, q, batch, &self.speed_tables());
+        }
+        let key = format!("{q:?}");
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if plain {
+            if let Some(b) = &cache.plain {
+                return Ok(b.clone());
+            }
+        } else if let Some((_, b)) = cache.rollups.iter().find(|(k, _)| *k == key) {
+            return Ok(b.clone());
+        }
+        let merged = match &cache.merged {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(answer::merged(&self.plan, batch, &self.speed_tables())?);
+                cache.merged = Some(m.clone());
+                m
+            }
+        };
+        let result = answer::answer(&self.plan, q, Some(&merged), &[])?;
+        if plain {
+            cache.plain = Some(result.clone());
+        } else {
+            if cache.rollups.len() >= ROLLUP_CACHE {
+                cache.rollups.remove(0);
+            }
+            cache.rollups.push((key, result.clone()));
+        }
+        Ok(result)
+    }
+
+    /// Fold one commit's rows into the speed part.
+    pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Result<()> {
+        self.invalidate();
+        crate::failpoint::hit("speed.fold")?;
+        self.speed.update(&self.plan, commit, batch)
+    }
+
+    /// Swap in a batch view at `snapshot`: the speed state of commits <= snapshot goes, in the
+    /// same step. `speed` replaces the speed part when the caller had to rebuild it.
+    pub fn swap_batch(&mut self, batch: Arc<BatchView>, speed: Option<SpeedView>) {
+        let snapshot = batch.snapshot;
+        self.batch = Some(batch);
+        match speed {
+            Some(s) => self.speed = s,
+            None => {
+                self.speed.drop_upto(snapshot);
+            }
+        }
+        self.warning = None;
+        self.broken = None;
+        self.invalidate();
+    }
+}
+
+/// Every served view, and the last commit their states include.
+#[derive(Default)]
+pub struct Serving {
+    /// The last commit whose events the views include.
+    pub visible: u64,
+    /// The manifest version this state reflects (readers: what their refresh applied).
+    pub version: u64,
+    pub views: BTreeMap<String, ServedView>,
+}
+
+impl Serving {
+    /// Fold one commit into every view, in parallel. Returns the views whose fold failed (their
+    /// state is now behind: the caller rebuilds them from the master dataset).
+    pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Vec<(String, Error)> {
+        use rayon::prelude::*;
+        let mut views: Vec<(&String, &mut ServedView)> = self.views.iter_mut().collect();
+        let failed = views
+            .par_iter_mut()
+            .filter_map(|(name, v)| v.fold(commit, batch).err().map(|e| ((*name).clone(), e)))
+            .collect();
+        self.visible = commit;
+        failed
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.views.keys().cloned().collect()
+    }
+}

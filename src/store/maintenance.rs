@@ -1,0 +1,238 @@
+//! Upkeep of the store's files: compaction of small segments, and garbage collection of files no
+//! committed state references (replaced by a compaction or a newer batch view, or left by a
+//! crash).
+//!
+//! Invariants: a file is deleted only when (1) no committed state references it, (2) no read of
+//! this process that may use it is in flight (`pins`), and (3) it was retired at least `GRACE`
+//! ago, so readers in other processes that resolved an older state can still read it. The time
+//! of retirement is the file's mtime (set when it is retired), so the grace period survives a
+//! close and a reopen. Nothing behind a symbolic link is ever followed or deleted.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use super::Store;
+use crate::error::{IoContext, Result};
+use crate::master::files::{ensure_dir, read_checked, write_atomic, TMP_PREFIX};
+use crate::master::manifest::{FileRef, Manifest, Record, SegmentInfo};
+use crate::master::parquet_io::{self, ParquetBytes};
+
+/// Segments with fewer rows than this are "small"; a run of `COMPACT_RUN` of them is rewritten
+/// into one segment after an append, so many tiny appends do not mean many tiny files. Appends
+/// of this size or more are left alone: rewriting them would cost the append path more than
+/// reading them costs snapshots.
+pub const SMALL_SEGMENT_ROWS: u64 = 16 * 1024;
+pub const COMPACT_RUN: usize = 32;
+
+/// How long a replaced file stays for readers in other processes.
+pub const GRACE: Duration = Duration::from_secs(60);
+
+/// Files waiting out their grace period: (path, retired at).
+#[derive(Default)]
+pub(crate) struct Garbage(Mutex<Vec<(PathBuf, SystemTime)>>);
+
+impl Store {
+    pub(crate) fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
+        let path = self.root.join(rel);
+        if let Some(dir) = path.parent() {
+            ensure_dir(dir)?;
+        }
+        write_atomic(&path, bytes, self.durable)?;
+        Ok(FileRef {
+            file: rel.to_string(),
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
+    }
+
+    /// A file no committed state references any more: delete it once its grace period is over.
+    pub(crate) fn retire(&self, rel: &str) {
+        let path = self.root.join(rel);
+        let now = SystemTime::now();
+        // The retirement time lives in the mtime, so a reopened writer honours it too.
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.set_modified(now);
+        }
+        let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.push((path, now));
+    }
+
+    /// Delete retired files whose grace period is over and that nothing uses.
+    pub(crate) fn collect_garbage(&self) {
+        if self.pins.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_empty() {
+            return;
+        }
+        let now = SystemTime::now();
+        let due = |since: &SystemTime| now.duration_since(*since).is_ok_and(|d| d >= GRACE);
+        if !g.iter().any(|(_, since)| due(since)) {
+            return;
+        }
+        let live = match self.committed.read() {
+            Ok(c) => c.live_files(),
+            Err(_) => return,
+        };
+        g.retain(|(path, since)| {
+            if !due(since) {
+                return true;
+            }
+            let referenced = path
+                .strip_prefix(&self.root)
+                .ok()
+                .and_then(|r| r.to_str())
+                .is_some_and(|r| live.contains(r));
+            if !referenced {
+                let _ = fs::remove_file(path);
+            }
+            false
+        });
+    }
+
+    /// At a writer's open: delete temporary files of a crashed write, and files no committed
+    /// record references once their grace period is over (younger ones wait in `garbage`).
+    pub(crate) fn clean_leftovers(&self) -> Result<()> {
+        let live = self.committed.read()?.live_files();
+        let now = SystemTime::now();
+        let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
+        for dir in ["segments", "quarantine", "views"] {
+            let top = self.root.join(dir);
+            // symlink_metadata: a store subfolder that is a link is not ours to clean.
+            if !fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let mut stack = vec![top];
+            while let Some(d) = stack.pop() {
+                for entry in fs::read_dir(&d).at(&d)?.flatten() {
+                    let Ok(kind) = entry.file_type() else {
+                        continue;
+                    };
+                    let p = entry.path();
+                    if kind.is_symlink() {
+                        continue; // never follow or delete a link: its target is not ours
+                    }
+                    if kind.is_dir() {
+                        stack.push(p);
+                        continue;
+                    }
+                    if !kind.is_file() {
+                        continue;
+                    }
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if name.starts_with(TMP_PREFIX) {
+                        let _ = fs::remove_file(&p);
+                        continue;
+                    }
+                    let rel = p
+                        .strip_prefix(&self.root)
+                        .ok()
+                        .and_then(|r| r.to_str())
+                        .map(str::to_string);
+                    if rel.is_some_and(|r| live.contains(&r)) {
+                        continue;
+                    }
+                    let since = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .unwrap_or(now);
+                    if now.duration_since(since).is_ok_and(|d| d >= GRACE) {
+                        let _ = fs::remove_file(&p);
+                    } else {
+                        g.push((p, since));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrite runs of small segments into larger ones. Content and commit numbers are unchanged,
+    /// so snapshots (time travel) read the same rows. Returns how many segments were merged away.
+    pub fn compact(&self) -> Result<usize> {
+        let mut m = self.begin_write()?;
+        let merged = self.compact_locked(&mut m, true)?;
+        self.collect_garbage();
+        Ok(merged)
+    }
+
+    /// Runs of consecutive small segments, as (start, end) indexes; after an append (`all` off)
+    /// only the trailing run, once it is long enough or holds as many rows as one compacted
+    /// segment may.
+    fn compaction_runs(segs: &[&SegmentInfo], all: bool) -> Vec<(usize, usize)> {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < segs.len() {
+            if segs[i].rows >= SMALL_SEGMENT_ROWS {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut rows = 0;
+            while i < segs.len() && segs[i].rows < SMALL_SEGMENT_ROWS && rows < 4 * SMALL_SEGMENT_ROWS
+            {
+                rows += segs[i].rows;
+                i += 1;
+            }
+            if i - start >= 2 {
+                runs.push((start, i));
+            }
+        }
+        if !all {
+            runs.retain(|&(s, e)| {
+                let rows: u64 = segs[s..e].iter().map(|x| x.rows).sum();
+                e == segs.len() && (e - s >= COMPACT_RUN || rows >= 4 * SMALL_SEGMENT_ROWS)
+            });
+        }
+        runs
+    }
+
+    pub(crate) fn compact_locked(&self, m: &mut Manifest, all: bool) -> Result<usize> {
+        let state = m.state();
+        // After an append only the tail can form a new run: look at the last segments only, so
+        // the cost does not grow with history.
+        let total = state.segments.len();
+        let from = if all { 0 } else { total.saturating_sub(COMPACT_RUN * 4) };
+        let segs: Vec<&SegmentInfo> = state.segments.iter().skip(from).collect();
+        let runs = Self::compaction_runs(&segs, all);
+        let schema = match &state.schema {
+            Some(s) => s.arrow()?,
+            None => return Ok(0),
+        };
+        let mut merged = 0;
+        for (s, e) in runs.into_iter().rev() {
+            let group: Vec<SegmentInfo> = segs[s..e].iter().map(|x| (*x).clone()).collect();
+            let mut batches = Vec::new();
+            for seg in &group {
+                let path = self.root.join(&seg.file.file);
+                let bytes = read_checked(&path, seg.file.crc32, seg.file.bytes)?;
+                batches.extend(ParquetBytes::open(&path, bytes)?.read(&path, None, None, None)?);
+            }
+            let bytes = parquet_io::encode(&schema, &batches)?;
+            let (first, last) = (group[0].first, group[group.len() - 1].last);
+            let rows = group.iter().map(|g| g.rows).sum();
+            let rel = format!(
+                "segments/{first:020}-{last:020}-{}.parquet",
+                m.state().version + 1
+            );
+            let file = self.write_file(&rel, &bytes)?;
+            let removed: Vec<String> = group.iter().map(|g| g.file.file.clone()).collect();
+            self.commit(
+                m,
+                Record::Compact {
+                    removed: removed.clone(),
+                    added: SegmentInfo::new(file, first, last, rows),
+                },
+            )?;
+            for r in removed {
+                self.retire(&r);
+            }
+            merged += e - s;
+        }
+        Ok(merged)
+    }
+}

@@ -1,0 +1,111 @@
+//! A read-only store follows the writer process: it applies the writer's new manifest records
+//! incrementally (work proportional to the new commits, not to history), builds the changes
+//! outside the serving lock, and swaps them in in one step. Refreshes are serialized by the
+//! writer mutex (a reader never writes); a query that finds a refresh running serves the state
+//! it has rather than wait, so totals never go backwards and a view never vanishes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Store;
+use crate::error::Result;
+use crate::master::manifest::{Record, Refresh};
+use crate::serving::ServedView;
+
+impl Store {
+    /// Pick up the writer's new commits (read-only stores).
+    pub(crate) fn catch_up(&self) -> Result<()> {
+        let mut m = match self.writer.try_lock() {
+            Ok(m) => m,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let before = m.state();
+        let records = match m.refresh()? {
+            Refresh::Unchanged => return Ok(()),
+            Refresh::Reloaded => return self.rebuild_serving(&m),
+            Refresh::Records(r) => r,
+        };
+        let state = m.state();
+        // Views to load whole (defined, redefined or published anew) and views dropped.
+        let mut reload = BTreeSet::new();
+        let mut dropped = BTreeSet::new();
+        let mut schema_fixed = before.schema.is_none() && state.schema.is_some();
+        for r in &records {
+            match r {
+                Record::Define { view } => {
+                    reload.insert(view.name.clone());
+                    dropped.remove(&view.name);
+                }
+                Record::Publish { name, .. } => {
+                    reload.insert(name.clone());
+                }
+                Record::Drop { name } => {
+                    reload.remove(name);
+                    dropped.insert(name.clone());
+                }
+                Record::SetSchema { .. } => schema_fixed = true,
+                Record::Append { .. } | Record::Compact { .. } => {}
+            }
+        }
+        if schema_fixed {
+            return self.rebuild_serving(&m);
+        }
+        let mut loaded: BTreeMap<String, ServedView> = BTreeMap::new();
+        for name in &reload {
+            if let Some(entry) = state.views.get(name) {
+                loaded.insert(name.clone(), self.load_view(&state, entry)?);
+            }
+        }
+        // The new commits' rows, once, for the views that are only folded.
+        let (first, last) = (before.last_commit() + 1, state.last_commit());
+        let folded: Vec<String> = {
+            let s = self.serving_read()?;
+            s.views
+                .keys()
+                .filter(|n| !reload.contains(*n) && !dropped.contains(*n))
+                .cloned()
+                .collect()
+        };
+        let rows = if last >= first && !folded.is_empty() {
+            let mut cols: Vec<String> = Vec::new();
+            {
+                let s = self.serving_read()?;
+                for n in &folded {
+                    if let Some(v) = s.views.get(n) {
+                        for c in v.plan.input_columns() {
+                            if !cols.contains(&c) {
+                                cols.push(c);
+                            }
+                        }
+                    }
+                }
+            }
+            self.read_rows(&state, first - 1, last, Some(&cols))?
+        } else {
+            Vec::new()
+        };
+        crate::failpoint::hit("reader.before_swap")?;
+        let mut s = self.serving_write()?;
+        for name in &dropped {
+            s.views.remove(name);
+        }
+        if last >= first {
+            for name in &folded {
+                if let Some(v) = s.views.get_mut(name) {
+                    v.invalidate();
+                    if let Err(e) = v.speed.update_range(&v.plan, first, last, &rows) {
+                        v.broken = Some(format!("its speed state could not follow the writer: {}", e.message));
+                    }
+                }
+            }
+        }
+        for (name, v) in loaded {
+            s.views.insert(name, v);
+        }
+        s.visible = last;
+        s.version = state.version;
+        drop(s);
+        *self.committed.write()? = state;
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+//! Views through the store: define, redefine and drop (ordered with appends under the writer
+//! lock), load and repair their served state, and the batch layer's recompute and publish.
+
+use std::sync::Arc;
+
+use super::{now_us, Pin, Store};
+use crate::batch::{self, Control};
+use crate::error::{Error, ErrorKind, Result};
+use crate::master::files::read_checked;
+use crate::master::manifest::{Manifest, ManifestState, Published, Record, ViewEntry};
+use crate::master::parquet_io::{self, ParquetBytes};
+use crate::serving::{BatchView, ServedView, Serving};
+use crate::speed::SpeedView;
+use crate::view::def::ViewDef;
+use crate::view::table::{AggTable, ViewPlan};
+
+/// The most threads a recompute may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct ViewStatus {
+    pub name: String,
+    pub fingerprint: String,
+    pub covered: u64,
+    pub pending_commits: u64,
+    pub batch_groups: u64,
+    pub speed_rows: u64,
+    pub speed_groups: u64,
+    pub batch_age_s: Option<f64>,
+    pub batch_memory_bytes: u64,
+    pub speed_memory_bytes: u64,
+    /// Why the view is served from less than it should be, if it is.
+    pub warning: Option<String>,
+}
+
+/// A file name for a view: a readable prefix of its name and a hash of all of it, so any name
+/// (unicode, 250 characters, slashes) gives a short, safe, unique file name.
+pub(crate) fn file_stem(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    format!(
+        "{clean}-{:08x}",
+        xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
+    )
+}
+
+impl Store {
+    /// Define (or redefine) a view. A changed definition invalidates its batch view: until the
+    /// next recompute the speed layer serves the whole history. Before the first append (and
+    /// without `schema=`), the definition is kept and checked by the append that fixes the schema.
+    pub fn define(&self, def: ViewDef) -> Result<bool> {
+        let mut m = self.begin_write()?;
+        let state = m.state();
+        let plan = match &state.schema {
+            Some(schema) => Some(ViewPlan::new(def.clone(), schema)?),
+            None => {
+                def.check_name()?;
+                None
+            }
+        };
+        if let Some(v) = state.views.get(&def.name) {
+            if v.fingerprint == def.fingerprint() && v.def == def {
+                return Ok(false);
+            }
+        }
+        // Build the served state from history while holding the writer lock: no commit can land
+        // between the replay and the registration below.
+        let served = match plan {
+            Some(plan) => {
+                let entry = ViewEntry {
+                    fingerprint: plan.fingerprint.clone(),
+                    published: state
+                        .views
+                        .get(&def.name)
+                        .and_then(|v| v.published.clone())
+                        .filter(|p| p.fingerprint == plan.fingerprint),
+                    def: def.clone(),
+                };
+                Some(self.load_view(&state, &entry)?)
+            }
+            None => None,
+        };
+        crate::failpoint::hit("define.before_install")?;
+        let state = self.commit(&mut m, Record::Define { view: def.clone() })?;
+        let mut s = self.serving_write()?;
+        if let Some(v) = served {
+            s.views.insert(def.name.clone(), v);
+        }
+        s.version = state.version;
+        Ok(true)
+    }
+
+    pub fn drop_view(&self, name: &str) -> Result<()> {
+        let mut m = self.begin_write()?;
+        let state = m.state();
+        let entry = state.views.get(name).cloned().ok_or_else(|| {
+            Error::not_found(format!(
+                "no view named {name:?} (views: {})",
+                view_list(state.views.keys())
+            ))
+        })?;
+        let state = self.commit(
+            &mut m,
+            Record::Drop {
+                name: name.to_string(),
+            },
+        )?;
+        {
+            let mut s = self.serving_write()?;
+            s.views.remove(name);
+            s.version = state.version;
+        }
+        if let Some(p) = entry.published {
+            self.retire(&p.file.file);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn unknown_view(&self, name: &str, s: &Serving) -> Error {
+        let committed = self.committed.read().map(|c| c.clone()).ok();
+        if let Some(state) = &committed {
+            if state.views.contains_key(name) && state.schema.is_none() {
+                return Error::not_found(format!(
+                    "view {name:?} has no data yet: the first append fixes the schema"
+                ));
+            }
+        }
+        Error::not_found(format!(
+            "no view named {name:?} (views: {})",
+            view_list(s.views.keys())
+        ))
+    }
+
+    pub fn view_defs(&self) -> Result<Vec<ViewDef>> {
+        Ok(self
+            .state()?
+            .views
+            .values()
+            .map(|v| v.def.clone())
+            .collect())
+    }
+
+    /// A view's served state at `state`: its published batch view, and the speed state of the
+    /// commits after it replayed from the master dataset. A batch view file that is missing or
+    /// damaged is derived data: the view is served from the speed layer (its whole history)
+    /// with a warning, until the next recompute publishes a new one.
+    pub(crate) fn load_view(&self, state: &ManifestState, entry: &ViewEntry) -> Result<ServedView> {
+        let schema = state
+            .schema
+            .as_ref()
+            .ok_or_else(|| Error::internal("a view loaded before the schema was fixed"))?;
+        let plan = ViewPlan::new(entry.def.clone(), schema)?;
+        let (batch, warning) = match &entry.published {
+            Some(p) if p.fingerprint == plan.fingerprint => match self.load_batch_view(&plan, p) {
+                Ok(b) => (Some(Arc::new(b)), None),
+                Err(e) if matches!(e.kind, ErrorKind::Corruption | ErrorKind::Io) => (
+                    None,
+                    Some(format!(
+                        "its batch view could not be loaded ({}); the speed layer serves its whole history until the next recompute",
+                        e.message
+                    )),
+                ),
+                Err(e) => return Err(e),
+            },
+            _ => (None, None),
+        };
+        let covered = batch.as_ref().map(|b| b.snapshot).unwrap_or(0);
+        let speed = self.replay(&plan, state, covered)?;
+        let mut v = ServedView::new(plan, batch, speed);
+        v.warning = warning;
+        Ok(v)
+    }
+
+    fn load_batch_view(&self, plan: &ViewPlan, p: &Published) -> Result<BatchView> {
+        let _pin = Pin::new(&self.pins);
+        let path = self.root.join(&p.file.file);
+        let bytes = read_checked(&path, p.file.crc32, p.file.bytes)?;
+        let pq = ParquetBytes::open(&path, bytes)?;
+        let batches = pq.read(&path, None, None, None)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows as u64 != p.rows {
+            return Err(Error::corruption(
+                &path,
+                format!("{rows} rows, the manifest says {}", p.rows),
+            ));
+        }
+        let table = AggTable::from_state_batches(plan, &batches, &path)?;
+        Ok(BatchView {
+            snapshot: p.snapshot,
+            fingerprint: p.fingerprint.clone(),
+            published_at_us: p.published_at_us,
+            table,
+        })
+    }
+
+    /// The speed state of commits in (after, latest of `state`], from the master dataset.
+    pub(crate) fn replay(
+        &self,
+        plan: &ViewPlan,
+        state: &ManifestState,
+        after: u64,
+    ) -> Result<SpeedView> {
+        let last = state.last_commit();
+        if last <= after {
+            return Ok(SpeedView::default());
+        }
+        let cols = plan.input_columns();
+        let batches = self.read_rows(state, after, last, Some(&cols))?;
+        SpeedView::replay(plan, after, last, &batches)
+    }
+
+    /// Rebuild every view's served state from `m`'s state and swap it in whole (on open, after
+    /// the first append, and for a reader that fell behind a checkpoint).
+    pub(crate) fn rebuild_serving(&self, m: &Manifest) -> Result<()> {
+        let state = m.state();
+        let mut fresh = Serving {
+            visible: state.last_commit(),
+            version: state.version,
+            ..Default::default()
+        };
+        if state.schema.is_some() {
+            for (name, entry) in &state.views {
+                fresh.views.insert(name.clone(), self.load_view(&state, entry)?);
+            }
+        }
+        crate::failpoint::hit("reader.before_swap")?;
+        *self.serving_write()? = fresh;
+        *self.committed.write()? = state;
+        Ok(())
+    }
+
+    /// A view whose speed fold failed: replay it from the master dataset at `state` (the caller
+    /// holds the writer lock). If that fails too, the view is marked broken.
+    pub(crate) fn repair_view(&self, state: &ManifestState, name: &str, why: &Error) -> Result<()> {
+        let (plan, covered) = {
+            let s = self.serving_read()?;
+            match s.views.get(name) {
+                Some(v) => (v.plan.clone(), v.covered()),
+                None => return Ok(()),
+            }
+        };
+        let rebuilt = self.replay(&plan, state, covered);
+        let mut s = self.serving_write()?;
+        if let Some(v) = s.views.get_mut(name) {
+            match rebuilt {
+                Ok(speed) => {
+                    v.speed = speed;
+                    v.broken = None;
+                }
+                Err(e) => {
+                    v.broken = Some(format!(
+                        "its speed state fell behind ({}) and could not be rebuilt ({})",
+                        why.message, e.message
+                    ))
+                }
+            }
+            v.invalidate();
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- batch layer
+
+    /// Recompute every view (or those named) from scratch over the latest snapshot and publish
+    /// the results atomically. Returns the snapshot the new batch views cover.
+    pub fn recompute(
+        &self,
+        views: Option<&[String]>,
+        threads: Option<usize>,
+        ctl: &Control,
+    ) -> Result<u64> {
+        if let Some(t) = threads {
+            if t == 0 || t > MAX_THREADS {
+                return Err(Error::invalid(format!(
+                    "threads must be between 1 and {MAX_THREADS}, not {t}"
+                )));
+            }
+        }
+        // 1. Pin a snapshot and seal the speed chunks at it, in one step with respect to appends.
+        let (state, plans) = {
+            let m = self.begin_write()?;
+            let state = m.state();
+            let mut s = self.serving_write()?;
+            if let Some(w) = views {
+                for name in w {
+                    if !s.views.contains_key(name) {
+                        return Err(self.unknown_view(name, &s));
+                    }
+                }
+            }
+            let mut plans = Vec::new();
+            for (name, v) in s.views.iter_mut() {
+                if views.is_none_or(|w| w.contains(name)) {
+                    v.speed.seal();
+                    plans.push(v.plan.clone());
+                }
+            }
+            (state, plans)
+        };
+        let snapshot = state.last_commit();
+        if plans.is_empty() {
+            return Ok(snapshot);
+        }
+        // 2. Compute, holding no lock: appends and queries go on. The pin keeps the snapshot's
+        // segments on disk even if an append compacts them meanwhile.
+        let _pin = Pin::new(&self.pins);
+        let slices = state.slices(0, snapshot);
+        let tables = batch::recompute(&self.root, &slices, &plans, threads, ctl)?;
+        // 3. Persist and publish each view.
+        for (plan, table) in plans.iter().zip(tables) {
+            ctl.check()?;
+            self.publish(plan, snapshot, table)?;
+        }
+        Ok(snapshot)
+    }
+
+    /// Publish a recomputed batch view: write its file, then under the writer lock prepare
+    /// everything that can fail, commit the record, and swap it in with the speed state of
+    /// commits <= snapshot dropped, in one step.
+    fn publish(&self, plan: &ViewPlan, snapshot: u64, table: AggTable) -> Result<()> {
+        let name = &plan.def.name;
+        // Serving holds exactly what is persisted (and what a restart loads).
+        let served = table.into_served()?;
+        let state_batch = served.state_batch(&plan.def.by, &plan.metrics)?;
+        let bytes = parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))?;
+        let mut m = self.begin_write()?;
+        let state = m.state();
+        let current = match state.views.get(name) {
+            Some(v) if v.fingerprint == plan.fingerprint => v.published.clone(),
+            _ => return Ok(()), // redefined or dropped meanwhile: this result is stale
+        };
+        let (loaded_covers, straddles) = {
+            let s = self.serving_read()?;
+            match s.views.get(name) {
+                Some(v) => (
+                    v.batch.as_ref().is_some_and(|b| b.snapshot >= snapshot),
+                    v.speed.straddles(snapshot),
+                ),
+                None => return Ok(()),
+            }
+        };
+        if loaded_covers
+            && current
+                .as_ref()
+                .is_some_and(|p| p.snapshot >= snapshot && p.fingerprint == plan.fingerprint)
+        {
+            return Ok(()); // a newer recompute already published (and it is served)
+        }
+        let rel = format!(
+            "views/{}/{snapshot:020}-{}-{}.parquet",
+            file_stem(name),
+            plan.fingerprint,
+            state.version + 1
+        );
+        let file = self.write_file(&rel, &bytes)?;
+        // Everything that can fail happens before the commit: a speed chunk that straddles the
+        // snapshot (the view was loaded by a replay meanwhile) is rebuilt now.
+        let speed = if straddles {
+            Some(self.replay(plan, &state, snapshot)?)
+        } else {
+            None
+        };
+        let published = Published {
+            snapshot,
+            fingerprint: plan.fingerprint.clone(),
+            file,
+            rows: state_batch.num_rows() as u64,
+            published_at_us: now_us(),
+        };
+        if let Err(e) = crate::failpoint::hit("publish.before_commit") {
+            self.retire(&rel);
+            return Err(e);
+        }
+        let state = self.commit(
+            &mut m,
+            Record::Publish {
+                name: name.clone(),
+                published: published.clone(),
+            },
+        )?;
+        {
+            let mut s = self.serving_write()?;
+            if let Some(v) = s.views.get_mut(name) {
+                v.swap_batch(
+                    Arc::new(BatchView {
+                        snapshot,
+                        fingerprint: plan.fingerprint.clone(),
+                        published_at_us: published.published_at_us,
+                        table: served,
+                    }),
+                    speed,
+                );
+            }
+            s.version = state.version;
+        }
+        if let Some(old) = current {
+            if old.file.file != rel {
+                self.retire(&old.file.file);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-view status rows.
+    pub fn status(&self) -> Result<(Arc<ManifestState>, Vec<ViewStatus>)> {
+        let state = self.state()?;
+        let s = self.serving_read()?;
+        let now = now_us();
+        let views = s
+            .views
+            .iter()
+            .map(|(name, v)| ViewStatus {
+                name: name.clone(),
+                fingerprint: v.plan.fingerprint.clone(),
+                covered: v.covered(),
+                pending_commits: s.visible.saturating_sub(v.covered()),
+                batch_groups: v
+                    .batch
+                    .as_ref()
+                    .map(|b| b.table.keys.len() as u64)
+                    .unwrap_or(0),
+                speed_rows: v.speed.rows(),
+                speed_groups: v.speed.groups() as u64,
+                batch_age_s: v
+                    .batch
+                    .as_ref()
+                    .map(|b| (now - b.published_at_us) as f64 / 1e6),
+                batch_memory_bytes: v
+                    .batch
+                    .as_ref()
+                    .map(|b| b.table.memory_bytes() as u64)
+                    .unwrap_or(0),
+                speed_memory_bytes: v.speed.memory_bytes() as u64,
+                warning: v.broken.clone().or_else(|| v.warning.clone()),
+            })
+            .collect();
+        Ok((state, views))
+    }
+}
+
+fn view_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(|s| s.as_str()).collect();
+    if names.is_empty() {
+        "none defined".to_string()
+    } else {
+        names.join(", ")
+    }
+}
