@@ -287,6 +287,7 @@ impl CoreStore {
             state.segments.iter().map(|s| s.file.bytes).sum::<u64>(),
         )?;
         d.set_item("manifest_version", state.version)?;
+        d.set_item("retired_files", self.inner.retired_files())?;
         d.set_item(
             "time_column",
             state.schema.as_ref().map(|s| s.time_column.clone()),
@@ -328,8 +329,8 @@ fn sketch_estimate(
     let array = data.into_inner().0;
     py.detach(|| -> crate::Result<_> {
         let keys = crate::aggregate::distinct_keys(&array)?;
-        let mut s =
-            crate::aggregate::sketch::HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut s = crate::aggregate::sketch::HllSketch::new(precision)
+            .map_err(|e| Error::invalid(e.to_string()))?;
         for i in 0..array.len() {
             if arrow::array::Array::is_valid(&array, i) {
                 s.insert_hash(crate::aggregate::sketch::key_hash(keys.get(i)));

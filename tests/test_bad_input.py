@@ -466,11 +466,16 @@ def test_view_without_metrics_or_not_a_view(with_view: lamina.Store) -> None:
 
 
 def test_define_before_the_first_append(root: Path) -> None:
+    """A pipeline declares its views before data flows (SPEC section 9): the definition is kept,
+    a query says there is no data yet, and the first append is served at once."""
     with lamina.Store(root) as s:
-        raises(
-            lamina.SchemaError, lambda: s.define(V("w", time="ts", grain="1h", metrics={"x": lamina.count()}))
-        )
-        assert s.views() == {}
+        assert s.define(V("w", time="ts", grain="1h", metrics={"x": lamina.count()}))
+        assert list(s.views()) == ["w"]
+        raises(lamina.NotFoundError, lambda: s.query("w"), "no data yet")
+    with lamina.Store(root) as s:
+        assert list(s.views()) == ["w"]
+        s.append(pa.table({"ts": pa.array([0, 3_600_000_000], pa.timestamp("us"))}))
+        assert s.query("w")["x"].to_pylist() == [1, 1]
 
 
 # ---------------------------------------------------------------- queries

@@ -291,18 +291,30 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
                 f"snapshot(commit={k}) has {old.num_rows} rows, expected ids 0..{end - 1}"
             )
 
-        # No unreferenced files: one segment file per live segment, one file per published view.
+        # No unreferenced files: one segment file per live segment, one file per published view,
+        # plus the files replaced less than a minute ago (kept for readers in other processes).
+        # Files of a write that never committed are gone.
         status = store.status()
+        retired = status["retired_files"]
         seg_files = [p for p in (root / "segments").rglob("*") if p.is_file()]
-        assert len(seg_files) == status["segments"], (
-            f"{len(seg_files)} files in segments/ but {status['segments']} live segments"
+        seg_retired = [r for r in retired if r.startswith("segments/")]
+        assert len(seg_files) == status["segments"] + len(seg_retired), (
+            f"{len(seg_files)} files in segments/ but {status['segments']} live segments "
+            f"and {len(seg_retired)} retired"
         )
         views = {v["name"]: v for v in status["views"]}
         view_files = (
             [p for p in (root / "views").rglob("*") if p.is_file()] if (root / "views").exists() else []
         )
+        view_retired = [r for r in retired if r.startswith("views/")]
         published = sum(1 for v in views.values() if v["covered_commit"] > 0)
-        assert len(view_files) == published, f"view files {view_files} for {published} published views"
+        assert len(view_files) == published + len(view_retired), (
+            f"view files {view_files} for {published} published views and {view_retired} retired"
+        )
+        now = time.time()
+        for r in retired:
+            age = now - (root / r).stat().st_mtime
+            assert age < 65, f"{r} was retired {age:.0f} s ago, beyond the grace period"
 
         # The view: every event counted once after restart, the last published batch view served.
         if "v" in views:

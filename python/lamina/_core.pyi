@@ -5,7 +5,15 @@ from typing import Any, final
 
 import pyarrow as pa
 
-__all__ = ["sketch_estimate", "speed_ingest", "CoreStore", "__version__"]
+__all__ = [
+    "sketch_estimate",
+    "speed_ingest",
+    "CoreStore",
+    "__version__",
+    "_failpoint",
+    "_failpoint_wait",
+    "_failpoint_release",
+]
 __version__: str
 
 @final
@@ -13,8 +21,8 @@ class CoreStore:
     """The core of :class:`lamina.Store`.
 
     Result tables of ``query`` have the columns: ``bucket`` (timestamp[us, tz=UTC], bucket start),
-    the group-by dimensions (string, int64 or bool), then per metric: ``count`` -> int64,
-    ``sum`` -> int64 (integer input) or float64, ``min``/``max`` -> int64 or float64,
+    the group-by dimensions (string, int64, uint64 or bool), then per metric: ``count`` -> int64,
+    ``sum`` -> int64 (integer input) or float64, ``min``/``max`` -> int64, uint64 or float64,
     ``mean`` -> float64, ``count_distinct`` -> int64 plus ``<name>_exact`` (bool),
     ``<name>_lower`` and ``<name>_upper`` (int64, 95% bounds).
     """
@@ -26,6 +34,7 @@ class CoreStore:
         durable: bool = True,
         time: str | None = None,
         auto_compact: bool = True,
+        schema: pa.Schema | None = None,
     ) -> CoreStore: ...
     @property
     def path(self) -> str: ...
@@ -62,3 +71,8 @@ class CoreStore:
 
 def sketch_estimate(data: Any, precision: int = 14) -> tuple[float, float, float, int, int]: ...
 def speed_ingest(definition: str, data: Any) -> tuple[float, int, int]: ...
+
+# Test hooks (failpoints): force an interleaving or a failure at a named place of the core.
+def _failpoint(name: str, action: str | None = None) -> None: ...
+def _failpoint_wait(name: str, timeout: float) -> bool: ...
+def _failpoint_release(name: str) -> None: ...

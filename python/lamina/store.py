@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import operator
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,17 +50,24 @@ class Store:
         time: str | None = None,
         quarantine: bool = False,
         auto_compact: bool = True,
+        schema: pa.Schema | None = None,
     ) -> None:
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise InvalidArgumentError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
         self._core = _core.CoreStore(
             None if path is None else str(path),
             read_only=read_only,
             durable=durable,
             time=time,
             auto_compact=auto_compact,
+            schema=schema,
         )
         self.quarantine_policy = quarantine
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: _Scheduler | None = None
+        # Errors of background recomputes: shown in status(), the first raised by close().
+        self._scheduler_errors: list[Exception] = []
+        self._scheduler_lock = threading.Lock()
 
     # ------------------------------------------------------------------ master dataset
     @property
@@ -85,6 +93,10 @@ class Store:
         the rest are kept, with a reason, in :meth:`quarantined`.
         """
         q = self.quarantine_policy if quarantine is None else quarantine
+        if not isinstance(q, bool):
+            if getattr(getattr(q, "dtype", None), "kind", None) != "b":  # numpy.bool_ is fine too
+                raise InvalidArgumentError(f"quarantine must be True or False, not {q!r}")
+            q = bool(q)
         commit, _rows, _quarantined = self._core.append(to_arrow(data), quarantine=q)
         if self._scheduler is not None:
             self._scheduler.note_commit()
@@ -92,6 +104,22 @@ class Store:
 
     def snapshot(self, commit: int | None = None) -> pa.Table:
         """The master dataset as of ``commit`` (default: the latest): time travel."""
+        if commit is not None:
+            boolean = isinstance(commit, bool) or getattr(getattr(commit, "dtype", None), "kind", "") == "b"
+            try:
+                number = None if boolean else operator.index(commit)  # int, numpy ints; not float, str
+            except TypeError:
+                number = None
+            if number is None:
+                raise InvalidArgumentError(f"commit must be a commit number (an int), not {commit!r}")
+            if number < 0:
+                raise InvalidArgumentError(
+                    f"commit {number} does not exist: commits start at 1 "
+                    "(0 is the empty snapshot before the first commit)"
+                )
+            if number >= 1 << 64:
+                raise NotFoundError(f"commit {number} does not exist")
+            commit = number
         return self._core.snapshot(commit)
 
     def commits(self) -> pa.Table:
@@ -188,16 +216,41 @@ class Store:
     def _query(self, view: str, start: Any, end: Any, grain: Any, by: Any, where: Any, part: str) -> pa.Table:
         import json
 
+        if not isinstance(view, str):
+            raise InvalidArgumentError(f"view must be a view name (a str), not {view!r}")
+        if grain is not None and not isinstance(grain, str):
+            raise InvalidArgumentError(f"grain must be a string such as '1h' or '1d', not {grain!r}")
         if isinstance(by, str):
             by = [by]
-        filters = filters_to_json(where)
+        elif by is not None:
+            if isinstance(by, Mapping) or not isinstance(by, Iterable):
+                raise InvalidArgumentError(f"by must be a list of dimension names, not {by!r}")
+            by = list(by)
+            for b in by:
+                if not isinstance(b, str):
+                    raise InvalidArgumentError(f"by must be a list of dimension names (str), not {b!r}")
+        if where is not None:
+            if not isinstance(where, Mapping):
+                raise InvalidArgumentError(
+                    f"where must be a dict of column -> value(s), not {type(where).__name__}"
+                )
+            for column in where:
+                if not isinstance(column, str):
+                    raise InvalidArgumentError(f"where: column names must be strings, not {column!r}")
+        try:
+            filters = filters_to_json(where)
+            text = json.dumps(filters, allow_nan=False) if filters else None
+        except (TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, InvalidArgumentError):
+                raise
+            raise InvalidArgumentError(f"where: {e}") from e
         return self._core.query(
             view,
             start=to_micros(start, "start"),
             end=to_micros(end, "end"),
             grain=grain,
-            by=None if by is None else list(by),
-            filters=json.dumps(filters) if filters else None,
+            by=by,
+            filters=text,
             part=part,
         )
 
@@ -228,8 +281,13 @@ class Store:
         return self._query(view, start, end, grain, by, where, "speed")
 
     def status(self) -> Status:
-        """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view."""
-        return Status(self._core.status())
+        """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view;
+        ``warning`` per view when it is served from less than it should be (a damaged batch view);
+        ``scheduler_errors``: what background recomputes of :meth:`schedule` raised."""
+        s = Status(self._core.status())
+        with self._scheduler_lock:
+            s["scheduler_errors"] = [f"{type(e).__name__}: {e}" for e in self._scheduler_errors]
+        return s
 
     def plot(self, view: str, metric: str, **kwargs: Any) -> Any:
         """Draw a metric over time (needs ``pip install lamina[plot]``). See :func:`lamina.plot.plot`."""
@@ -239,14 +297,21 @@ class Store:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Close the store (a temporary store is deleted). Safe to call twice."""
+        """Close the store (a temporary store is deleted). Safe to call twice.
+
+        If a background recompute of :meth:`schedule` failed, the store is closed all the same and
+        the first such error is raised (the others are in ``status()["scheduler_errors"]``)."""
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        with self._scheduler_lock:
+            errors, self._scheduler_errors = self._scheduler_errors, []
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
         self._core.close()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Store:
         return self
@@ -289,7 +354,7 @@ class _Scheduler:
         self.commits = 0
         self.wake = threading.Event()
         self.stopped = threading.Event()
-        self.errors: list[BaseException] = []
+
         self.thread = threading.Thread(target=self.run, name="lamina-scheduler", daemon=True)
         self.thread.start()
 
@@ -307,8 +372,9 @@ class _Scheduler:
             self.commits = 0
             try:
                 self.store._core.recompute(None, threads=None, progress=None)
-            except BaseException as e:  # keep the scheduler alive; surface errors on stop
-                self.errors.append(e)
+            except Exception as e:  # keep the scheduler alive: shown in status(), raised on close()
+                with self.store._scheduler_lock:
+                    self.store._scheduler_errors.append(e)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -333,7 +333,10 @@ impl GroupsAccumulator for CountDistinct {
             upper.push(hi);
         }
         Ok(vec![
-            (name.to_string(), Arc::new(Int64Array::from(value)) as ArrayRef),
+            (
+                name.to_string(),
+                Arc::new(Int64Array::from(value)) as ArrayRef,
+            ),
             (
                 format!("{name}_exact"),
                 Arc::new(BooleanArray::from(exact)) as ArrayRef,

@@ -129,7 +129,9 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
         AggSpec::Sum { .. } if unsigned => Box::new(sum::IntSum::<u64>::default()),
         AggSpec::Sum { .. } => Box::new(sum::IntSum::<i64>::default()),
         AggSpec::Mean { .. } if float => Box::new(mean::Mean::new(sum_float::FloatSum::default())),
-        AggSpec::Mean { .. } if unsigned => Box::new(mean::Mean::new(sum::IntSum::<u64>::default())),
+        AggSpec::Mean { .. } if unsigned => {
+            Box::new(mean::Mean::new(sum::IntSum::<u64>::default()))
+        }
         AggSpec::Mean { .. } => Box::new(mean::Mean::new(sum::IntSum::<i64>::default())),
         AggSpec::Min { .. } | AggSpec::Max { .. } => {
             let max = matches!(plan.spec, AggSpec::Max { .. });
@@ -141,10 +143,9 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
                 Box::new(min_max::MinMax::<i64>::new(max))
             }
         }
-        AggSpec::CountDistinct { .. } => Box::new(count_distinct::CountDistinct::new(
-            layer,
-            plan.precision,
-        )),
+        AggSpec::CountDistinct { .. } => {
+            Box::new(count_distinct::CountDistinct::new(layer, plan.precision))
+        }
     }
 }
 
@@ -196,7 +197,8 @@ pub(crate) fn counts_column(n: &[u64], order: &[u32]) -> ArrayRef {
 
 /// Read a non-negative count column of a persisted state.
 pub(crate) fn read_counts(a: &ArrayRef, file: &Path, what: &str) -> Result<Vec<u64>> {
-    let a = int64_values(a).map_err(|_| Error::corruption(file, format!("{what}: not integers")))?;
+    let a =
+        int64_values(a).map_err(|_| Error::corruption(file, format!("{what}: not integers")))?;
     a.iter()
         .map(|v| match v {
             Some(v) if v >= 0 => Ok(v as u64),

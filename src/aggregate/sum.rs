@@ -61,10 +61,7 @@ impl<T: IntInput> IntSum<T> {
         i64::try_from(self.sum[g]).map(Some).map_err(|_| {
             Error::new(
                 ErrorKind::Overflow,
-                format!(
-                    "sum {name:?} overflows int64 (exact value {})",
-                    self.sum[g]
-                ),
+                format!("sum {name:?} overflows int64 (exact value {})", self.sum[g]),
             )
         })
     }

@@ -74,9 +74,7 @@ impl<T: Clone> ChunkedVec<T> {
     }
     /// Index of the first item for which `pred` is false (items must be partitioned by `pred`).
     pub fn partition_point(&self, pred: impl Fn(&T) -> bool) -> usize {
-        let ci = self
-            .chunks
-            .partition_point(|c| c.last().is_some_and(&pred));
+        let ci = self.chunks.partition_point(|c| c.last().is_some_and(&pred));
         match self.chunks.get(ci) {
             Some(c) => ci * CHUNK + c.partition_point(&pred),
             None => self.len,

@@ -69,3 +69,28 @@ pub fn ensure_dir(path: &Path) -> Result<PathBuf> {
     fs::create_dir_all(path).at(path)?;
     Ok(path.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_then_checked_read_detects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bin");
+        write_atomic(&p, b"hello", true).unwrap();
+        let crc = crc32fast::hash(b"hello");
+        assert_eq!(&read_checked(&p, crc, 5).unwrap()[..], b"hello");
+        fs::write(&p, b"hellO").unwrap();
+        let e = read_checked(&p, crc, 5).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Corruption);
+        assert!(e.message.contains("f.bin"));
+        fs::remove_file(&p).unwrap();
+        assert!(read_checked(&p, crc, 5)
+            .unwrap_err()
+            .message
+            .contains("missing"));
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(leftovers.is_empty(), "no temporary file is left behind");
+    }
+}

@@ -76,3 +76,30 @@ impl Drop for WriterLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_writer_per_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = WriterLock::acquire(dir.path()).unwrap();
+        assert!(l.owned_here());
+        assert!(l.check_owner(dir.path()).is_ok());
+        let e = WriterLock::acquire(dir.path()).err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Lock);
+        drop(l);
+        assert!(WriterLock::acquire(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_lock_taken_by_another_pid_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = WriterLock::acquire(dir.path()).unwrap();
+        l.pid = l.pid.wrapping_add(1); // as a forked child sees it
+        let e = l.check_owner(dir.path()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Lock);
+        assert!(e.message.contains("fork"), "{}", e.message);
+    }
+}

@@ -387,3 +387,34 @@ pub fn units_per_second(dt: &DataType) -> i64 {
         _ => 1_000_000_000,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_column_names_are_refused() {
+        let s = Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("a\0b", DataType::Int64, true),
+        ]);
+        let e = StoreSchema::from_first_batch(&s, None).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Schema);
+        assert!(e.message.contains("a\\0b"), "{}", e.message);
+    }
+
+    #[test]
+    fn uint64_keeps_its_type() {
+        let s = Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("id", DataType::UInt64, true),
+        ]);
+        let st = StoreSchema::from_first_batch(&s, None).unwrap();
+        assert_eq!(st.column_type("id"), Some(DataType::UInt64));
+        assert_eq!(st.column_class("id"), Some(ColumnClass::Int));
+    }
+}

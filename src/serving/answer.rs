@@ -5,10 +5,10 @@ use arrow::array::RecordBatch;
 
 use crate::aggregate::Layer;
 use crate::error::{Error, Result};
+use crate::view::def::{check_predicate_types, Filter};
 use crate::view::grain::Grain;
 use crate::view::group::{predicate_matches, GroupKeys};
 use crate::view::table::{AggTable, ViewPlan};
-use crate::view::def::{check_predicate_types, Filter};
 
 /// Which layers a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

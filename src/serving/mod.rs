@@ -89,7 +89,9 @@ impl ServedView {
         }
         match part {
             Part::Served => self.served(q),
-            Part::Batch => answer::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &[]),
+            Part::Batch => {
+                answer::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &[])
+            }
             Part::Speed => answer::answer(&self.plan, q, None, &self.speed_tables()),
         }
     }

@@ -15,9 +15,7 @@ use arrow::compute::concat_batches;
 
 use super::{now_us, quarantine, Store};
 use crate::error::{Error, Result};
-use crate::master::manifest::{
-    CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo,
-};
+use crate::master::manifest::{CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo};
 use crate::master::parquet_io;
 use crate::master::schema::{conform, Conformed, StoreSchema};
 use crate::view::table::ViewPlan;
@@ -49,7 +47,12 @@ impl Store {
         let record = self.write_stage(&prepared, commit)?;
         self.commit(&mut m, record)?;
         // Acknowledged: the commit is durable. Now the post-commit hooks.
-        self.hook_speed(&m, commit, &prepared.conformed.batch, prepared.new_schema.is_some())?;
+        self.hook_speed(
+            &m,
+            commit,
+            &prepared.conformed.batch,
+            prepared.new_schema.is_some(),
+        )?;
         if self.auto_compact {
             // Compaction never changes content; a failure leaves the store as it was.
             let _ = self.compact_locked(&mut m, false);
@@ -105,8 +108,7 @@ impl Store {
     fn write_stage(&self, p: &Prepared, commit: u64) -> Result<Record> {
         let rows = p.conformed.batch.num_rows() as u64;
         let segment = if rows > 0 {
-            let bytes =
-                parquet_io::encode(&p.target, std::slice::from_ref(&p.conformed.batch))?;
+            let bytes = parquet_io::encode(&p.target, std::slice::from_ref(&p.conformed.batch))?;
             let file = self.write_file(&format!("segments/{commit:020}.parquet"), &bytes)?;
             Some(SegmentInfo::new(file, commit, commit, rows))
         } else {

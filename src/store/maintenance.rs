@@ -60,6 +60,16 @@ impl Store {
         g.push((path, now));
     }
 
+    /// Files no committed state references that wait out their grace period (relative paths).
+    pub fn retired_files(&self) -> Vec<String> {
+        let g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter()
+            .filter(|(p, _)| p.exists())
+            .filter_map(|(p, _)| p.strip_prefix(&self.root).ok())
+            .filter_map(|r| r.to_str().map(str::to_string))
+            .collect()
+    }
+
     /// Delete retired files whose grace period is over and that nothing uses.
     pub(crate) fn collect_garbage(&self) {
         if self.pins.load(Ordering::Acquire) > 0 {
@@ -97,7 +107,8 @@ impl Store {
     /// At a writer's open: delete temporary files of a crashed write, and files no committed
     /// record references once their grace period is over (younger ones wait in `garbage`).
     pub(crate) fn clean_leftovers(&self) -> Result<()> {
-        let live = self.committed.read()?.live_files();
+        let state = self.committed.read()?.clone();
+        let live = state.live_files();
         let now = SystemTime::now();
         let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
         for dir in ["segments", "quarantine", "views"] {
@@ -136,11 +147,9 @@ impl Store {
                     if rel.is_some_and(|r| live.contains(&r)) {
                         continue;
                     }
-                    let since = entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .unwrap_or(now);
-                    if now.duration_since(since).is_ok_and(|d| d >= GRACE) {
+                    let since = entry.metadata().and_then(|m| m.modified()).unwrap_or(now);
+                    let never_committed = rel_after(&name, state.last_commit(), state.version);
+                    if never_committed || now.duration_since(since).is_ok_and(|d| d >= GRACE) {
                         let _ = fs::remove_file(&p);
                     } else {
                         g.push((p, since));
@@ -173,7 +182,9 @@ impl Store {
             }
             let start = i;
             let mut rows = 0;
-            while i < segs.len() && segs[i].rows < SMALL_SEGMENT_ROWS && rows < 4 * SMALL_SEGMENT_ROWS
+            while i < segs.len()
+                && segs[i].rows < SMALL_SEGMENT_ROWS
+                && rows < 4 * SMALL_SEGMENT_ROWS
             {
                 rows += segs[i].rows;
                 i += 1;
@@ -196,7 +207,11 @@ impl Store {
         // After an append only the tail can form a new run: look at the last segments only, so
         // the cost does not grow with history.
         let total = state.segments.len();
-        let from = if all { 0 } else { total.saturating_sub(COMPACT_RUN * 4) };
+        let from = if all {
+            0
+        } else {
+            total.saturating_sub(COMPACT_RUN * 4)
+        };
         let segs: Vec<&SegmentInfo> = state.segments.iter().skip(from).collect();
         let runs = Self::compaction_runs(&segs, all);
         let schema = match &state.schema {
@@ -234,5 +249,54 @@ impl Store {
             merged += e - s;
         }
         Ok(merged)
+    }
+}
+
+/// Was the file named `name` written for a commit or manifest version after the last committed
+/// one? Then no reader ever saw it (a crash between writing it and committing): it goes at once.
+/// Segment and quarantine files are named by their commit (`<commit>.parquet`); compacted
+/// segments and batch views end in the manifest version that was to commit them (`-<v>.parquet`).
+fn rel_after(name: &str, last_commit: u64, version: u64) -> bool {
+    let Some(stem) = name.strip_suffix(".parquet") else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    match parts.as_slice() {
+        [commit] => commit.parse::<u64>().is_ok_and(|c| c > last_commit),
+        [.., v] if parts.len() >= 3 => v.parse::<u64>().is_ok_and(|v| v > version),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rel_after;
+
+    #[test]
+    fn files_of_uncommitted_writes_are_recognised_by_name() {
+        assert!(rel_after("00000000000000000008.parquet", 7, 20));
+        assert!(!rel_after("00000000000000000007.parquet", 7, 20));
+        assert!(rel_after(
+            "00000000000000000001-00000000000000000005-21.parquet",
+            7,
+            20
+        ));
+        assert!(!rel_after(
+            "00000000000000000001-00000000000000000005-20.parquet",
+            7,
+            20
+        ));
+        assert!(rel_after(
+            "00000000000000000007-0123456789abcdef-21.parquet",
+            7,
+            20
+        ));
+        // The first landing's names carry no version: they wait out the grace period.
+        assert!(!rel_after(
+            "00000000000000000001-00000000000000000005.parquet",
+            7,
+            20
+        ));
+        assert!(!rel_after("notes.txt", 7, 20));
     }
 }

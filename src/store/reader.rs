@@ -94,7 +94,10 @@ impl Store {
                 if let Some(v) = s.views.get_mut(name) {
                     v.invalidate();
                     if let Err(e) = v.speed.update_range(&v.plan, first, last, &rows) {
-                        v.broken = Some(format!("its speed state could not follow the writer: {}", e.message));
+                        v.broken = Some(format!(
+                            "its speed state could not follow the writer: {}",
+                            e.message
+                        ));
                     }
                 }
             }

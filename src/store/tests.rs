@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::batch::Control;
-use crate::view::def::ViewDef;
-use arrow::array::{Int64Array, StringArray};
 use crate::view::def::AggSpec;
+use crate::view::def::ViewDef;
 use arrow::array::{AsArray, Float64Array, TimestampMicrosecondArray};
+use arrow::array::{Int64Array, StringArray};
 use arrow::datatypes::Int64Type;
 
 fn events(n: usize, offset: i64) -> RecordBatch {
@@ -169,4 +169,162 @@ fn cancelled_recompute_publishes_nothing() {
         total(&s.query("v", &Query::default(), Part::Served).unwrap(), "n"),
         100
     );
+}
+
+fn opts(dir: &std::path::Path) -> OpenOptions {
+    OpenOptions {
+        path: Some(dir.to_path_buf()),
+        durable: false,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn views_defined_before_data_are_checked_by_the_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(opts(&dir.path().join("s"))).unwrap();
+    assert!(s.define(view()).unwrap());
+    let mut bad = view();
+    bad.name = "bad".into();
+    bad.by = vec!["nope".into()];
+    assert!(s.define(bad).unwrap());
+    let err = s.append(&[events(10, 0)], false).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Schema);
+    assert!(
+        err.message.contains("\"bad\"") && err.message.contains("nope"),
+        "{}",
+        err.message
+    );
+    assert_eq!(s.commits().unwrap().num_rows(), 0, "nothing was written");
+    s.drop_view("bad").unwrap();
+    s.append(&[events(10, 0)], false).unwrap();
+    assert_eq!(
+        total(&s.query("v", &Query::default(), Part::Served).unwrap(), "n"),
+        10
+    );
+}
+
+#[test]
+fn a_schema_fixed_up_front_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = OpenOptions {
+        schema: Some(events(1, 0).schema().as_ref().clone()),
+        ..opts(&dir.path().join("s"))
+    };
+    {
+        let s = Store::open(o.clone()).unwrap();
+        s.define(view()).unwrap();
+        assert_eq!(
+            s.query("v", &Query::default(), Part::Served)
+                .unwrap()
+                .num_rows(),
+            0
+        );
+    }
+    let s = Store::open(opts(&dir.path().join("s"))).unwrap();
+    assert!(s.state().unwrap().schema.is_some());
+    s.append(&[events(5, 0)], false).unwrap();
+    assert_eq!(
+        total(&s.query("v", &Query::default(), Part::Served).unwrap(), "n"),
+        5
+    );
+}
+
+#[test]
+fn compaction_keeps_time_travel_and_replaced_files_wait_out_their_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let o = OpenOptions {
+        auto_compact: false,
+        ..opts(&root)
+    };
+    {
+        let s = Store::open(o.clone()).unwrap();
+        for i in 0..10 {
+            s.append(&[events(3 + i, 0)], false).unwrap();
+        }
+        assert_eq!(s.compact().unwrap(), 10);
+        for c in 0..=10u64 {
+            let (_, b) = s.snapshot(Some(c)).unwrap();
+            let want: usize = (0..c as usize).map(|i| 3 + i).sum();
+            assert_eq!(
+                b.iter().map(|b| b.num_rows()).sum::<usize>(),
+                want,
+                "commit {c}"
+            );
+        }
+    }
+    // Replaced segments were retired less than GRACE ago: close and reopen keep them.
+    let s = Store::open(o).unwrap();
+    let files = std::fs::read_dir(root.join("segments")).unwrap().count();
+    assert_eq!(files, 11, "10 replaced segments and the compacted one");
+    drop(s);
+}
+
+#[test]
+fn opening_a_writer_never_touches_files_behind_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious.parquet"), b"keep me").unwrap();
+    {
+        let s = Store::open(opts(&root)).unwrap();
+        s.append(&[events(3, 0)], false).unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, root.join("segments").join("link")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("precious.parquet"),
+        root.join("segments").join("file-link.parquet"),
+    )
+    .unwrap();
+    let s = Store::open(opts(&root)).unwrap();
+    assert!(outside.join("precious.parquet").exists());
+    assert_eq!(s.commits().unwrap().num_rows(), 1);
+}
+
+#[test]
+fn define_holds_the_writer_lock_until_the_view_is_installed() {
+    let s = Arc::new(Store::open(OpenOptions::default()).unwrap());
+    s.append(&[events(10, 0)], false).unwrap();
+    crate::failpoint::arm(
+        "define.before_install",
+        Some(crate::failpoint::Action::Pause),
+    );
+    let d = {
+        let s = s.clone();
+        std::thread::spawn(move || s.define(view()))
+    };
+    assert!(crate::failpoint::wait_paused(
+        "define.before_install",
+        std::time::Duration::from_secs(30)
+    ));
+    let a = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                s.append(&[events(10, 0)], false).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!a.is_finished(), "appends wait for the define in progress");
+    crate::failpoint::release("define.before_install");
+    d.join().unwrap().unwrap();
+    a.join().unwrap();
+    assert_eq!(
+        total(&s.query("v", &Query::default(), Part::Served).unwrap(), "n"),
+        60
+    );
+}
+
+#[test]
+fn absurd_thread_counts_are_refused() {
+    let s = Store::open(OpenOptions::default()).unwrap();
+    s.append(&[events(10, 0)], false).unwrap();
+    s.define(view()).unwrap();
+    for t in [0, MAX_THREADS + 1, 100_000] {
+        let e = s.recompute(None, Some(t), &Control::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    }
 }

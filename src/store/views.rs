@@ -229,7 +229,9 @@ impl Store {
         };
         if state.schema.is_some() {
             for (name, entry) in &state.views {
-                fresh.views.insert(name.clone(), self.load_view(&state, entry)?);
+                fresh
+                    .views
+                    .insert(name.clone(), self.load_view(&state, entry)?);
             }
         }
         crate::failpoint::hit("reader.before_swap")?;

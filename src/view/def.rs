@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::view::grain::Grain;
 use crate::master::schema::{ColumnClass, StoreSchema};
+use crate::view::grain::Grain;
 
 /// An aggregate of a view, as the user defined it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,7 +162,8 @@ impl ViewDef {
     /// Check the definition against the store's schema.
     pub fn validate(&self, schema: &StoreSchema) -> Result<()> {
         self.check_name()?;
-        if !(crate::aggregate::sketch::MIN_PRECISION..=crate::aggregate::sketch::MAX_PRECISION).contains(&self.precision)
+        if !(crate::aggregate::sketch::MIN_PRECISION..=crate::aggregate::sketch::MAX_PRECISION)
+            .contains(&self.precision)
         {
             return Err(Error::invalid(format!(
                 "view {:?}: sketch precision {} is outside {}..={}",

@@ -111,3 +111,44 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{TimestampNanosecondArray, TimestampSecondArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn parse_and_canonical_text() {
+        assert_eq!(Grain::parse("60m").unwrap().text(), "1h");
+        assert_eq!(Grain::parse("90m").unwrap().text(), "90m");
+        assert!(Grain::parse("0h").is_err());
+        assert!(Grain::parse("1y").is_err());
+    }
+
+    #[test]
+    fn buckets_at_both_ends_of_int64_nanoseconds_do_not_wrap() {
+        let col: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![i64::MIN, i64::MAX, -1]));
+        let day = Grain::parse("1d").unwrap();
+        let b = bucket_column(&col, day).unwrap();
+        let day_us = 86_400_000_000i64;
+        assert!(
+            b[0] <= i64::MIN / 1000 && b[0] > i64::MIN / 1000 - day_us,
+            "{}",
+            b[0]
+        );
+        assert!(
+            b[1] <= i64::MAX / 1000 && b[1] > i64::MAX / 1000 - day_us,
+            "{}",
+            b[1]
+        );
+        assert_eq!(b[2], -day_us, "floor, not truncation, before 1970");
+    }
+
+    #[test]
+    fn seconds_beyond_microseconds_are_an_error_not_a_wrong_bucket() {
+        let col: ArrayRef = Arc::new(TimestampSecondArray::from(vec![i64::MAX / 10]));
+        let e = bucket_column(&col, Grain::parse("1h").unwrap()).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Schema);
+    }
+}

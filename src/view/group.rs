@@ -16,9 +16,9 @@ use hashbrown::{HashMap, HashTable};
 
 use crate::aggregate::int64_values;
 use crate::error::{Error, Result};
-use crate::view::grain::Grain;
 use crate::master::schema::ColumnClass;
 use crate::view::def::{Predicate, Scalar};
+use crate::view::grain::Grain;
 
 /// The kind of a dimension column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -586,5 +586,32 @@ fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
         (DimValue::UInt(a), Scalar::Int(b)) => Some((a as i128).cmp(&(*b as i128))),
         (DimValue::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::UInt64Array;
+
+    #[test]
+    fn uint64_dimensions_round_trip_and_sort_unsigned() {
+        let mut keys = GroupKeys::new(vec![DimKind::UInt]);
+        let dim: ArrayRef = Arc::new(UInt64Array::from(vec![
+            Some(1u64 << 63),
+            Some(1),
+            None,
+            Some(1),
+        ]));
+        let gids = keys.encode(&[0, 0, 0, 0], None, &[dim], 1).unwrap();
+        assert_eq!(gids[1], gids[3]);
+        assert_eq!(keys.len(), 3);
+        let order = keys.sorted_order();
+        let arrays = keys.to_arrays(&order);
+        let d = arrays[1].as_any().downcast_ref::<UInt64Array>().unwrap();
+        assert_eq!(
+            d.iter().collect::<Vec<_>>(),
+            vec![Some(1), Some(1u64 << 63), None]
+        );
     }
 }

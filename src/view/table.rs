@@ -9,10 +9,10 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
 use crate::error::{Error, Result};
-use crate::view::grain::{bucket_column, Grain};
-use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
 use crate::master::schema::StoreSchema;
 use crate::view::def::{Filter, ViewDef};
+use crate::view::grain::{bucket_column, Grain};
+use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
 
 /// A view definition resolved against the store schema.
 #[derive(Debug, Clone)]
@@ -301,7 +301,10 @@ impl AggTable {
             for (m, states) in plan.metrics.iter().zip(t.states.iter_mut()) {
                 let loaded = states.from_state(&m.name, b, file)?;
                 if loaded.len() != b.num_rows() {
-                    return Err(Error::corruption(file, format!("state of {:?} has the wrong length", m.name)));
+                    return Err(Error::corruption(
+                        file,
+                        format!("state of {:?} has the wrong length", m.name),
+                    ));
                 }
                 states.merge(loaded.as_ref(), &pairs, groups)?;
             }
