@@ -5,6 +5,8 @@
 //! release builds, where the Python tests use them to test races deterministically.
 //!
 //! Invariant: a paused thread holds whatever locks its caller holds; tests must always release.
+//! A point armed as `name#thread` fires only in the thread of that name, so Rust tests running in
+//! parallel in one process do not trip over each other's points.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +95,14 @@ pub fn hit(name: &str) -> Result<()> {
 #[cold]
 fn hit_slow(name: &str) -> Result<()> {
     let mut r = lock();
+    // A point armed as `name#thread` fires only in the thread of that name (for tests that run
+    // in parallel in one process).
+    let scoped = std::thread::current()
+        .name()
+        .map(|t| format!("{name}#{t}"))
+        .filter(|k| r.armed.contains_key(k));
+    let key = scoped.unwrap_or_else(|| name.to_string());
+    let name = key.as_str();
     match r.armed.get(name).copied() {
         None => Ok(()),
         Some(Action::Error) => {
@@ -124,11 +134,15 @@ mod tests {
 
     #[test]
     fn pause_blocks_until_release_and_error_fires_once() {
-        arm("t.pause", Some(Action::Pause));
-        let h = std::thread::spawn(|| hit("t.pause"));
-        assert!(wait_paused("t.pause", Duration::from_secs(10)));
+        arm("t.pause#fp-test", Some(Action::Pause));
+        assert!(hit("t.pause").is_ok(), "another thread passes");
+        let h = std::thread::Builder::new()
+            .name("fp-test".into())
+            .spawn(|| hit("t.pause"))
+            .unwrap();
+        assert!(wait_paused("t.pause#fp-test", Duration::from_secs(10)));
         assert!(!h.is_finished());
-        release("t.pause");
+        release("t.pause#fp-test");
         assert!(h.join().unwrap().is_ok());
         arm("t.err", Some(Action::Error));
         assert!(hit("t.err").is_err());

@@ -28,4 +28,7 @@ pub mod view;
 #[cfg(feature = "python")]
 mod python;
 
+#[cfg(test)]
+pub(crate) mod testutil;
+
 pub use error::{Error, ErrorKind, Result};

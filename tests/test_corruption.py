@@ -274,7 +274,8 @@ def expect_rebuilt(root: Path, vf: Path) -> None:
         assert v["covered_commit"] == 0
         served = s.query("v")
         assert sum(served["events"].to_pylist()) == 1510
-        assert sum(served["tot"].to_pylist()) == sum(pa.concat_tables([batch(0, 1000), batch(1000, 500), batch(1500, 10)])["v"].to_pylist())
+        every = pa.concat_tables([batch(0, 1000), batch(1000, 500), batch(1500, 10)])
+        assert sum(served["tot"].to_pylist()) == sum(every["v"].to_pylist())
         assert s.batch_view("v").num_rows == 0
         assert s.recompute(progress=False) == 3
         (v,) = s.status()["views"]

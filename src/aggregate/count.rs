@@ -1,6 +1,5 @@
 //! `count()` (rows) and `count(column)` (non-null values): a u64 per group, exact everywhere.
 
-use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,7 +59,7 @@ impl GroupsAccumulator for Count {
         self.evaluate(name, order)
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -81,11 +80,5 @@ impl GroupsAccumulator for Count {
     }
     fn memory_bytes(&self) -> usize {
         self.n.capacity() * 8
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

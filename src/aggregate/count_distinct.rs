@@ -3,7 +3,6 @@
 //! exact count, so a group that only the batch layer saw stays exact, and any merge with speed
 //! data goes through the sketch and is marked approximate with its bounds.
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
@@ -370,7 +369,7 @@ impl GroupsAccumulator for CountDistinct {
         ])
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -439,11 +438,5 @@ impl GroupsAccumulator for CountDistinct {
     }
     fn memory_bytes(&self) -> usize {
         self.groups.iter().map(|g| g.memory_bytes()).sum()
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -621,26 +621,7 @@ fn wide_round(partials: &[f64], big: i128) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct SplitMix(u64);
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn shuffle<T>(&mut self, v: &mut [T]) {
-            for i in (1..v.len()).rev() {
-                let j = self.below(i as u64 + 1) as usize;
-                v.swap(i, j);
-            }
-        }
-    }
+    use crate::testutil::SplitMix64 as SplitMix;
 
     fn pow2(e: i32) -> f64 {
         scale_exact(1, e)

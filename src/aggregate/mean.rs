@@ -1,7 +1,6 @@
 //! `mean`: the exact sum and the non-null count of its sum aggregate (integer or float), divided
 //! only when evaluated, so merges stay exact.
 
-use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -58,13 +57,13 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
         Ok(cols)
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
         file: &Path,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let inner = self.sum.from_state(name, batch, file)?;
+        let inner = self.sum.load_state(name, batch, file)?;
         let sum = downcast::<S>(inner.as_ref())?.clone();
         Ok(Box::new(Mean { sum }))
     }
@@ -80,11 +79,5 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     }
     fn memory_bytes(&self) -> usize {
         self.sum.memory_bytes()
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

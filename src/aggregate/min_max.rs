@@ -1,7 +1,6 @@
 //! `min` and `max`, generic over the input's native type: int64 (narrower integers and
 //! timestamps widened), uint64 (compared unsigned) and float64 (NaN above +inf, as in DuckDB).
 
-use std::any::Any;
 use std::cmp::Ordering;
 use std::fmt::Debug;
 use std::path::Path;
@@ -155,7 +154,7 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
         self.evaluate(name, order)
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -194,11 +193,5 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
     }
     fn memory_bytes(&self) -> usize {
         self.v.capacity() * std::mem::size_of::<T>() + self.has.capacity()
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -7,7 +7,7 @@
 //! * `update`: fold the rows of a batch into their groups;
 //! * `merge`: combine groups of another accumulator of the same aggregate (partitions of a
 //!   recompute, batch + speed when serving, groups rolled up by a query);
-//! * `state` / `from_state`: the state as Arrow columns (what batch views persist); a persisted
+//! * `state` / `load_state`: the state as Arrow columns (what batch views persist); a persisted
 //!   state loads as an accumulator with one group per row and joins through `merge`, the same path
 //!   every other merge takes;
 //! * `evaluate`: the user-visible columns.
@@ -59,8 +59,23 @@ pub struct AggPlan {
 /// Group id of a row that belongs to no group (filtered out, null time).
 pub const NO_GROUP: u32 = u32::MAX;
 
+/// Cloning and downcasting, implemented once for every accumulator.
+pub trait AccumulatorAny {
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: GroupsAccumulator + Clone + 'static> AccumulatorAny for T {
+    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// The state of one aggregate for every group of a table.
-pub trait GroupsAccumulator: Debug + Send + Sync {
+pub trait GroupsAccumulator: AccumulatorAny + Debug + Send + Sync {
     /// Fold one batch: `gids[i]` is the group of row `i` (`NO_GROUP` skips it), `input` the
     /// metric's column (None for `count()`). Groups up to `groups` may appear.
     fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()>;
@@ -80,7 +95,7 @@ pub trait GroupsAccumulator: Debug + Send + Sync {
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>>;
 
     /// An accumulator of the same aggregate with one group per row of a persisted `batch`.
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -98,8 +113,6 @@ pub trait GroupsAccumulator: Debug + Send + Sync {
         self.len() == 0
     }
     fn memory_bytes(&self) -> usize;
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator>;
-    fn as_any(&self) -> &dyn Any;
 }
 
 impl Clone for Box<dyn GroupsAccumulator> {
@@ -109,7 +122,7 @@ impl Clone for Box<dyn GroupsAccumulator> {
 }
 
 /// The accumulator of `other`, or an internal error (two different aggregates never merge).
-pub fn downcast<'a, T: 'static>(other: &'a dyn GroupsAccumulator) -> Result<&'a T> {
+pub fn downcast<T: 'static>(other: &dyn GroupsAccumulator) -> Result<&T> {
     other
         .as_any()
         .downcast_ref::<T>()

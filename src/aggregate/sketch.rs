@@ -829,27 +829,7 @@ impl Eq for HllSketch {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn shuffle<T>(&mut self, v: &mut [T]) {
-            for i in (1..v.len()).rev() {
-                let j = self.below(i as u64 + 1) as usize;
-                v.swap(i, j);
-            }
-        }
-    }
+    use crate::testutil::SplitMix64;
 
     fn dense_empty(p: u8) -> HllSketch {
         HllSketch {

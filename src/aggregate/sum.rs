@@ -2,7 +2,6 @@
 //! over the input's native type (int64, with narrower integers widened, or uint64). The result is
 //! int64; a total outside its range is a `SumOverflowError`, never a wrapped value.
 
-use std::any::Any;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -115,7 +114,7 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
         Ok(cols)
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -152,11 +151,5 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
     }
     fn memory_bytes(&self) -> usize {
         self.sum.capacity() * 16 + self.n.capacity() * 8
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -2,7 +2,6 @@
 //! non-null count per group. The result is correctly rounded, so it never depends on the order
 //! of rows, the segment layout or the number of threads.
 
-use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -87,7 +86,7 @@ impl GroupsAccumulator for FloatSum {
         Ok(cols)
     }
 
-    fn from_state(
+    fn load_state(
         &self,
         name: &str,
         batch: &RecordBatch,
@@ -127,11 +126,5 @@ impl GroupsAccumulator for FloatSum {
     }
     fn memory_bytes(&self) -> usize {
         self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>() + self.n.capacity() * 8
-    }
-    fn box_clone(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.clone())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

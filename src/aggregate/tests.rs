@@ -10,21 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 
 use super::*;
-
-/// SplitMix64: a tiny deterministic generator, so failures reproduce from the seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::testutil::SplitMix64 as Rng;
 
 fn column(kind: &DataType, rng: &mut Rng, n: usize) -> ArrayRef {
     let null = |rng: &mut Rng| rng.below(10) == 0;
@@ -190,7 +176,7 @@ fn any_split_merged_in_any_order_equals_one_pass() {
                                 cols.into_iter().map(|(_, a)| a).collect(),
                             )
                             .unwrap();
-                            let loaded = acc.from_state("m", &batch, tmp).unwrap();
+                            let loaded = acc.load_state("m", &batch, tmp).unwrap();
                             acc.merge(loaded.as_ref(), &identity, groups).unwrap();
                         }
                         _ => acc.merge(piece.as_ref(), &identity, groups).unwrap(),
@@ -271,7 +257,7 @@ fn a_state_file_with_wrong_column_types_is_corruption() {
     )
     .unwrap();
     let err = acc
-        .from_state("m", &batch, Path::new("v.parquet"))
+        .load_state("m", &batch, Path::new("v.parquet"))
         .unwrap_err();
     assert_eq!(err.kind, crate::error::ErrorKind::Corruption);
     assert!(err.message.contains("v.parquet"), "{}", err.message);

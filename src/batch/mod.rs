@@ -155,3 +155,99 @@ pub fn recompute(
         Ok(tables)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::files::write_atomic;
+    use crate::master::manifest::FileRef;
+    use crate::master::parquet_io::encode;
+    use crate::master::schema::StoreSchema;
+    use crate::view::def::{AggSpec, ViewDef};
+    use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    #[test]
+    fn recompute_equals_one_fold_whatever_the_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("k", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        let mut slices = Vec::new();
+        let mut all = Vec::new();
+        for seg in 0..4i64 {
+            let n = 1000 + seg * 17;
+            let b = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(TimestampMicrosecondArray::from_iter_values(
+                        (0..n).map(|i| i * 7_000_000_000 % 86_400_000_000),
+                    )),
+                    Arc::new(Int64Array::from_iter(
+                        (0..n).map(|i| (i % 5 != 0).then_some(i % 4)),
+                    )),
+                    Arc::new(Float64Array::from_iter_values(
+                        (0..n).map(|i| (i as f64 - 300.0) * 1e-3f64.powi((i % 3) as i32)),
+                    )),
+                ],
+            )
+            .unwrap();
+            let bytes = encode(&schema, std::slice::from_ref(&b)).unwrap();
+            let name = format!("{seg}.parquet");
+            write_atomic(&dir.path().join(&name), &bytes, false).unwrap();
+            slices.push(SegmentSlice {
+                file: FileRef {
+                    file: name,
+                    bytes: bytes.len() as u64,
+                    crc32: crc32fast::hash(&bytes),
+                },
+                file_rows: n as u64,
+                skip: 0,
+                rows: n as u64,
+            });
+            all.push(b);
+        }
+        let store = StoreSchema::from_first_batch(&schema, None).unwrap();
+        let def = ViewDef {
+            name: "v".into(),
+            time: "ts".into(),
+            grain: "1h".into(),
+            by: vec!["k".into()],
+            metrics: vec![
+                ("n".into(), AggSpec::Count { column: None }),
+                ("s".into(), AggSpec::Sum { column: "x".into() }),
+                ("u".into(), AggSpec::CountDistinct { column: "k".into() }),
+            ],
+            filter: vec![],
+            precision: 12,
+        };
+        let plan = ViewPlan::new(def, &store).unwrap();
+        let mut one = plan.new_table(Layer::Batch);
+        for b in &all {
+            one.update(&plan, b).unwrap();
+        }
+        let want = one.finalize(&plan.def.by, &plan.metrics).unwrap();
+        for threads in [1, 2, 3] {
+            let got = recompute(
+                dir.path(),
+                &slices,
+                std::slice::from_ref(&plan),
+                Some(threads),
+                &Control::default(),
+            )
+            .unwrap();
+            let got = got[0].finalize(&plan.def.by, &plan.metrics).unwrap();
+            assert_eq!(got, want, "{threads} threads");
+        }
+        let ctl = Control::default();
+        ctl.cancel.store(true, Ordering::Relaxed);
+        let e = recompute(dir.path(), &slices, &[plan], Some(2), &ctl).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Interrupted);
+    }
+}

@@ -185,3 +185,63 @@ impl Serving {
         self.views.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Layer;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
+    fn setup() -> (ViewPlan, RecordBatch) {
+        crate::testutil::count_view(&[1, 2, 1, 2, 1, 3])
+    }
+
+    fn total(b: &RecordBatch) -> i64 {
+        b.column_by_name("n")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .sum()
+    }
+
+    #[test]
+    fn a_swap_replaces_the_covered_speed_state_in_one_step() {
+        let (plan, b) = setup();
+        let mut v = ServedView::new(plan.clone(), None, SpeedView::default());
+        v.fold(1, &b).unwrap();
+        v.fold(2, &b).unwrap();
+        v.speed.seal(); // a recompute at snapshot 2
+        v.fold(3, &b).unwrap();
+        assert_eq!(
+            total(&v.query(&Query::default(), Part::Served).unwrap()),
+            18
+        );
+        let mut t = plan.new_table(Layer::Batch);
+        t.update(&plan, &b).unwrap();
+        t.update(&plan, &b).unwrap();
+        let batch = BatchView {
+            snapshot: 2,
+            fingerprint: plan.fingerprint.clone(),
+            published_at_us: 0,
+            table: t.into_served().unwrap(),
+        };
+        v.swap_batch(Arc::new(batch), None);
+        assert_eq!(
+            total(&v.query(&Query::default(), Part::Served).unwrap()),
+            18
+        );
+        assert_eq!(total(&v.query(&Query::default(), Part::Batch).unwrap()), 12);
+        assert_eq!(total(&v.query(&Query::default(), Part::Speed).unwrap()), 6);
+    }
+
+    #[test]
+    fn a_broken_view_refuses_to_answer() {
+        let (plan, _) = setup();
+        let mut v = ServedView::new(plan, None, SpeedView::default());
+        v.broken = Some("test".into());
+        let e = v.query(&Query::default(), Part::Served).unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Internal);
+    }
+}

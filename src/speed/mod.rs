@@ -200,39 +200,9 @@ pub fn ingest_in_memory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::view::def::{AggSpec, ViewDef};
-    use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    use std::sync::Arc;
 
-    fn plan_and_batch(n: i64) -> (ViewPlan, RecordBatch) {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
-            Field::new("k", DataType::Int64, true),
-        ]));
-        let b = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(TimestampMicrosecondArray::from_iter_values(0..n)),
-                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 3))),
-            ],
-        )
-        .unwrap();
-        let store = crate::master::schema::StoreSchema::from_first_batch(&schema, None).unwrap();
-        let def = ViewDef {
-            name: "v".into(),
-            time: "ts".into(),
-            grain: "1h".into(),
-            by: vec!["k".into()],
-            metrics: vec![("n".into(), AggSpec::Count { column: None })],
-            filter: vec![],
-            precision: 12,
-        };
-        (ViewPlan::new(def, &store).unwrap(), b)
+    fn plan_and_batch(n: i64) -> (ViewPlan, arrow::array::RecordBatch) {
+        crate::testutil::count_view(&(0..n).map(|i| i % 3).collect::<Vec<_>>())
     }
 
     #[test]

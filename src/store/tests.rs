@@ -287,16 +287,17 @@ fn opening_a_writer_never_touches_files_behind_a_symlink() {
 fn define_holds_the_writer_lock_until_the_view_is_installed() {
     let s = Arc::new(Store::open(OpenOptions::default()).unwrap());
     s.append(&[events(10, 0)], false).unwrap();
-    crate::failpoint::arm(
-        "define.before_install",
-        Some(crate::failpoint::Action::Pause),
-    );
+    let point = "define.before_install#define-race";
+    crate::failpoint::arm(point, Some(crate::failpoint::Action::Pause));
     let d = {
         let s = s.clone();
-        std::thread::spawn(move || s.define(view()))
+        std::thread::Builder::new()
+            .name("define-race".into())
+            .spawn(move || s.define(view()))
+            .unwrap()
     };
     assert!(crate::failpoint::wait_paused(
-        "define.before_install",
+        point,
         std::time::Duration::from_secs(30)
     ));
     let a = {
@@ -309,7 +310,7 @@ fn define_holds_the_writer_lock_until_the_view_is_installed() {
     };
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!a.is_finished(), "appends wait for the define in progress");
-    crate::failpoint::release("define.before_install");
+    crate::failpoint::release(point);
     d.join().unwrap().unwrap();
     a.join().unwrap();
     assert_eq!(

@@ -321,3 +321,38 @@ pub fn check_predicate_types(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str) -> ViewDef {
+        ViewDef {
+            name: name.into(),
+            time: "ts".into(),
+            grain: "1h".into(),
+            by: vec![],
+            metrics: vec![("n".into(), AggSpec::Count { column: None })],
+            filter: vec![],
+            precision: 12,
+        }
+    }
+
+    #[test]
+    fn names_are_checked_and_fingerprints_ignore_them() {
+        assert!(def("traffic ünïcode/☃").check_name().is_ok());
+        assert!(def("").check_name().is_err());
+        assert!(def(&"x".repeat(MAX_NAME_CHARS + 1)).check_name().is_err());
+        assert!(def("a\0b").check_name().is_err());
+        assert_eq!(def("a").fingerprint(), def("b").fingerprint());
+        let mut other = def("a");
+        other.grain = "60m".into();
+        assert_eq!(
+            def("a").fingerprint(),
+            other.fingerprint(),
+            "same grain, other spelling"
+        );
+        other.grain = "2h".into();
+        assert_ne!(def("a").fingerprint(), other.fingerprint());
+    }
+}

@@ -299,7 +299,7 @@ impl AggTable {
                 .collect();
             let groups = t.keys.len();
             for (m, states) in plan.metrics.iter().zip(t.states.iter_mut()) {
-                let loaded = states.from_state(&m.name, b, file)?;
+                let loaded = states.load_state(&m.name, b, file)?;
                 if loaded.len() != b.num_rows() {
                     return Err(Error::corruption(
                         file,

@@ -1,0 +1,66 @@
+//! Shared pieces of the unit tests: a seeded generator and a small view over generated events.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+use crate::master::schema::StoreSchema;
+use crate::view::def::{AggSpec, ViewDef};
+use crate::view::table::ViewPlan;
+
+/// SplitMix64: a tiny deterministic generator, so a failure reproduces from its seed.
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// A view counting rows per hour and `k`, and a batch of `keys.len()` events (one microsecond
+/// apart from 1970) with those `k` values.
+pub fn count_view(keys: &[i64]) -> (ViewPlan, RecordBatch) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("k", DataType::Int64, true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                0..keys.len() as i64,
+            )),
+            Arc::new(Int64Array::from_iter_values(keys.iter().copied())),
+        ],
+    )
+    .expect("a valid batch");
+    let store = StoreSchema::from_first_batch(&schema, None).expect("a valid schema");
+    let def = ViewDef {
+        name: "v".into(),
+        time: "ts".into(),
+        grain: "1h".into(),
+        by: vec!["k".into()],
+        metrics: vec![("n".into(), AggSpec::Count { column: None })],
+        filter: vec![],
+        precision: 12,
+    };
+    (ViewPlan::new(def, &store).expect("a valid view"), b)
+}
