@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-const CHUNK: usize = 512;
+/// Items per chunk (also the size of a sealed commit-history file of the manifest).
+pub const CHUNK: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct ChunkedVec<T> {
@@ -40,6 +41,16 @@ impl<T: Clone> ChunkedVec<T> {
             }
         }
         self.len += 1;
+    }
+    /// The chunks: every one but the last holds exactly `CHUNK` items.
+    pub fn chunks(&self) -> &[Arc<Vec<T>>] {
+        &self.chunks
+    }
+    /// Append a full chunk (the vector must end on a chunk boundary).
+    pub fn push_chunk(&mut self, chunk: Arc<Vec<T>>) {
+        debug_assert!(self.len % CHUNK == 0 && chunk.len() <= CHUNK);
+        self.len += chunk.len();
+        self.chunks.push(chunk);
     }
     pub fn get(&self, i: usize) -> Option<&T> {
         self.chunks.get(i / CHUNK)?.get(i % CHUNK)

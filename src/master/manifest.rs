@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
-use crate::master::chunked::ChunkedVec;
-use crate::master::files::{write_atomic, TMP_PREFIX};
+use crate::master::chunked::{ChunkedVec, CHUNK};
+use crate::master::files::{read_checked, write_atomic, TMP_PREFIX};
 use crate::master::schema::StoreSchema;
 use crate::view::def::ViewDef;
 
@@ -386,11 +386,29 @@ fn decode(path: &Path, text: &str) -> Result<String> {
     Ok(body.to_string())
 }
 
+/// What a checkpoint file holds: the state, with the commit history in sealed files of
+/// `CHUNK` commits each (written once, shared by every later checkpoint) plus the open tail, so
+/// a checkpoint's size does not grow with one entry per commit ever made. A checkpoint of the
+/// first landing (all commits inline, no `commit_files`) reads the same way.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    version: u64,
+    schema: Option<StoreSchema>,
+    #[serde(default)]
+    commit_files: Vec<FileRef>,
+    commits: Vec<CommitInfo>,
+    segments: ChunkedVec<SegmentInfo>,
+    quarantine: ChunkedVec<QuarantineInfo>,
+    views: BTreeMap<String, ViewEntry>,
+}
+
 /// The manifest log of one store.
 pub struct Manifest {
     dir: PathBuf,
     durable: bool,
     state: Arc<ManifestState>,
+    /// Sealed commit-history files already written, by chunk index.
+    sealed: Vec<FileRef>,
     /// Problems met while loading that did not stop it (a damaged checkpoint passed over).
     pub warnings: Vec<String>,
 }
@@ -436,10 +454,12 @@ impl Manifest {
             dir,
             durable,
             state: Arc::new(ManifestState::default()),
+            sealed: Vec::new(),
             warnings: Vec::new(),
         };
-        let (state, warnings) = m.load(clean)?;
+        let (state, sealed, warnings) = m.load(clean)?;
         m.state = Arc::new(state);
+        m.sealed = sealed;
         m.warnings = warnings;
         Ok(m)
     }
@@ -472,29 +492,54 @@ impl Manifest {
         Ok((records, checkpoints))
     }
 
-    fn read_checkpoint(&self, v: u64) -> Result<ManifestState> {
+    fn read_checkpoint(&self, v: u64) -> Result<(ManifestState, Vec<FileRef>)> {
         let path = self.dir.join(format!("{v:020}.checkpoint.json"));
         let body = read_record(&path)?;
-        let mut state: ManifestState =
+        let cp: Checkpoint =
             serde_json::from_str(&body).map_err(|e| Error::corruption(&path, e))?;
+        let mut commits = ChunkedVec::default();
+        for f in &cp.commit_files {
+            let file = self.dir.join(&f.file);
+            let bytes = read_checked(&file, f.crc32, f.bytes)?;
+            let chunk: Vec<CommitInfo> =
+                serde_json::from_slice(&bytes).map_err(|e| Error::corruption(&file, e))?;
+            if chunk.len() != CHUNK || commits.len() % CHUNK != 0 {
+                return Err(Error::corruption(
+                    &file,
+                    "a sealed commit file must hold a whole chunk",
+                ));
+            }
+            commits.push_chunk(Arc::new(chunk));
+        }
+        for c in cp.commits {
+            commits.push(c);
+        }
+        let mut state = ManifestState {
+            version: cp.version,
+            schema: cp.schema,
+            commits,
+            segments: cp.segments,
+            quarantine: cp.quarantine,
+            views: cp.views,
+        };
         state
             .after_load()
             .map_err(|e| Error::corruption(&path, e))?;
         if state.version != v {
             return Err(Error::corruption(&path, "checkpoint version mismatch"));
         }
-        Ok(state)
+        Ok((state, cp.commit_files))
     }
 
     /// The newest readable checkpoint whose later records are all present, then those records.
     /// A damaged checkpoint is derived data: an older one (or the records alone) rebuild it.
-    fn load(&self, clean: bool) -> Result<(ManifestState, Vec<String>)> {
+    fn load(&self, clean: bool) -> Result<(ManifestState, Vec<FileRef>, Vec<String>)> {
         let (records, checkpoints) = self.list(clean)?;
         let mut warnings = Vec::new();
         let mut first_error = None;
         let bases = checkpoints.iter().rev().map(|&v| Some(v)).chain([None]);
         for base in bases {
-            let state = match base {
+            let (state, sealed) = match base {
                 Some(v) => match self.read_checkpoint(v) {
                     Ok(s) => s,
                     Err(e) => {
@@ -503,10 +548,10 @@ impl Manifest {
                         continue;
                     }
                 },
-                None => ManifestState::default(),
+                None => (ManifestState::default(), Vec::new()),
             };
             match self.replay_records(state, &records) {
-                Ok(s) => return Ok((s, warnings)),
+                Ok(s) => return Ok((s, sealed, warnings)),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -570,8 +615,9 @@ impl Manifest {
                 return Ok(Refresh::Records(applied));
             }
         }
-        let (state, warnings) = self.load(false)?;
+        let (state, sealed, warnings) = self.load(false)?;
         self.state = Arc::new(state);
+        self.sealed = sealed;
         self.warnings = warnings;
         Ok(Refresh::Reloaded)
     }
@@ -601,9 +647,43 @@ impl Manifest {
         Ok(self.state.clone())
     }
 
-    fn checkpoint(&self) -> Result<()> {
+    fn checkpoint(&mut self) -> Result<()> {
         let v = self.state.version;
-        let body = serde_json::to_string(&*self.state)?;
+        // Seal the full chunks of commit history not sealed yet (each is written once).
+        let chunks = self.state.commits.chunks();
+        let full = if self.state.commits.len() % CHUNK == 0 {
+            chunks.len()
+        } else {
+            chunks.len() - 1
+        };
+        for chunk in &chunks[self.sealed.len().min(full)..full] {
+            let (first, last) = match (chunk.first(), chunk.last()) {
+                (Some(a), Some(b)) => (a.commit, b.commit),
+                _ => break,
+            };
+            let rel = format!("commits-{first:020}-{last:020}.json");
+            let bytes = serde_json::to_vec(chunk.as_ref())?;
+            write_atomic(&self.dir.join(&rel), &bytes, self.durable)?;
+            self.sealed.push(FileRef {
+                file: rel,
+                bytes: bytes.len() as u64,
+                crc32: crc32fast::hash(&bytes),
+            });
+        }
+        let sealed = self.sealed.len().min(full);
+        let cp = Checkpoint {
+            version: v,
+            schema: self.state.schema.clone(),
+            commit_files: self.sealed[..sealed].to_vec(),
+            commits: self.state.commits.chunks()[sealed..]
+                .iter()
+                .flat_map(|c| c.iter().cloned())
+                .collect(),
+            segments: self.state.segments.clone(),
+            quarantine: self.state.quarantine.clone(),
+            views: self.state.views.clone(),
+        };
+        let body = serde_json::to_string(&cp)?;
         let path = self.dir.join(format!("{v:020}.checkpoint.json"));
         write_atomic(&path, encode(&body).as_bytes(), self.durable)?;
         // Keep the previous checkpoint and everything after it (the fallback if the newest one
@@ -713,6 +793,37 @@ mod tests {
         assert_eq!(m2.state().last_commit(), CHECKPOINT_EVERY + 5);
         assert_eq!(*m2.state(), *m.state());
         assert!(!m2.warnings.is_empty());
+    }
+
+    #[test]
+    fn checkpoints_keep_commit_history_in_sealed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::open(dir.path(), false, true).unwrap();
+        let n = 3 * CHUNK as u64 + 7 * CHECKPOINT_EVERY;
+        for c in 1..=n {
+            m.commit(append(c, c % 3)).unwrap();
+        }
+        let log = Manifest::log_dir(dir.path());
+        let sealed = fs::read_dir(&log)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("commits-"))
+            .count();
+        assert_eq!(sealed, (n as usize) / CHUNK);
+        let newest = log.join(format!(
+            "{:020}.checkpoint.json",
+            n / CHECKPOINT_EVERY * CHECKPOINT_EVERY
+        ));
+        let body = read_record(&newest).unwrap();
+        let cp: Checkpoint = serde_json::from_str(&body).unwrap();
+        assert_eq!(cp.commit_files.len(), n as usize / CHUNK);
+        assert!(
+            cp.commits.len() < CHUNK,
+            "the checkpoint holds only the open tail"
+        );
+        let m2 = Manifest::open(dir.path(), false, false).unwrap();
+        assert_eq!(*m2.state(), *m.state());
+        assert!(m2.warnings.is_empty());
     }
 
     #[test]

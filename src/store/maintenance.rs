@@ -8,8 +8,8 @@
 //! of retirement is the file's mtime (set when it is retired), so the grace period survives a
 //! close and a reopen. Nothing behind a symbolic link is ever followed or deleted.
 
+use std::collections::VecDeque;
 use std::fs;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -30,9 +30,56 @@ pub const COMPACT_RUN: usize = 32;
 /// How long a replaced file stays for readers in other processes.
 pub const GRACE: Duration = Duration::from_secs(60);
 
-/// Files waiting out their grace period: (path, retired at).
+/// Files waiting out their grace period, oldest first, so checking whether any is due costs one
+/// look at the front whatever the length of the queue. A fast writer can retire a hundred
+/// thousand files in one grace period: their relative paths share one buffer, so the backlog
+/// costs no allocation per file (which made commits slower as it grew).
 #[derive(Default)]
-pub(crate) struct Garbage(Mutex<Vec<(PathBuf, SystemTime)>>);
+pub(crate) struct Garbage(Mutex<GarbageQueue>);
+
+#[derive(Default)]
+pub(crate) struct GarbageQueue {
+    /// The relative paths, back to back.
+    names: String,
+    /// Absolute offset of `names[0]` (offsets only grow, so entries stay valid across drains).
+    base: usize,
+    /// (retired at, offset, length), oldest first.
+    entries: VecDeque<(SystemTime, usize, usize)>,
+}
+
+impl GarbageQueue {
+    fn push(&mut self, rel: &str, since: SystemTime) {
+        self.entries
+            .push_back((since, self.base + self.names.len(), rel.len()));
+        self.names.push_str(rel);
+    }
+    fn front(&self) -> Option<(SystemTime, &str)> {
+        let &(since, at, len) = self.entries.front()?;
+        Some((since, &self.names[at - self.base..at - self.base + len]))
+    }
+    fn pop_front(&mut self) {
+        self.entries.pop_front();
+        match self.entries.front() {
+            None => {
+                self.base += self.names.len();
+                self.names.clear();
+            }
+            Some(&(_, at, _)) if at - self.base > self.names.len() / 2 => {
+                self.names.drain(..at - self.base);
+                self.base = at;
+            }
+            Some(_) => {}
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries
+            .iter()
+            .map(|&(_, at, len)| &self.names[at - self.base..at - self.base + len])
+    }
+    fn sort_by_time(&mut self) {
+        self.entries.make_contiguous().sort_by_key(|e| e.0);
+    }
+}
 
 impl Store {
     pub(crate) fn write_file(&self, rel: &str, bytes: &[u8]) -> Result<FileRef> {
@@ -50,23 +97,21 @@ impl Store {
 
     /// A file no committed state references any more: delete it once its grace period is over.
     pub(crate) fn retire(&self, rel: &str) {
-        let path = self.root.join(rel);
         let now = SystemTime::now();
         // The retirement time lives in the mtime, so a reopened writer honours it too.
-        if let Ok(f) = fs::OpenOptions::new().write(true).open(&path) {
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(self.root.join(rel)) {
             let _ = f.set_modified(now);
         }
         let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
-        g.push((path, now));
+        g.push(rel, now);
     }
 
     /// Files no committed state references that wait out their grace period (relative paths).
     pub fn retired_files(&self) -> Vec<String> {
         let g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
         g.iter()
-            .filter(|(p, _)| p.exists())
-            .filter_map(|(p, _)| p.strip_prefix(&self.root).ok())
-            .filter_map(|r| r.to_str().map(str::to_string))
+            .filter(|r| self.root.join(r).exists())
+            .map(str::to_string)
             .collect()
     }
 
@@ -76,32 +121,24 @@ impl Store {
             return;
         }
         let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_empty() {
-            return;
-        }
         let now = SystemTime::now();
-        let due = |since: &SystemTime| now.duration_since(*since).is_ok_and(|d| d >= GRACE);
-        if !g.iter().any(|(_, since)| due(since)) {
+        let due = |since: SystemTime| now.duration_since(since).is_ok_and(|d| d >= GRACE);
+        if !g.front().is_some_and(|(since, _)| due(since)) {
             return;
         }
         let live = match self.committed.read() {
             Ok(c) => c.live_files(),
             Err(_) => return,
         };
-        g.retain(|(path, since)| {
+        while let Some((since, rel)) = g.front() {
             if !due(since) {
-                return true;
+                break;
             }
-            let referenced = path
-                .strip_prefix(&self.root)
-                .ok()
-                .and_then(|r| r.to_str())
-                .is_some_and(|r| live.contains(r));
-            if !referenced {
-                let _ = fs::remove_file(path);
+            if !live.contains(rel) {
+                let _ = fs::remove_file(self.root.join(rel));
             }
-            false
-        });
+            g.pop_front();
+        }
     }
 
     /// At a writer's open: delete temporary files of a crashed write, and files no committed
@@ -151,12 +188,14 @@ impl Store {
                     let never_committed = rel_after(&name, state.last_commit(), state.version);
                     if never_committed || now.duration_since(since).is_ok_and(|d| d >= GRACE) {
                         let _ = fs::remove_file(&p);
-                    } else {
-                        g.push((p, since));
+                    } else if let Some(r) = p.strip_prefix(&self.root).ok().and_then(|r| r.to_str())
+                    {
+                        g.push(r, since);
                     }
                 }
             }
         }
+        g.sort_by_time();
         Ok(())
     }
 
@@ -270,7 +309,40 @@ fn rel_after(name: &str, last_commit: u64, version: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::rel_after;
+    use super::{rel_after, GarbageQueue};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_garbage_queue_keeps_paths_in_order_across_drains() {
+        let mut q = GarbageQueue::default();
+        let t0 = SystemTime::UNIX_EPOCH;
+        for i in 0..100u64 {
+            q.push(
+                &format!("segments/{i}.parquet"),
+                t0 + Duration::from_secs(i),
+            );
+        }
+        for i in 0..60u64 {
+            let (since, rel) = q.front().unwrap();
+            assert_eq!(
+                (since, rel),
+                (
+                    t0 + Duration::from_secs(i),
+                    format!("segments/{i}.parquet").as_str()
+                )
+            );
+            q.pop_front();
+        }
+        q.push("views/x.parquet", t0);
+        assert_eq!(q.iter().count(), 41);
+        assert_eq!(q.iter().last(), Some("views/x.parquet"));
+        q.sort_by_time();
+        assert_eq!(q.front().unwrap().1, "views/x.parquet");
+        while q.front().is_some() {
+            q.pop_front();
+        }
+        assert!(q.names.is_empty());
+    }
 
     #[test]
     fn files_of_uncommitted_writes_are_recognised_by_name() {
