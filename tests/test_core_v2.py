@@ -888,6 +888,29 @@ def test_views_defined_before_a_fitting_first_append_serve_it_at_once(tmp_path: 
         assert_matches_oracle(store, what="served after recompute")
 
 
+def test_a_reader_follows_views_declared_before_data(tmp_path: Path) -> None:
+    """A reader that sees a definition before any data serves nothing yet (and says so), then
+    follows the writer's first append and later ones incrementally."""
+    path = tmp_path / "s"
+    with lamina.Store(path) as writer:
+        writer.define(view())
+        with lamina.Store(path, read_only=True) as reader:
+            with pytest.raises(lamina.NotFoundError, match="no data yet"):
+                reader.query("v")
+            writer.define(view("w", tot=False))
+            with pytest.raises(lamina.NotFoundError, match="no data yet"):
+                reader.query("w")
+            writer.append(batch(0, 30))
+            assert total(reader.query("v")) == 30
+            assert total(reader.query("w")) == 30
+            writer.append(batch(30, 12))
+            assert total(reader.query("v")) == 42
+            writer.recompute(progress=False)
+            writer.append(batch(42, 5))
+            assert total(reader.query("v")) == 47
+            assert total(reader.batch_view("v")) == 42
+
+
 SCHEMA = pa.schema([("id", pa.int64()), ("ts", pa.timestamp("us")), ("cat", pa.string()), ("v", pa.int64())])
 
 

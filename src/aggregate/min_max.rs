@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::DataType;
 
 use super::input::{float64_values, int64_values, uint64_values};
@@ -15,9 +15,11 @@ use super::{downcast, for_each_valid, need, state_column, GroupsAccumulator};
 use crate::error::{Error, Result};
 
 /// A native type with a total order that min/max fold.
-pub trait Extremum: Copy + Debug + Default + Send + Sync + 'static {
-    /// The values and validity of an input column.
-    fn column(col: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)>;
+pub trait Extremum:
+    arrow::datatypes::ArrowNativeType + Debug + Default + Send + Sync + 'static
+{
+    /// The values and validity of an input column (shared with the column, not copied).
+    fn column(col: &ArrayRef) -> Result<(ScalarBuffer<Self>, Option<NullBuffer>)>;
     fn order(a: Self, b: Self) -> Ordering;
     /// Every NaN the same (floats only).
     fn canon(self) -> Self {
@@ -27,9 +29,9 @@ pub trait Extremum: Copy + Debug + Default + Send + Sync + 'static {
 }
 
 impl Extremum for i64 {
-    fn column(col: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)> {
+    fn column(col: &ArrayRef) -> Result<(ScalarBuffer<Self>, Option<NullBuffer>)> {
         let a = int64_values(col)?;
-        Ok((a.values().to_vec(), a.nulls().cloned()))
+        Ok((a.values().clone(), a.nulls().cloned()))
     }
     fn order(a: Self, b: Self) -> Ordering {
         a.cmp(&b)
@@ -40,9 +42,9 @@ impl Extremum for i64 {
 }
 
 impl Extremum for u64 {
-    fn column(col: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)> {
+    fn column(col: &ArrayRef) -> Result<(ScalarBuffer<Self>, Option<NullBuffer>)> {
         let a = uint64_values(col)?;
-        Ok((a.values().to_vec(), a.nulls().cloned()))
+        Ok((a.values().clone(), a.nulls().cloned()))
     }
     fn order(a: Self, b: Self) -> Ordering {
         a.cmp(&b)
@@ -53,9 +55,9 @@ impl Extremum for u64 {
 }
 
 impl Extremum for f64 {
-    fn column(col: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)> {
+    fn column(col: &ArrayRef) -> Result<(ScalarBuffer<Self>, Option<NullBuffer>)> {
         let a = float64_values(col)?;
-        Ok((a.values().to_vec(), a.nulls().cloned()))
+        Ok((a.values().clone(), a.nulls().cloned()))
     }
     fn order(a: Self, b: Self) -> Ordering {
         a.total_cmp(&b)
@@ -176,7 +178,7 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
             .map(|i| nulls.as_ref().is_none_or(|n| n.is_valid(i)))
             .collect();
         Ok(Box::new(MinMax {
-            v,
+            v: v.to_vec(),
             has,
             max: self.max,
         }))

@@ -51,6 +51,12 @@ impl Store {
             return self.rebuild_serving(&m);
         }
         let mut loaded: BTreeMap<String, ServedView> = BTreeMap::new();
+        // Views declared before data have nothing to serve until the first append.
+        let reload: BTreeSet<String> = if state.schema.is_some() {
+            reload
+        } else {
+            BTreeSet::new()
+        };
         for name in &reload {
             if let Some(entry) = state.views.get(name) {
                 loaded.insert(name.clone(), self.load_view(&state, entry)?);

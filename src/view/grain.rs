@@ -69,6 +69,18 @@ fn bad(text: &str) -> Error {
     ))
 }
 
+/// The bucket start of `t` (in 1/per_s seconds) in i128, for times where i64 would overflow.
+#[cold]
+fn wide_bucket(t: i64, seconds: i64, per_s: i64) -> Result<i64> {
+    let g = seconds as i128 * per_s as i128;
+    let b = (t as i128).div_euclid(g) * g;
+    i64::try_from(b * 1_000_000 / per_s as i128).map_err(|_| {
+        Error::schema(format!(
+            "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
+        ))
+    })
+}
+
 /// Bucket starts (microseconds since the epoch, UTC) for a timestamp column of any unit.
 /// Rows with a null time get `None` in the validity (the caller skips them).
 pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
@@ -95,19 +107,22 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
         }
         _ => col.as_primitive::<Ns>().values(),
     };
-    // In i128: a floor near the ends of the int64 range (an ns time in 1677 or 2262) must not
-    // wrap around; every bucket start of an int64 time fits int64 microseconds.
-    let g = grain.seconds as i128 * per_s as i128;
-    let per_s = per_s as i128;
+    // Floor division in i64 (times before 1970 round down too). Near the ends of the int64
+    // range (an ns time in 1677 or 2262) the floor may not fit: those rows take the exact i128
+    // path, so a bucket never wraps around; the common path costs one division per row.
+    let g = grain.seconds.saturating_mul(per_s);
     let mut out = Vec::with_capacity(values.len());
     for &t in values.iter() {
-        let b = (t as i128).div_euclid(g) * g;
-        let micros = b * 1_000_000 / per_s;
-        out.push(i64::try_from(micros).map_err(|_| {
-            Error::schema(format!(
-                "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
-            ))
-        })?);
+        let floor = t.div_euclid(g).checked_mul(g);
+        let micros = match floor {
+            Some(b) if per_s >= 1_000_000 => Some(b / (per_s / 1_000_000)),
+            Some(b) => b.checked_mul(1_000_000 / per_s),
+            None => None,
+        };
+        out.push(match micros {
+            Some(m) => m,
+            None => wide_bucket(t, grain.seconds, per_s)?,
+        });
     }
     Ok(out)
 }
