@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 
-use super::{downcast, read_counts, state_column, GroupsAccumulator, NO_GROUP};
+use super::{downcast, read_counts, GroupsAccumulator, NO_GROUP};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Default)]
@@ -65,7 +65,7 @@ impl GroupsAccumulator for Count {
         batch: &RecordBatch,
         file: &Path,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let n = read_counts(&state_column(batch, name, file)?, file, name)?;
+        let n = read_counts(batch, name, file)?;
         Ok(Box::new(Count { n }))
     }
 

@@ -208,14 +208,14 @@ pub(crate) fn counts_column(n: &[u64], order: &[u32]) -> ArrayRef {
     ))
 }
 
-/// Read a non-negative count column of a persisted state.
-pub(crate) fn read_counts(a: &ArrayRef, file: &Path, what: &str) -> Result<Vec<u64>> {
-    let a =
-        int64_values(a).map_err(|_| Error::corruption(file, format!("{what}: not integers")))?;
+/// The non-negative count column `column` of a persisted state.
+pub(crate) fn read_counts(batch: &RecordBatch, column: &str, file: &Path) -> Result<Vec<u64>> {
+    let a = int64_values(&state_column(batch, column, file)?)
+        .map_err(|_| Error::corruption(file, format!("{column}: not integers")))?;
     a.iter()
         .map(|v| match v {
             Some(v) if v >= 0 => Ok(v as u64),
-            _ => Err(Error::corruption(file, format!("{what}: bad count"))),
+            _ => Err(Error::corruption(file, format!("{column}: bad count"))),
         })
         .collect()
 }

@@ -128,11 +128,7 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
         if s.null_count() > 0 {
             return Err(Error::corruption(file, format!("{what}: null state")));
         }
-        let n = read_counts(
-            &state_column(batch, &format!("__{name}__n"), file)?,
-            file,
-            name,
-        )?;
+        let n = read_counts(batch, &format!("__{name}__n"), file)?;
         Ok(Box::new(IntSum::<T> {
             sum: s.values().to_vec(),
             n,

@@ -107,11 +107,7 @@ impl GroupsAccumulator for FloatSum {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        let n = read_counts(
-            &state_column(batch, &format!("__{name}__n"), file)?,
-            file,
-            name,
-        )?;
+        let n = read_counts(batch, &format!("__{name}__n"), file)?;
         Ok(Box::new(FloatSum { sum, n }))
     }
 
