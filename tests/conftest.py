@@ -135,3 +135,19 @@ def store():
     s = lamina.Store()
     yield s
     s.close()
+
+
+def as_polars(t: pa.Table) -> object:
+    """The same rows as a polars DataFrame (an Arrow PyCapsule producer)."""
+    import polars as pl
+
+    return pl.from_arrow(t)
+
+
+def as_duckdb(t: pa.Table) -> object:
+    """The same rows as a DuckDB relation, ordered by ``id``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("t", t)
+    return con.sql("SELECT * FROM t ORDER BY id")

@@ -16,6 +16,8 @@ import pytest
 import lamina
 import lamina.errors
 
+from conftest import as_duckdb, as_polars
+
 T = [dt.datetime(2026, 1, 1, h, 30) for h in range(24)]
 
 
@@ -297,24 +299,10 @@ def _pandas(t: pa.Table) -> object:
     return t.to_pandas()
 
 
-def _polars(t: pa.Table) -> object:
-    import polars as pl
-
-    return pl.from_arrow(t)
-
-
-def _duckdb(t: pa.Table) -> object:
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("t", t)
-    return con.sql("SELECT * FROM t ORDER BY id")
-
-
 SOURCES: dict[str, Callable[[pa.Table], object]] = {
     "pandas": _pandas,
-    "polars": _polars,
-    "duckdb": _duckdb,
+    "polars": as_polars,
+    "duckdb": as_duckdb,
     "reader": lambda t: pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=7)),
     "batch": lambda t: t.combine_chunks().to_batches()[0],
     "chunked-table": lambda t: pa.concat_tables([t.slice(0, 10), t.slice(10)]),

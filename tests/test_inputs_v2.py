@@ -16,6 +16,8 @@ import pytest
 import lamina
 from lamina._convert import to_arrow, to_micros
 
+from conftest import as_duckdb, as_polars
+
 T0 = dt.datetime(2026, 1, 1)
 
 
@@ -308,27 +310,13 @@ def test_pandas_index_names_that_clash_are_refused(store: lamina.Store) -> None:
 # ---------------------------------------------------------------- 3. every source still works
 
 
-def _polars(t: pa.Table) -> object:
-    import polars as pl
-
-    return pl.from_arrow(t)
-
-
-def _duckdb(t: pa.Table) -> object:
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("t", t)
-    return con.sql("SELECT * FROM t ORDER BY id")
-
-
 SOURCES: dict[str, Callable[[pa.Table], object]] = {
     "table": lambda t: t,
     "record-batch": lambda t: t.combine_chunks().to_batches()[0],
     "reader": lambda t: pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=2)),
     "struct-array": lambda t: t.combine_chunks().to_struct_array(),
-    "polars": _polars,
-    "duckdb": _duckdb,
+    "polars": as_polars,
+    "duckdb": as_duckdb,
     "pandas": lambda t: t.to_pandas(),
     "dict-of-lists": lambda t: t.to_pydict(),
     "dict-of-numpy": lambda t: {c: t[c].to_numpy() for c in t.column_names},
