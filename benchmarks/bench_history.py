@@ -53,8 +53,17 @@ def run(cfg: Config) -> BenchResult:
     t = time.perf_counter()
     with lamina.Store(path, read_only=True) as reader:
         total = sum(reader.query("v")["n"].to_pylist())
-    reopen = time.perf_counter() - t
-    assert total == n, (total, n)
+        reopen = time.perf_counter() - t
+        assert total == n, (total, n)
+        # A reader following a writer: the first query after each new commit.
+        follow: list[float] = []
+        with lamina.Store(path, durable=False) as store:
+            for i in range(n, n + 200):
+                store.append(row(i))
+                s = time.perf_counter()
+                answer = reader.query("v")
+                follow.append(time.perf_counter() - s)
+        assert sum(answer["n"].to_pylist()) == n + 200
     ratio = first / last
     res.rows.append(
         Row(
@@ -67,6 +76,13 @@ def run(cfg: Config) -> BenchResult:
     )
     res.rows.append(Row(NAME, f"largest checkpoint after {n:,} commits", f"{biggest / 1e6:.2f} MB"))
     res.rows.append(Row(NAME, f"reopen (read-only) and first query after {n:,} commits", fmt_time(reopen)))
+    res.rows.append(
+        Row(
+            NAME,
+            f"read-only reader: first query after each new commit, at {n:,} commits",
+            f"p50 {fmt_time(statistics.median(follow))} / p99 {fmt_time(sorted(follow)[197])}",
+        )
+    )
     res.details.append(
         md_table(
             ["appends", "median", "p99"],
