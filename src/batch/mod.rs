@@ -50,14 +50,7 @@ pub fn recompute(
     threads: Option<usize>,
     ctl: &Control,
 ) -> Result<Vec<AggTable>> {
-    let mut columns: Vec<String> = Vec::new();
-    for p in plans {
-        for c in p.input_columns() {
-            if !columns.contains(&c) {
-                columns.push(c);
-            }
-        }
-    }
+    let columns = ViewPlan::input_columns_of(plans);
     if slices.iter().any(|s| s.skip != 0) {
         return Err(Error::internal("a recompute reads whole snapshots"));
     }

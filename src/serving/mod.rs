@@ -145,14 +145,19 @@ impl ServedView {
     pub fn swap_batch(&mut self, batch: Arc<BatchView>, speed: Option<SpeedView>) {
         let snapshot = batch.snapshot;
         self.batch = Some(batch);
-        match speed {
-            Some(s) => self.speed = s,
-            None => {
-                self.speed.drop_upto(snapshot);
-            }
-        }
         self.warning = None;
         self.broken = None;
+        match speed {
+            Some(s) => self.speed = s,
+            // The caller checked `straddles` under the writer lock; should a chunk still
+            // straddle, serving it beside the batch view would count its events twice.
+            None if !self.speed.drop_upto(snapshot) => {
+                self.broken = Some(format!(
+                    "a speed chunk straddles the published snapshot {snapshot}"
+                ));
+            }
+            None => {}
+        }
         self.invalidate();
     }
 }

@@ -143,11 +143,7 @@ impl SpeedView {
     /// Forget the state of commits <= `snapshot`. Returns false if a chunk straddles the
     /// boundary (the caller then rebuilds the speed view from the master dataset).
     pub fn drop_upto(&mut self, snapshot: u64) -> bool {
-        if self
-            .chunks
-            .iter()
-            .any(|c| c.first <= snapshot && c.last > snapshot)
-        {
+        if self.straddles(snapshot) {
             return false;
         }
         self.chunks.retain(|c| c.first > snapshot);

@@ -10,6 +10,7 @@ use super::Store;
 use crate::error::Result;
 use crate::master::manifest::{Record, Refresh};
 use crate::serving::ServedView;
+use crate::view::table::ViewPlan;
 
 impl Store {
     /// Pick up the writer's new commits (read-only stores).
@@ -64,28 +65,22 @@ impl Store {
         }
         // The new commits' rows, once, for the views that are only folded.
         let (first, last) = (before.last_commit() + 1, state.last_commit());
-        let folded: Vec<String> = {
+        let (folded, cols): (Vec<String>, Vec<String>) = {
             let s = self.serving_read()?;
-            s.views
+            let folded: Vec<String> = s
+                .views
                 .keys()
                 .filter(|n| !reload.contains(*n) && !dropped.contains(*n))
                 .cloned()
-                .collect()
+                .collect();
+            let cols = ViewPlan::input_columns_of(
+                folded
+                    .iter()
+                    .filter_map(|n| s.views.get(n).map(|v| &v.plan)),
+            );
+            (folded, cols)
         };
         let rows = if last >= first && !folded.is_empty() {
-            let mut cols: Vec<String> = Vec::new();
-            {
-                let s = self.serving_read()?;
-                for n in &folded {
-                    if let Some(v) = s.views.get(n) {
-                        for c in v.plan.input_columns() {
-                            if !cols.contains(&c) {
-                                cols.push(c);
-                            }
-                        }
-                    }
-                }
-            }
             self.read_rows(&state, first - 1, last, Some(&cols))?
         } else {
             Vec::new()

@@ -102,12 +102,11 @@ impl Store {
     pub fn drop_view(&self, name: &str) -> Result<()> {
         let mut m = self.begin_write()?;
         let state = m.state();
-        let entry = state.views.get(name).cloned().ok_or_else(|| {
-            Error::not_found(format!(
-                "no view named {name:?} (views: {})",
-                view_list(state.views.keys())
-            ))
-        })?;
+        let entry = state
+            .views
+            .get(name)
+            .cloned()
+            .ok_or_else(|| no_such_view(name, state.views.keys()))?;
         let state = self.commit(
             &mut m,
             Record::Drop {
@@ -134,10 +133,7 @@ impl Store {
                 ));
             }
         }
-        Error::not_found(format!(
-            "no view named {name:?} (views: {})",
-            view_list(s.views.keys())
-        ))
+        no_such_view(name, s.views.keys())
     }
 
     pub fn view_defs(&self) -> Result<Vec<ViewDef>> {
@@ -449,11 +445,15 @@ impl Store {
     }
 }
 
-fn view_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+/// NotFound for `name`, listing the views there are.
+fn no_such_view<'a>(name: &str, names: impl Iterator<Item = &'a String>) -> Error {
     let names: Vec<&str> = names.map(|s| s.as_str()).collect();
-    if names.is_empty() {
-        "none defined".to_string()
-    } else {
-        names.join(", ")
-    }
+    Error::not_found(format!(
+        "no view named {name:?} (views: {})",
+        if names.is_empty() {
+            "none defined".to_string()
+        } else {
+            names.join(", ")
+        }
+    ))
 }

@@ -79,6 +79,19 @@ impl ViewPlan {
         cols
     }
 
+    /// The columns any of `plans` reads, each once, in first-seen order.
+    pub fn input_columns_of<'a>(plans: impl IntoIterator<Item = &'a ViewPlan>) -> Vec<String> {
+        let mut cols: Vec<String> = Vec::new();
+        for p in plans {
+            for c in p.input_columns() {
+                if !cols.contains(&c) {
+                    cols.push(c);
+                }
+            }
+        }
+        cols
+    }
+
     pub fn new_table(&self, layer: Layer) -> AggTable {
         AggTable {
             keys: GroupKeys::new(self.dims.clone()),
