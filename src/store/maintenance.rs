@@ -76,8 +76,24 @@ impl GarbageQueue {
             .iter()
             .map(|&(_, at, len)| &self.names[at - self.base..at - self.base + len])
     }
+    /// Order the entries by retirement time. The buffer is rebuilt in the new order: `pop_front`
+    /// drains the buffer up to the next entry, which is only right while offsets grow along the
+    /// queue.
     fn sort_by_time(&mut self) {
-        self.entries.make_contiguous().sort_by_key(|e| e.0);
+        let mut entries: Vec<(SystemTime, &str)> = self
+            .entries
+            .iter()
+            .map(|&(since, at, len)| (since, &self.names[at - self.base..at - self.base + len]))
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        let mut sorted = GarbageQueue {
+            base: self.base + self.names.len(),
+            ..GarbageQueue::default()
+        };
+        for (since, rel) in entries {
+            sorted.push(rel, since);
+        }
+        *self = sorted;
     }
 }
 
@@ -342,6 +358,29 @@ mod tests {
             q.pop_front();
         }
         assert!(q.names.is_empty());
+    }
+
+    /// Found by the long crash test: after a sort put a late-pushed path first, popping it
+    /// drained the buffer past the paths pushed before it, and the next look panicked.
+    #[test]
+    fn popping_after_a_sort_never_loses_a_path() {
+        let mut q = GarbageQueue::default();
+        let t0 = SystemTime::UNIX_EPOCH;
+        let names: Vec<String> = (0..50)
+            .map(|i| format!("segments/{i:03}.parquet"))
+            .collect();
+        // Pushed newest first (a directory scan finds files in any order).
+        for (i, n) in names.iter().enumerate() {
+            q.push(n, t0 + Duration::from_secs(1000 - i as u64));
+        }
+        q.sort_by_time();
+        for n in names.iter().rev() {
+            let (_, rel) = q.front().unwrap();
+            assert_eq!(rel, n.as_str());
+            assert!(q.iter().all(|r| r.starts_with("segments/")));
+            q.pop_front();
+        }
+        assert!(q.front().is_none());
     }
 
     #[test]
