@@ -1,10 +1,19 @@
-"""Batch recompute: count, sum, min, max and exact distinct per hour x country over Parquet.
+"""Batch recompute as the user meets it: new data arrives, then ``store.recompute()``, publish
+included (sketch building, Parquet encoding, fsync, the manifest commit).
 
-A persistent store gets the generated events in appends of ~1M rows (one Parquet segment each),
-and one view is defined. lamina times ``store.recompute()``; DuckDB (threads=2) and Polars
-(default threads) compute the same aggregates over the SAME segment files
-(``<store>/segments/*.parquet``). Each engine runs in its own subprocess so its peak RSS
-(VmHWM) is its own; the answers are written out and compared exactly before any figure is used.
+Three shapes, each its own store of ~1M-row Parquet segments and one view with every metric
+family (count, int sum, float sum, float min/max, mean, exact distinct):
+
+* ``hour x country``: about 8,400 groups (20M rows; quick: 2M);
+* ``hour x country x page``: 7 pages, about 55,000 groups, 2M distinct users (8M; quick: 1M);
+* ``minute x country x page``: 20 pages over one day, about 1.2M groups (8M; quick: 1M).
+
+Before every timed lamina run a commit of 1,000 new events is appended (not timed), so every
+recompute publishes a new batch view. DuckDB (threads=2) and Polars (default threads) compute the
+same aggregates over the SAME segment files afterwards, new data included. Each engine runs in its
+own subprocess so its peak RSS (VmHWM) is its own; the answers are written out and compared
+(exactly; float sums and means to 1e-9 relative, since the peers do not sum exactly) before any
+figure is used. lamina's time split (``status()["last_recompute"]``) is reported per shape.
 
 Run as a script (``python bench_batch.py --engine ...``) it is the per-engine worker.
 """
@@ -13,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from common import (
+    HOUR_US,
     BenchmarkError,
     BenchResult,
     Config,
@@ -26,7 +37,6 @@ from common import (
     core_built,
     current_rss,
     fmt_bytes,
-    fmt_int,
     fmt_rate,
     fmt_time,
     log,
@@ -38,35 +48,59 @@ from common import (
 
 NAME = "batch"
 CHUNK = 1_000_000
+NEW_ROWS = 1_000
 ENGINES = ("lamina", "duckdb", "polars")
-COLUMNS = ["bucket", "country", "events", "qty", "low", "high", "users"]
+METRICS = ["events", "qty", "amt", "low", "high", "avg", "users"]
+FLOAT_APPROX = {"amt", "avg"}  # the peers' float sums are not exact: compared to 1e-9
+
+# name -> (grain, dims, data keywords, full rows, quick rows)
+SHAPES = {
+    "hour x country": ("1h", ["country"], {}, 20_000_000, 2_000_000),
+    "hour x country x page": (
+        "1h",
+        ["country", "page"],
+        {"n_pages": 7, "n_users": 2_000_000},
+        8_000_000,
+        1_000_000,
+    ),
+    "minute x country x page": (
+        "1m",
+        ["country", "page"],
+        {"n_pages": 20, "span_us": 24 * HOUR_US},
+        8_000_000,
+        1_000_000,
+    ),
+}
+SQL_UNIT = {"1h": "1 hour", "1m": "1 minute"}
 
 
-def view_def():
+def view_def(grain: str, dims: list[str]):
     import lamina
 
     return lamina.View(
         "v",
         time="ts",
-        grain="1h",
-        by=["country"],
+        grain=grain,
+        by=dims,
         metrics={
             "events": lamina.count(),
             "qty": lamina.sum("qty"),
+            "amt": lamina.sum("amount"),
             "low": lamina.min("amount"),
             "high": lamina.max("amount"),
+            "avg": lamina.mean("amount"),
             "users": lamina.count_distinct("user_id"),
         },
     )
 
 
-def duckdb_sql(glob: str, distinct: str = "count(DISTINCT user_id)", bucket: str = "1 hour") -> str:
+def duckdb_sql(glob: str, grain: str, dims: list[str]) -> str:
     return f"""
-        SELECT time_bucket(INTERVAL '{bucket}', ts) AS bucket, country,
-               count(*) AS events, sum(qty) AS qty, min(amount) AS low, max(amount) AS high,
-               {distinct} AS users
+        SELECT time_bucket(INTERVAL '{SQL_UNIT[grain]}', ts) AS bucket, {", ".join(dims)},
+               count(*) AS events, sum(qty) AS qty, sum(amount) AS amt, min(amount) AS low,
+               max(amount) AS high, avg(amount) AS avg, count(DISTINCT user_id) AS users
         FROM read_parquet('{glob}')
-        GROUP BY ALL ORDER BY bucket, country
+        GROUP BY ALL ORDER BY ALL
     """
 
 
@@ -77,6 +111,7 @@ def worker(args: argparse.Namespace) -> None:
     rss_start = current_rss()
     store_dir = Path(args.store)
     glob = str(store_dir / "segments" / "*.parquet")
+    grain, dims, data_kw, _, _ = SHAPES[args.shape]
     info: dict = {"engine": args.engine}
     if args.engine == "lamina":
         import lamina
@@ -84,6 +119,10 @@ def worker(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         store = lamina.Store(store_dir)
         info["open_s"] = time.perf_counter() - t0
+        fresh = [make_events(NEW_ROWS, (args.seed, 9, i), **data_kw) for i in range(args.runs + 1)]
+
+        def before():
+            store.append(fresh.pop())  # new data: the recompute that follows must publish
 
         def once():
             return store.recompute(progress=False)
@@ -95,47 +134,55 @@ def worker(args: argparse.Namespace) -> None:
 
         con = duckdb.connect()
         con.execute("SET threads = 2")
-        sql = duckdb_sql(glob)
+        sql = duckdb_sql(glob, grain, dims)
 
         def once():
             return con.sql(sql).to_arrow_table()
 
-        result = once
+        before, result = None, once
     elif args.engine == "polars":
         import polars as pl
 
         lf = (
             pl.scan_parquet(glob)
-            .group_by(pl.col("ts").dt.truncate("1h").alias("bucket"), "country")
+            .group_by(pl.col("ts").dt.truncate(grain).alias("bucket"), *dims)
             .agg(
                 events=pl.len(),
                 qty=pl.col("qty").sum(),
+                amt=pl.col("amount").sum(),
                 low=pl.col("amount").min(),
                 high=pl.col("amount").max(),
+                avg=pl.col("amount").mean(),
                 users=pl.col("user_id").n_unique(),
             )
-            .sort("bucket", "country")
+            .sort("bucket", *dims)
         )
 
         def once():
             return lf.collect()
 
-        result = once
+        before, result = None, once
     else:
         raise SystemExit(f"unknown engine {args.engine}")
 
     info["core_built"] = core_built()
     info["rss_ready"] = current_rss()
     info["rss_start"] = rss_start
-    t0 = time.perf_counter()
-    once()  # warm-up (for lamina: the first recompute also publishes the batch view)
-    info["first_s"] = time.perf_counter() - t0
-    times = []
-    for _ in range(args.runs):
+    times, splits = [], []
+    for i in range(args.runs + 1):  # the first run is a warm-up
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         once()
-        times.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        if i == 0:
+            info["first_s"] = elapsed
+            continue
+        times.append(elapsed)
+        if args.engine == "lamina":
+            splits.append(store.status()["last_recompute"])
     info["times"] = times
+    info["splits"] = splits
     info["peak_rss"] = peak_rss()
     out = result()
     if args.engine == "polars":
@@ -145,11 +192,11 @@ def worker(args: argparse.Namespace) -> None:
 
         pq.write_table(out, args.out)
     if args.engine == "lamina":
-        info["all_exact"] = bool(
-            out.column("users_exact").to_pylist() and all(out.column("users_exact").to_pylist())
-        )
-        info["status"] = {k: v for k, v in store.status().items() if k != "views"}
-        info["view_status"] = store.status()["views"][0]
+        users_exact = out.column("users_exact").to_pylist()
+        info["all_exact"] = bool(users_exact) and all(users_exact)
+        st = store.status()
+        info["rows"] = st["rows"]
+        info["view_status"] = st["views"][0]
         store.close()
     print(json.dumps(info, default=str))
 
@@ -157,162 +204,170 @@ def worker(args: argparse.Namespace) -> None:
 # -------------------------------------------------------------------------------------------- main
 
 
-def _normalize(path: Path):
+def _normalize(path: Path, dims: list[str]):
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    t = pq.read_table(path).select(COLUMNS)
+    cols_wanted = ["bucket", *dims, *METRICS]
+    t = pq.read_table(path).select(cols_wanted)
     b = t.column("bucket")
     if pa.types.is_timestamp(b.type):
         b = pc.cast(b.cast(pa.timestamp("us", b.type.tz)), pa.int64())
     t = t.set_column(0, "bucket", b)
-    types = {"country": pa.string(), "low": pa.float64(), "high": pa.float64()}
-    cols = {}
-    for c in COLUMNS:
-        col = t.column(c)
-        cols[c] = col.cast(types.get(c, pa.int64())).combine_chunks()
-    return pa.table(cols).sort_by([("bucket", "ascending"), ("country", "ascending")])
+    types = {d: pa.string() for d in dims} | {m: pa.float64() for m in ("amt", "low", "high", "avg")}
+    cols = {c: t.column(c).cast(types.get(c, pa.int64())).combine_chunks() for c in cols_wanted}
+    return pa.table(cols).sort_by([("bucket", "ascending")] + [(d, "ascending") for d in dims])
 
 
-def verify(paths: dict[str, Path], total_rows: int) -> str:
-    """Exact agreement of all engines' answers; returns a one-line summary."""
-    tables = {k: _normalize(p) for k, p in paths.items()}
+def _same(a, b, approx: bool) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if approx:
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def verify(paths: dict[str, Path], dims: list[str], total_rows: int) -> str:
+    """Agreement of all engines' answers; returns a one-line summary."""
+    tables = {k: _normalize(p, dims) for k, p in paths.items()}
     ref_name, ref = "duckdb", tables["duckdb"]
-    if sum(ref.column("events").to_pylist()) != total_rows:
-        raise BenchmarkError(
-            f"duckdb counted {sum(ref.column('events').to_pylist())} rows, expected {total_rows}"
-        )
+    counted = sum(ref.column("events").to_pylist())
+    if counted != total_rows:
+        raise BenchmarkError(f"duckdb counted {counted} rows, the store holds {total_rows}")
     for name, t in tables.items():
         if t.num_rows != ref.num_rows:
             raise BenchmarkError(f"batch: {name} gives {t.num_rows} groups, {ref_name} {ref.num_rows}")
-        for c in COLUMNS:
+        for c in ["bucket", *dims, *METRICS]:
             a, b = t.column(c).to_pylist(), ref.column(c).to_pylist()
-            if a != b:
-                i = next(i for i in range(len(a)) if a[i] != b[i])
+            approx = c in FLOAT_APPROX
+            if a != b and not all(_same(x, y, approx) for x, y in zip(a, b, strict=True)):
+                i = next(i for i in range(len(a)) if not _same(a[i], b[i], approx))
                 raise BenchmarkError(
                     f"batch: {name} and {ref_name} disagree on {c!r} at group {i}: {a[i]!r} != {b[i]!r}"
                 )
-    return f"{ref.num_rows:,} groups; count, sum, min, max and exact distinct identical in all engines"
+    return f"{ref.num_rows:,} groups; every metric agrees in all engines"
 
 
-def _spawn(engine: str, store_dir: Path, runs: int, out: Path) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine]
-    cmd += ["--store", str(store_dir), "--runs", str(runs), "--out", str(out)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+def _spawn(engine: str, shape: str, store_dir: Path, runs: int, out: Path, seed: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--engine", engine, "--shape", shape]
+    cmd += ["--store", str(store_dir), "--runs", str(runs), "--out", str(out), "--seed", str(seed)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         raise BenchmarkError(f"batch: {engine} worker failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def run(cfg: Config) -> BenchResult:
+def _split_table(splits: list[dict]) -> str:
+    """The median run's time split, phase by phase."""
+    if not splits:
+        return ""
+    mid = sorted(splits, key=lambda s: s["seconds"])[len(splits) // 2]
+    rows = [[k, f"{v * 1000:.0f} ms"] for k, v in mid["phases"].items()]
+    rows.append(["wall time of the recompute (in the core)", f"{mid['seconds'] * 1000:.0f} ms"])
+    return (
+        f"lamina's time split (median run, {mid['threads']} threads; parallel phases in CPU time "
+        "summed over workers, so they may add up to more than the wall time):\n\n"
+        + md_table(["phase", "time"], rows)
+    )
+
+
+def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
     import lamina
 
-    res = BenchResult(NAME)
-    total = cfg.pick(2_000_000, 20_000_000)
-    runs = cfg.pick(3, 5)
-    root = cfg.workdir / "batch"
+    grain, dims, data_kw, full, quick = SHAPES[shape]
+    total = cfg.pick(quick, full)
+    root = cfg.workdir / "batch" / shape.replace(" ", "")
     store_dir = root / "store"
-    log(f"batch: building a store of {total:,} events in appends of {CHUNK:,}")
+    log(f"batch [{shape}]: building a store of {total:,} events in appends of {CHUNK:,}")
     store = lamina.Store(store_dir)
     t_app = 0.0
     for i, lo in enumerate(range(0, total, CHUNK)):
-        t = make_events(min(CHUNK, total - lo), (cfg.seed, 2, i))
+        t = make_events(min(CHUNK, total - lo), (cfg.seed, 2, i), **data_kw)
         t0 = time.perf_counter()
         store.append(t)
         t_app += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    store.define(view_def())
-    t_define = time.perf_counter() - t0
-    st = store.status()
+    store.define(view_def(grain, dims))
     store.close()
-    segs = sorted((store_dir / "segments").glob("*.parquet"))
-    res.notes.append(
-        f"batch: {total:,} events in {len(segs)} segments ({st['segment_bytes'] / 2**20:.0f} MiB), "
-        f"appended at {fmt_rate(total / t_app)} (1M-event appends, no view yet); define() over the "
-        f"existing data (speed layer builds the whole history) took {fmt_time(t_define)}"
-    )
 
-    infos = {}
-    outs = {}
+    infos, outs = {}, {}
     for engine in ENGINES:
-        log(f"batch: {engine} worker ({runs} timed runs after a warm-up)")
+        log(f"batch [{shape}]: {engine} worker ({runs} timed runs after a warm-up)")
         outs[engine] = root / f"result-{engine}.parquet"
-        infos[engine] = _spawn(engine, store_dir, runs, outs[engine])
-    if infos["lamina"]["core_built"] != core_built():
+        infos[engine] = _spawn(engine, shape, store_dir, runs, outs[engine], cfg.seed)
+    lam_info = infos["lamina"]
+    if lam_info["core_built"] != core_built():
         res.notes.append(
-            f"**batch: warning**: the lamina worker loaded a different build "
-            f"({infos['lamina']['core_built']}) than the main process ({core_built()})"
+            f"**batch: warning**: the lamina worker loaded a different build ({lam_info['core_built']})"
         )
-    summary = verify(outs, total)
-    if not infos["lamina"].get("all_exact"):
-        raise BenchmarkError("batch: lamina's served distinct counts are not all exact after recompute")
-    res.notes.append(f"batch: verified: {summary}")
+    summary = verify(outs, dims, lam_info["rows"])
+    if not lam_info.get("all_exact"):
+        raise BenchmarkError(f"batch [{shape}]: served distinct counts are not all exact after recompute")
 
     med = {e: sorted(i["times"])[len(i["times"]) // 2] for e, i in infos.items()}
     lam = med["lamina"]
-    faster_peer = min(med["duckdb"], med["polars"])
-    for peer, label in (("duckdb", "DuckDB (threads=2)"), ("polars", "Polars (default threads)")):
-        tgt = ""
-        if med[peer] == faster_peer:
-            r = faster_peer / lam
-            tgt = f"{target_check(r > 1, 'faster than both')}; {target_check(r >= 1.5, 'aim 1.5x')}"
-        res.rows.append(
-            Row(
-                NAME,
-                f"recompute {total / 1e6:.0f}M rows: count,sum,min,max,exact distinct per 1h x country",
-                f"{fmt_time(lam)} ({fmt_rate(total / lam, 'rows/s')})",
-                label,
-                f"{fmt_time(med[peer])} ({fmt_rate(total / med[peer], 'rows/s')})",
-                med[peer] / lam,
-                tgt,
-            )
+    faster = min(("duckdb", "polars"), key=lambda e: med[e])
+    groups = lam_info["view_status"]["batch_groups"]
+    case = f"recompute after new data, publish incl.: {shape} ({groups:,} groups), {total / 1e6:.0f}M rows"
+    r = med[faster] / lam
+    res.rows.append(
+        Row(
+            NAME,
+            case,
+            f"{fmt_time(lam)} ({fmt_rate(total / lam, 'rows/s')})",
+            f"{'DuckDB' if faster == 'duckdb' else 'Polars'} (the faster peer)",
+            fmt_time(med[faster]),
+            r,
+            target_check(r >= 1.5, "1.5x the faster peer"),
         )
-    for peer, label in (("duckdb", "DuckDB"), ("polars", "Polars")):
-        res.rows.append(
-            Row(
-                NAME,
-                "peak RSS of the process (ratio: peer / lamina)",
-                fmt_bytes(infos["lamina"]["peak_rss"]),
-                label,
-                fmt_bytes(infos[peer]["peak_rss"]),
-                infos[peer]["peak_rss"] / infos["lamina"]["peak_rss"],
-            )
-        )
-    rows = []
-    for e, i in infos.items():
-        rows.append(
-            [
-                e,
-                fmt_time(med[e]),
-                fmt_time(min(i["times"])),
-                fmt_time(i["first_s"]),
-                fmt_bytes(i["rss_ready"]),
-                fmt_bytes(i["peak_rss"]),
-                fmt_bytes(i["peak_rss"] - i["rss_ready"]),
-            ]
-        )
-    res.details.append(
-        f"**batch** ({total:,} rows, {len(segs)} Parquet segments, {runs} timed runs per engine, "
-        "each engine in its own process)\n\n"
-        + md_table(
-            ["engine", "median", "best", "first run", "RSS when ready", "peak RSS", "peak - ready"],
-            rows,
-        )
-        + "\n\nlamina's first run also publishes the batch view; later runs at the same snapshot "
-        "recompute fully but skip the (already published) write. "
-        f"lamina store open (replays the speed layer: no batch view yet) took "
-        f"{fmt_time(infos['lamina']['open_s'])}; lamina view status after: "
-        f"batch_memory {fmt_bytes(infos['lamina']['view_status']['batch_memory_bytes'])}, "
-        f"{fmt_int(infos['lamina']['view_status']['batch_groups'])} groups."
     )
+    lower_peer = min(infos["duckdb"]["peak_rss"], infos["polars"]["peak_rss"])
+    res.rows.append(
+        Row(
+            NAME,
+            f"peak RSS, {shape}",
+            fmt_bytes(lam_info["peak_rss"]),
+            "the lower peer",
+            fmt_bytes(lower_peer),
+            lower_peer / lam_info["peak_rss"],
+            target_check(lam_info["peak_rss"] <= lower_peer, "no higher than the lower peer"),
+        )
+    )
+    rows = [
+        [
+            e,
+            fmt_time(med[e]),
+            fmt_time(min(i["times"])),
+            fmt_time(i["first_s"]),
+            fmt_bytes(i["rss_ready"]),
+            fmt_bytes(i["peak_rss"]),
+        ]
+        for e, i in infos.items()
+    ]
+    res.details.append(
+        f"**batch: {shape}** ({total:,} rows in ~{CHUNK:,}-row segments, +{NEW_ROWS:,} new rows "
+        f"before each lamina run; {runs} timed runs per engine after a warm-up, each engine in its "
+        f"own process; appended at {fmt_rate(total / t_app)}). Verified: {summary}.\n\n"
+        + md_table(["engine", "median", "best", "warm-up run", "RSS when ready", "peak RSS"], rows)
+        + f"\n\nlamina store open took {fmt_time(lam_info['open_s'])}.\n\n"
+        + _split_table(lam_info["splits"])
+    )
+
+
+def run(cfg: Config) -> BenchResult:
+    res = BenchResult(NAME)
+    runs = cfg.pick(2, 3)
+    for shape in SHAPES:
+        run_shape(cfg, res, shape, runs)
     return res
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", required=True, choices=ENGINES)
+    ap.add_argument("--shape", required=True, choices=list(SHAPES))
     ap.add_argument("--store", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
     worker(ap.parse_args())

@@ -72,18 +72,23 @@ def make_events(
     start_us: int = 0,
     span_us: int = WEEK_US,
     null_fraction: float = 0.03,
+    n_pages: int = len(PAGES),
+    n_users: int = N_USERS,
 ) -> pa.Table:
     """``n`` events with event times uniform in ``[WEEK_START + start_us, + span_us)``.
 
     Deterministic for a given seed. Columns: ts (timestamp[us]), country (~50 values, skewed),
-    page (~200 values), user_id (int64 out of ~1M), amount (float64, some nulls), qty (int64).
+    page (``n_pages`` values, at most 200, skewed), user_id (int64 out of ``n_users``), amount
+    (float64, some nulls), qty (int64).
     """
     rng = np.random.default_rng(seed)
     offs = rng.integers(start_us, start_us + span_us, n, dtype=np.int64)
     ts = (WEEK_START + offs.astype("timedelta64[us]")).astype("datetime64[us]")
     country = _COUNTRY_ARR.take(pa.array(rng.choice(len(COUNTRIES), n, p=_COUNTRY_P).astype(np.int32)))
-    page = _PAGE_ARR.take(pa.array(rng.choice(len(PAGES), n, p=_PAGE_P).astype(np.int32)))
-    user_id = rng.integers(0, N_USERS, n, dtype=np.int64)
+    n_pages = max(1, min(n_pages, len(PAGES)))
+    page_p = _PAGE_P[:n_pages] / _PAGE_P[:n_pages].sum()
+    page = _PAGE_ARR.take(pa.array(rng.choice(n_pages, n, p=page_p).astype(np.int32)))
+    user_id = rng.integers(0, n_users, n, dtype=np.int64)
     amount = np.round(rng.lognormal(3.0, 1.0, n), 2)
     mask = rng.random(n) < null_fraction
     qty = rng.integers(1, 10, n, dtype=np.int64)

@@ -309,6 +309,24 @@ impl CoreStore {
             list.append(vd)?;
         }
         d.set_item("views", list)?;
+        let last = match self.inner.last_recompute() {
+            Some(r) => {
+                let rd = PyDict::new(py);
+                rd.set_item("snapshot", r.snapshot)?;
+                rd.set_item("rows", r.rows)?;
+                rd.set_item("views", r.views)?;
+                rd.set_item("threads", r.threads)?;
+                rd.set_item("seconds", r.seconds)?;
+                let phases = PyDict::new(py);
+                for (k, v) in r.phases {
+                    phases.set_item(k, v)?;
+                }
+                rd.set_item("phases", phases)?;
+                Some(rd)
+            }
+            None => None,
+        };
+        d.set_item("last_recompute", last)?;
         Ok(d)
     }
 

@@ -7,11 +7,11 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 
 use super::input::{distinct_keys, int64_values, Keys};
 use super::sketch::{key_hash, HllSketch};
-use super::{downcast, need, state_column, GroupsAccumulator, Layer, NO_GROUP};
+use super::{binary_column, downcast, need, state_column, GroupsAccumulator, Layer, NO_GROUP};
 use crate::error::{Error, Result};
 
 /// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
@@ -353,19 +353,25 @@ impl GroupsAccumulator for CountDistinct {
 
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut values = Vec::with_capacity(order.len());
-        let mut sketches: Vec<Vec<u8>> = Vec::with_capacity(order.len());
-        for &g in order {
-            let (sketch, exact) = as_sketch(&self.groups[g as usize], self.precision)?;
+        let sketches = binary_column(order.len(), |i, out| {
             // Null where the state is a plain sketch: only exact counts are tagged as such.
+            let exact = match &self.groups[order[i] as usize] {
+                DistinctState::Sketch { sketch, exact } => {
+                    sketch.write_bytes(out);
+                    *exact
+                }
+                other => {
+                    let (sketch, exact) = as_sketch(other, self.precision)?;
+                    sketch.write_bytes(out);
+                    exact
+                }
+            };
             values.push(exact.map(|e| e as i64));
-            sketches.push(sketch.to_bytes());
-        }
+            Ok(())
+        })?;
         Ok(vec![
             (name.to_string(), Arc::new(Int64Array::from(values))),
-            (
-                format!("__{name}__sketch"),
-                Arc::new(BinaryArray::from_iter_values(sketches.iter())),
-            ),
+            (format!("__{name}__sketch"), sketches),
         ])
     }
 

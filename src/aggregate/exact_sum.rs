@@ -260,9 +260,15 @@ impl ExactSum {
     /// Serializes the state: `[version=1, flags, (big: i128 LE if flags&8),
     /// n: u16 LE, n partials as f64 LE]`. Typical size is `4 + 8 * n` bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 16 + 8 * self.partials().len());
+        self.write_bytes(&mut out);
+        out
+    }
+
+    /// Append the serialized form ([`ExactSum::to_bytes`]) to `out`.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
         let p = self.partials();
         let big = self.big();
-        let mut out = Vec::with_capacity(4 + 16 + 8 * p.len());
         out.push(SER_VERSION);
         let mut fl = self.flags & SPECIAL_MASK;
         if big != 0 {
@@ -277,7 +283,6 @@ impl ExactSum {
         for &x in p {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        out
     }
 
     /// Parses [`to_bytes`](Self::to_bytes) output; `None` for anything
@@ -493,6 +498,12 @@ impl ExactSum {
                 self.add_finite(x);
             }
         }
+        self.add_fixed(acc, lo_e);
+    }
+
+    /// Adds `acc * 2^(lo_e - 1075)` exactly, for `|acc| < 2^127` and an exponent field
+    /// `lo_e >= 1` (the unit of the fixed-point integers of `add_block` and `FixedSum`).
+    pub(crate) fn add_fixed(&mut self, acc: i128, lo_e: u64) {
         if acc != 0 {
             let neg = acc < 0;
             let mag = acc.unsigned_abs();
@@ -506,7 +517,69 @@ impl ExactSum {
             }
         }
     }
+}
 
+/// A per-group fast path in front of an [`ExactSum`]: values whose exponent lies in a window
+/// fixed by the group's first value are added as integers (one shift and one add), and flushed
+/// into the exact sum every `BLOCK` values. Values outside the window (and zeros, subnormals,
+/// non-finite values) go straight to the exact sum, so the total is always exact.
+///
+/// Bound: a mantissa (< 2^53) shifted by at most `WINDOW` bits is below 2^116, and at most
+/// `BLOCK` (2^10) of them are pending, so the integer stays below 2^126.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FixedSum {
+    acc: i128,
+    /// Exponent field of the integer's unit (0: no value yet).
+    lo_e: u16,
+    pending: u16,
+}
+
+/// How many binades below the group's first value the window reaches.
+const FIXED_BELOW: u64 = 40;
+
+impl FixedSum {
+    /// Adds `x` to this pending integer or, outside the window, to `exact`.
+    #[inline(always)]
+    pub fn add(&mut self, exact: &mut ExactSum, x: f64) {
+        let b = x.to_bits();
+        let e = (b >> 52) & 0x7ff;
+        if e == 0 || e >= FAST_MAX_EXP_FIELD {
+            exact.add(x); // zero, subnormal, huge or non-finite
+            return;
+        }
+        if self.lo_e == 0 {
+            self.lo_e = e.saturating_sub(FIXED_BELOW).max(1) as u16;
+        }
+        let lo = self.lo_e as u64;
+        if e < lo || e > lo + WINDOW {
+            exact.add_finite(x);
+            return;
+        }
+        let v = (((b & FRAC_MASK) | IMPLICIT_BIT) as i128) << (e - lo);
+        let sign = ((b as i64) >> 63) as i128; // 0 or -1
+        self.acc += (v ^ sign) - sign;
+        self.pending += 1;
+        if self.pending as usize >= BLOCK {
+            self.flush(exact);
+        }
+    }
+
+    /// Move the pending integer into `exact`.
+    #[inline]
+    pub fn flush(&mut self, exact: &mut ExactSum) {
+        if self.pending > 0 {
+            exact.add_fixed(self.acc, self.lo_e as u64);
+            self.acc = 0;
+            self.pending = 0;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+}
+
+impl ExactSum {
     /// Exact rounding through a wide two's-complement integer in units of
     /// `2^-1074`; used only when `big != 0`.
     #[cold]
@@ -706,6 +779,39 @@ mod tests {
             -v
         } else {
             v
+        }
+    }
+
+    /// The per-group fast path gives the same exact sum as adding each value to an
+    /// `ExactSum`, across window edges, flushes, specials and wide ranges.
+    #[test]
+    fn fixed_sum_fast_path_is_exact() {
+        let mut r = SplitMix(7);
+        for it in 0..600 {
+            let n = 1 + r.below(if it % 5 == 0 { 5000 } else { 300 }) as usize;
+            let xs: Vec<f64> = (0..n)
+                .map(|_| match (it % 4, r.below(50)) {
+                    (_, 0) => 0.0,
+                    (_, 1) if it % 7 == 0 => f64::INFINITY,
+                    (_, 2) if it % 11 == 0 => f64::NAN,
+                    (0, _) => rand_wide(&mut r),
+                    (1, _) => rand_val(&mut r, -60, 60),
+                    (2, _) => (r.below(100_000) as f64) * 0.01 - 300.0,
+                    _ => rand_val(&mut r, -5, 5),
+                })
+                .collect();
+            let want = sum_add(&xs);
+            let (mut exact, mut fixed) = (ExactSum::new(), FixedSum::default());
+            for &x in &xs {
+                fixed.add(&mut exact, x);
+            }
+            fixed.flush(&mut exact);
+            check_invariants(&exact);
+            assert_eq!(
+                exact.finalize().to_bits(),
+                want.finalize().to_bits(),
+                "it {it}"
+            );
         }
     }
 

@@ -222,3 +222,28 @@ pub(crate) fn read_counts(batch: &RecordBatch, column: &str, file: &Path) -> Res
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// A binary column of `n` values, value `i` written by `write(i, buffer)`: one buffer for the
+/// whole column, no allocation per value (persisted states have one value per group).
+pub(crate) fn binary_column(
+    n: usize,
+    mut write: impl FnMut(usize, &mut Vec<u8>) -> Result<()>,
+) -> Result<ArrayRef> {
+    use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+    let mut values = Vec::new();
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i32);
+    for i in 0..n {
+        write(i, &mut values)?;
+        let end = i32::try_from(values.len()).map_err(|_| {
+            Error::invalid("a persisted state column exceeds 2 GiB; use a coarser grain")
+        })?;
+        offsets.push(end);
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    Ok(std::sync::Arc::new(arrow::array::BinaryArray::new(
+        offsets,
+        Buffer::from_vec(values),
+        None,
+    )))
+}

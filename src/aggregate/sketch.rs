@@ -678,15 +678,22 @@ impl HllSketch {
 
     /// Compact, versioned, canonical serialization (see module docs for the format).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![MAGIC, VERSION, self.precision];
+        let mut out = Vec::new();
+        self.write_bytes(&mut out);
+        out
+    }
+
+    /// Append the serialized form ([`HllSketch::to_bytes`]) to `out`.
+    pub fn write_bytes(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[MAGIC, VERSION, self.precision]);
         match self.view() {
             View::Sparse(entries) => {
                 out.push(MODE_SPARSE);
                 out.reserve(5 + entries.len() * 3);
-                put_varint(&mut out, entries.len() as u64);
+                put_varint(out, entries.len() as u64);
                 let mut prev = 0u32;
                 for &e in entries.iter() {
-                    put_varint(&mut out, u64::from(e.wrapping_sub(prev)));
+                    put_varint(out, u64::from(e.wrapping_sub(prev)));
                     prev = e;
                 }
             }
@@ -702,7 +709,6 @@ impl HllSketch {
                 }
             }
         }
-        out
     }
 
     /// Parse bytes produced by [`HllSketch::to_bytes`]. Validates everything and never

@@ -2,22 +2,28 @@
 //! non-null count per group. The result is correctly rounded, so it never depends on the order
 //! of rows, the segment layout or the number of threads.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 
-use super::exact_sum::ExactSum;
+use super::exact_sum::{ExactSum, FixedSum};
 use super::input::float64_values;
 use super::mean::SumState;
 use super::{
-    counts_column, downcast, for_each_valid, need, read_counts, state_column, GroupsAccumulator,
+    binary_column, counts_column, downcast, for_each_valid, need, read_counts, state_column,
+    GroupsAccumulator,
 };
 use crate::error::{Error, Result};
 
+/// Per group: the exact sum, the values pending in its fixed-point fast path (see
+/// `exact_sum::FixedSum`) and the non-null count. Every read goes through `total`, so the
+/// pending values are always included.
 #[derive(Debug, Clone, Default)]
 pub struct FloatSum {
     sum: Vec<ExactSum>,
+    fixed: Vec<FixedSum>,
     n: Vec<u64>,
 }
 
@@ -25,14 +31,27 @@ impl FloatSum {
     fn grow(&mut self, groups: usize) {
         if groups > self.n.len() {
             self.sum.resize(groups, ExactSum::new());
+            self.fixed.resize(groups, FixedSum::default());
             self.n.resize(groups, 0);
+        }
+    }
+
+    /// The exact sum of group `g`, pending values included.
+    fn total(&self, g: usize) -> Cow<'_, ExactSum> {
+        match self.fixed.get(g) {
+            Some(f) if !f.is_empty() => {
+                let mut s = self.sum[g].clone();
+                f.clone().flush(&mut s);
+                Cow::Owned(s)
+            }
+            _ => Cow::Borrowed(&self.sum[g]),
         }
     }
 }
 
 impl SumState for FloatSum {
     fn mean(&self, g: usize) -> Option<f64> {
-        (self.n[g] > 0).then(|| self.sum[g].finalize() / self.n[g] as f64)
+        (self.n[g] > 0).then(|| self.total(g).finalize() / self.n[g] as f64)
     }
 }
 
@@ -40,9 +59,9 @@ impl GroupsAccumulator for FloatSum {
     fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
         self.grow(groups);
         let a = float64_values(need(input)?)?;
-        let (sum, n) = (&mut self.sum, &mut self.n);
+        let (sum, fixed, n) = (&mut self.sum, &mut self.fixed, &mut self.n);
         for_each_valid(gids, a.values(), a.nulls(), |g, v| {
-            sum[g].add(v);
+            fixed[g].add(&mut sum[g], v);
             n[g] += 1;
         });
         Ok(())
@@ -57,7 +76,7 @@ impl GroupsAccumulator for FloatSum {
         let o = downcast::<Self>(other)?;
         self.grow(groups);
         for &(d, s) in pairs {
-            self.sum[d as usize].merge(&o.sum[s as usize]);
+            self.sum[d as usize].merge(&o.total(s as usize));
             self.n[d as usize] += o.n[s as usize];
         }
         Ok(())
@@ -68,7 +87,7 @@ impl GroupsAccumulator for FloatSum {
             .iter()
             .map(|&g| {
                 let g = g as usize;
-                (self.n[g] > 0).then(|| self.sum[g].finalize())
+                (self.n[g] > 0).then(|| self.total(g).finalize())
             })
             .collect();
         Ok(vec![(name.to_string(), Arc::new(values))])
@@ -76,12 +95,11 @@ impl GroupsAccumulator for FloatSum {
 
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.evaluate(name, order)?;
-        let bytes: Vec<Vec<u8>> = order
-            .iter()
-            .map(|&g| self.sum[g as usize].to_bytes())
-            .collect();
-        let arr = BinaryArray::from_iter_values(bytes.iter());
-        cols.push((format!("__{name}__state"), Arc::new(arr)));
+        let arr = binary_column(order.len(), |i, out| {
+            self.total(order[i] as usize).write_bytes(out);
+            Ok(())
+        })?;
+        cols.push((format!("__{name}__state"), arr));
         cols.push((format!("__{name}__n"), counts_column(&self.n, order)));
         Ok(cols)
     }
@@ -108,7 +126,8 @@ impl GroupsAccumulator for FloatSum {
             })
             .collect::<Result<Vec<_>>>()?;
         let n = read_counts(batch, &format!("__{name}__n"), file)?;
-        Ok(Box::new(FloatSum { sum, n }))
+        let fixed = vec![FixedSum::default(); n.len()];
+        Ok(Box::new(FloatSum { sum, fixed, n }))
     }
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
@@ -121,6 +140,8 @@ impl GroupsAccumulator for FloatSum {
         self.n.len()
     }
     fn memory_bytes(&self) -> usize {
-        self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>() + self.n.capacity() * 8
+        self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>()
+            + self.fixed.capacity() * std::mem::size_of::<FixedSum>()
+            + self.n.capacity() * 8
     }
 }

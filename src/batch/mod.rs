@@ -5,7 +5,7 @@
 //! exact and its merge is exact, so the result does not depend on the split or the thread count.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
@@ -17,12 +17,17 @@ use crate::master::manifest::SegmentSlice;
 use crate::master::parquet_io::ParquetBytes;
 use crate::view::table::{AggTable, ViewPlan};
 
+pub mod profile;
+use profile::Profile;
+
 /// Cancellation and progress of a long operation, shared with the caller's thread.
 #[derive(Debug, Default)]
 pub struct Control {
     pub cancel: AtomicBool,
     pub rows_done: AtomicU64,
     pub rows_total: AtomicU64,
+    /// Where the time went (see `profile`).
+    pub profile: Profile,
 }
 
 impl Control {
@@ -33,6 +38,17 @@ impl Control {
             Ok(())
         }
     }
+}
+
+/// The worker pool of one recompute: `threads` workers (default: one per core). The publish
+/// that follows runs in it too, so `threads` bounds the whole operation.
+pub fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        b = b.num_threads(t.clamp(1, crate::store::MAX_THREADS));
+    }
+    b.build()
+        .map_err(|e| Error::invalid(format!("thread pool: {e}")))
 }
 
 struct Unit {
@@ -47,7 +63,7 @@ pub fn recompute(
     root: &Path,
     slices: &[SegmentSlice],
     plans: &[ViewPlan],
-    threads: Option<usize>,
+    pool: &rayon::ThreadPool,
     ctl: &Control,
 ) -> Result<Vec<AggTable>> {
     let columns = ViewPlan::input_columns_of(plans);
@@ -62,21 +78,14 @@ pub fn recompute(
         files[i]
             .get_or_init(|| {
                 let info = &segs[i].file;
-                let bytes = read_checked(&paths[i], info.crc32, info.bytes)?;
-                Ok(Arc::new(ParquetBytes::open_dictionary_strings(
-                    &paths[i], bytes,
-                )?))
+                let bytes = ctl
+                    .profile
+                    .time("read", || read_checked(&paths[i], info.crc32, info.bytes))?;
+                Ok(Arc::new(ctl.profile.time("decode", || {
+                    ParquetBytes::open_dictionary_strings(&paths[i], bytes)
+                })?))
             })
             .clone()
-    };
-
-    let pool = {
-        let mut b = rayon::ThreadPoolBuilder::new();
-        if let Some(t) = threads {
-            b = b.num_threads(t.clamp(1, crate::store::MAX_THREADS));
-        }
-        b.build()
-            .map_err(|e| Error::invalid(format!("thread pool: {e}")))?
     };
 
     pool.install(|| {
@@ -111,25 +120,39 @@ pub fn recompute(
                 .map(|p| p.new_table(Layer::Batch))
                 .collect::<Vec<_>>()
         };
-        let tables = units
-            .par_iter()
-            .try_fold(fresh, |mut tables, u| -> Result<Vec<AggTable>> {
+        // One set of tables per worker, units handed out by a shared counter (dynamic load
+        // balancing with exactly one partial state per worker, so the merge at the end costs
+        // one table per worker, however many units there are).
+        let next = AtomicUsize::new(0);
+        let workers = rayon::current_num_threads().clamp(1, units.len().max(1));
+        let work = |_| -> Result<Vec<AggTable>> {
+            let mut tables = fresh();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(u) = units.get(i) else {
+                    return Ok(tables);
+                };
                 ctl.check()?;
                 let pq = load(u.segment)?;
-                let batches = pq.read(
-                    &paths[u.segment],
-                    Some(&columns),
-                    Some(vec![u.row_group]),
-                    Some(u.rows),
-                )?;
+                let batches = ctl.profile.time("decode", || {
+                    pq.read(
+                        &paths[u.segment],
+                        Some(&columns),
+                        Some(vec![u.row_group]),
+                        Some(u.rows),
+                    )
+                })?;
                 for b in &batches {
                     for (t, p) in tables.iter_mut().zip(plans) {
-                        t.update(p, b)?;
+                        t.update_profiled(p, b, Some(&ctl.profile))?;
                     }
                 }
                 ctl.rows_done.fetch_add(u.rows as u64, Ordering::Relaxed);
-                Ok(tables)
-            })
+            }
+        };
+        let tables = (0..workers)
+            .into_par_iter()
+            .map(work)
             .try_reduce(fresh, |a, b| {
                 ctl.check()?;
                 let mut out = Vec::with_capacity(a.len());
@@ -140,7 +163,7 @@ pub fn recompute(
                     } else {
                         (y, x)
                     };
-                    big.merge_same(&small)?;
+                    ctl.profile.time("merge", || big.merge_same(&small))?;
                     out.push(big);
                 }
                 Ok(out)
@@ -231,7 +254,7 @@ mod tests {
                 dir.path(),
                 &slices,
                 std::slice::from_ref(&plan),
-                Some(threads),
+                &pool(Some(threads)).unwrap(),
                 &Control::default(),
             )
             .unwrap();
@@ -240,7 +263,7 @@ mod tests {
         }
         let ctl = Control::default();
         ctl.cancel.store(true, Ordering::Relaxed);
-        let e = recompute(dir.path(), &slices, &[plan], Some(2), &ctl).unwrap_err();
+        let e = recompute(dir.path(), &slices, &[plan], &pool(Some(2)).unwrap(), &ctl).unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Interrupted);
     }
 }

@@ -91,6 +91,20 @@ pub struct Store {
     garbage: maintenance::Garbage,
     /// Reads in flight that may use files a compaction or publish just replaced.
     pins: AtomicUsize,
+    /// The time split of the last finished recompute (see `batch::profile`).
+    last_recompute: Mutex<Option<RecomputeReport>>,
+}
+
+/// What the last recompute did and where its time went.
+#[derive(Debug, Clone, Default)]
+pub struct RecomputeReport {
+    pub snapshot: u64,
+    pub rows: u64,
+    pub views: usize,
+    pub threads: usize,
+    pub seconds: f64,
+    /// (phase, seconds): parallel phases in CPU-seconds over all workers, the rest wall time.
+    pub phases: Vec<(String, f64)>,
 }
 
 /// Keeps replaced files on disk while a read that may use them runs.
@@ -171,6 +185,7 @@ impl Store {
             committed: RwLock::new(state),
             closed: AtomicBool::new(false),
             garbage: maintenance::Garbage::default(),
+            last_recompute: Mutex::new(None),
             pins: AtomicUsize::new(0),
         };
         if !store.read_only {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{now_us, Pin, Store};
+use super::{now_us, Pin, RecomputeReport, Store};
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::master::files::read_checked;
@@ -310,26 +310,62 @@ impl Store {
         }
         // 2. Compute, holding no lock: appends and queries go on. The pin keeps the snapshot's
         // segments on disk even if an append compacts them meanwhile.
+        let started = std::time::Instant::now();
         let _pin = Pin::new(&self.pins);
         let slices = state.slices(0, snapshot);
-        let tables = batch::recompute(&self.root, &slices, &plans, threads, ctl)?;
+        let pool = batch::pool(threads)?;
+        let tables = batch::recompute(&self.root, &slices, &plans, &pool, ctl)?;
         // 3. Persist and publish each view.
-        for (plan, table) in plans.iter().zip(tables) {
-            ctl.check()?;
-            self.publish(plan, snapshot, table)?;
-        }
+        pool.install(|| {
+            for (plan, table) in plans.iter().zip(tables) {
+                ctl.check()?;
+                self.publish(plan, snapshot, table, ctl)?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        let report = RecomputeReport {
+            snapshot,
+            rows: ctl.rows_total.load(std::sync::atomic::Ordering::Relaxed),
+            views: plans.len(),
+            threads: pool.current_num_threads(),
+            seconds: started.elapsed().as_secs_f64(),
+            phases: ctl.profile.seconds(),
+        };
+        *self
+            .last_recompute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(report);
         Ok(snapshot)
+    }
+
+    /// The time split of the last finished recompute of this process.
+    pub fn last_recompute(&self) -> Option<RecomputeReport> {
+        self.last_recompute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Publish a recomputed batch view: write its file, then under the writer lock prepare
     /// everything that can fail, commit the record, and swap it in with the speed state of
     /// commits <= snapshot dropped, in one step.
-    fn publish(&self, plan: &ViewPlan, snapshot: u64, table: AggTable) -> Result<()> {
+    fn publish(
+        &self,
+        plan: &ViewPlan,
+        snapshot: u64,
+        table: AggTable,
+        ctl: &Control,
+    ) -> Result<()> {
         let name = &plan.def.name;
+        let prof = &ctl.profile;
         // Serving holds exactly what is persisted (and what a restart loads).
-        let served = table.into_served()?;
-        let state_batch = served.state_batch(&plan.def.by, &plan.metrics)?;
-        let bytes = parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))?;
+        let served = prof.time("sketch", || table.into_served())?;
+        let state_batch = prof.time("sort+state", || {
+            served.state_batch(&plan.def.by, &plan.metrics)
+        })?;
+        let bytes = prof.time("encode", || {
+            parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))
+        })?;
         let mut m = self.begin_write()?;
         let state = m.state();
         let current = match state.views.get(name) {
@@ -359,7 +395,7 @@ impl Store {
             plan.fingerprint,
             state.version + 1
         );
-        let file = self.write_file(&rel, &bytes)?;
+        let file = prof.time("write+fsync", || self.write_file(&rel, &bytes))?;
         // Everything that can fail happens before the commit: a speed chunk that straddles the
         // snapshot (the view was loaded by a replay meanwhile) is rebuilt now.
         let speed = if straddles {
@@ -378,13 +414,15 @@ impl Store {
             self.retire(&rel);
             return Err(e);
         }
-        let state = self.commit(
-            &mut m,
-            Record::Publish {
-                name: name.clone(),
-                published: published.clone(),
-            },
-        )?;
+        let state = prof.time("commit", || {
+            self.commit(
+                &mut m,
+                Record::Publish {
+                    name: name.clone(),
+                    published: published.clone(),
+                },
+            )
+        })?;
         {
             let mut s = self.serving_write()?;
             if let Some(v) = s.views.get_mut(name) {

@@ -364,21 +364,50 @@ impl GroupKeys {
     }
 
     /// The order of groups by bucket, then each dimension (nulls last, strings by UTF-8 bytes).
+    ///
+    /// Each group gets a row of order-preserving words first (strings become their rank among
+    /// the table's strings, ranked once), so the sort compares integers, never strings.
     pub fn sorted_order(&self) -> Vec<u32> {
+        let nd = self.dims.len();
+        let w = 1 + 2 * nd;
+        let ranks: Vec<Vec<u64>> = (0..nd)
+            .map(|d| match self.dims[d] {
+                DimKind::Str => {
+                    let strings = &self.interners[d].strings;
+                    let mut ids: Vec<u32> = (0..strings.len() as u32).collect();
+                    ids.sort_unstable_by(|&a, &b| {
+                        strings[a as usize]
+                            .as_bytes()
+                            .cmp(strings[b as usize].as_bytes())
+                    });
+                    let mut rank = vec![0u64; strings.len()];
+                    for (r, &id) in ids.iter().enumerate() {
+                        rank[id as usize] = r as u64;
+                    }
+                    rank
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut norm = vec![0u64; self.len() * w];
+        for (g, row) in norm.chunks_exact_mut(w).enumerate() {
+            let k = self.key(g as u32);
+            row[0] = k[0] ^ (1 << 63);
+            for d in 0..nd {
+                let null = k[1] & (1 << d) != 0;
+                row[1 + 2 * d] = null as u64;
+                row[2 + 2 * d] = match (null, self.dims[d]) {
+                    (true, _) => 0,
+                    (false, DimKind::Str) => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
+                    (false, DimKind::Int) => k[2 + d] ^ (1 << 63),
+                    (false, DimKind::UInt | DimKind::Bool) => k[2 + d],
+                };
+            }
+        }
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| {
-            let (ka, kb) = (self.key(a), self.key(b));
-            match (ka[0] as i64).cmp(&(kb[0] as i64)) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-            for d in 0..self.dims.len() {
-                let o = cmp_dim(self.dim(a, d), self.dim(b, d));
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            Ordering::Equal
+            let (a, b) = (a as usize * w, b as usize * w);
+            norm[a..a + w].cmp(&norm[b..b + w])
         });
         order
     }
@@ -534,20 +563,6 @@ impl Translator {
     }
 }
 
-fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {
-    use DimValue::*;
-    match (a, b) {
-        (Null, Null) => Ordering::Equal,
-        (Null, _) => Ordering::Greater,
-        (_, Null) => Ordering::Less,
-        (Str(x), Str(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Int(x), Int(y)) => x.cmp(&y),
-        (UInt(x), UInt(y)) => x.cmp(&y),
-        (Bool(x), Bool(y)) => x.cmp(&y),
-        _ => Ordering::Equal,
-    }
-}
-
 /// Does a dimension value pass a predicate?
 pub fn predicate_matches(p: &Predicate, v: DimValue<'_>) -> bool {
     match p {
@@ -593,6 +608,63 @@ fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
 mod tests {
     use super::*;
     use arrow::array::UInt64Array;
+
+    /// The order `sorted_order` must give, compared value by value.
+    fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {
+        use DimValue::*;
+        match (a, b) {
+            (Null, Null) => Ordering::Equal,
+            (Null, _) => Ordering::Greater,
+            (_, Null) => Ordering::Less,
+            (Str(x), Str(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (Int(x), Int(y)) => x.cmp(&y),
+            (UInt(x), UInt(y)) => x.cmp(&y),
+            (Bool(x), Bool(y)) => x.cmp(&y),
+            _ => Ordering::Equal,
+        }
+    }
+
+    #[test]
+    fn sorted_order_equals_comparing_values() {
+        let mut keys = GroupKeys::new(vec![DimKind::Str, DimKind::Int, DimKind::Bool]);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words = ["b", "", "é", "a", "ab", "Z", "日本"];
+        let n = 3000;
+        let mut buckets = Vec::new();
+        let (mut strs, mut ints, mut bools) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            buckets.push([-3_600_000_000i64, 0, 3_600_000_000, i64::MIN / 2][next() as usize % 4]);
+            strs.push((next() % 8 != 0).then(|| words[next() as usize % words.len()]));
+            ints.push(
+                (next() % 8 != 0).then(|| [i64::MIN, -1, 0, 7, i64::MAX][next() as usize % 5]),
+            );
+            bools.push((next() % 4 != 0).then(|| next() % 2 == 0));
+        }
+        let dims: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(strs)),
+            Arc::new(Int64Array::from(ints)),
+            Arc::new(BooleanArray::from(bools)),
+        ];
+        keys.encode(&buckets, None, &dims, 3_600_000_000).unwrap();
+        assert!(keys.len() > 100);
+        let got = keys.sorted_order();
+        let mut want: Vec<u32> = (0..keys.len() as u32).collect();
+        want.sort_by(|&a, &b| {
+            (keys.bucket(a)).cmp(&keys.bucket(b)).then_with(|| {
+                (0..3)
+                    .map(|d| cmp_dim(keys.dim(a, d), keys.dim(b, d)))
+                    .find(|o| *o != Ordering::Equal)
+                    .unwrap_or(Ordering::Equal)
+            })
+        });
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn uint64_dimensions_round_trip_and_sort_unsigned() {

@@ -3,16 +3,24 @@
 //! a fresh one shaped by the query.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
+use crate::batch::profile::{metric_phase, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::StoreSchema;
 use crate::view::def::{Filter, ViewDef};
 use crate::view::grain::{bucket_column, Grain};
 use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
+
+/// Tables with at least this many groups merge, evaluate and persist their metrics in parallel
+/// (one rayon task per metric); smaller ones stay on the caller's thread.
+const PARALLEL_GROUPS: usize = 50_000;
 
 /// A view definition resolved against the store schema.
 #[derive(Debug, Clone)]
@@ -154,6 +162,23 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
 impl AggTable {
     /// Fold one batch of master-dataset rows into the table.
     pub fn update(&mut self, plan: &ViewPlan, batch: &RecordBatch) -> Result<()> {
+        self.update_profiled(plan, batch, None)
+    }
+
+    /// `update`, adding the time of grouping and of each metric's fold to `profile`.
+    pub fn update_profiled(
+        &mut self,
+        plan: &ViewPlan,
+        batch: &RecordBatch,
+        profile: Option<&Profile>,
+    ) -> Result<()> {
+        let clock = |t0: Option<Instant>, phase: &'static str| {
+            if let (Some(p), Some(t0)) = (profile, t0) {
+                p.add(phase, t0.elapsed());
+            }
+        };
+        let now = || profile.map(|_| Instant::now());
+        let t0 = now();
         let filtered;
         let batch = match row_filter(&plan.def.filter, batch)? {
             Some(mask) => {
@@ -177,13 +202,16 @@ impl AggTable {
         let gids = self
             .keys
             .encode(&buckets, time.nulls(), &dims, plan.grain.micros())?;
+        clock(t0, "group");
         let groups = self.keys.len();
         for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
+            let t0 = now();
             let input = match m.spec.column() {
                 Some(c) => Some(col(c)?),
                 None => None,
             };
             states.update(&gids, input.as_ref(), groups)?;
+            clock(t0, metric_phase(m));
         }
         Ok(())
     }
@@ -212,8 +240,16 @@ impl AggTable {
             pairs.push((dst, g));
         }
         let groups = self.keys.len();
-        for (states, ostates) in self.states.iter_mut().zip(other.states.iter()) {
-            states.merge(ostates.as_ref(), &pairs, groups)?;
+        // Metrics merge independently: large merges (the end of a recompute) use every core.
+        if pairs.len() >= PARALLEL_GROUPS {
+            self.states
+                .par_iter_mut()
+                .zip(other.states.par_iter())
+                .try_for_each(|(states, ostates)| states.merge(ostates.as_ref(), &pairs, groups))?;
+        } else {
+            for (states, ostates) in self.states.iter_mut().zip(other.states.iter()) {
+                states.merge(ostates.as_ref(), &pairs, groups)?;
+            }
         }
         Ok(())
     }
@@ -261,13 +297,35 @@ impl AggTable {
     ) -> Result<RecordBatch> {
         let order = self.keys.sorted_order();
         let mut fields = Self::key_fields(dim_names, &self.keys.dims);
-        let mut columns = self.keys.to_arrays(&order);
-        for (m, states) in metrics.iter().zip(&self.states) {
-            let cols = if with_state {
-                states.state(&m.name, &order)?
+        let metric_columns = |(m, states): (&AggPlan, &dyn GroupsAccumulator)| {
+            if with_state {
+                states.state(&m.name, &order)
             } else {
-                states.evaluate(&m.name, &order)?
-            };
+                states.evaluate(&m.name, &order)
+            }
+        };
+        let (mut columns, metric_cols) = if order.len() >= PARALLEL_GROUPS {
+            rayon::join(
+                || self.keys.to_arrays(&order),
+                || {
+                    metrics
+                        .par_iter()
+                        .zip(self.states.par_iter())
+                        .map(|(m, s)| metric_columns((m, s.as_ref())))
+                        .collect::<Result<Vec<_>>>()
+                },
+            )
+        } else {
+            (
+                self.keys.to_arrays(&order),
+                metrics
+                    .iter()
+                    .zip(self.states.iter())
+                    .map(|(m, s)| metric_columns((m, s.as_ref())))
+                    .collect::<Result<Vec<_>>>(),
+            )
+        };
+        for cols in metric_cols? {
             for (name, arr) in cols {
                 fields.push(Field::new(name, arr.data_type().clone(), true));
                 columns.push(arr);
@@ -327,11 +385,17 @@ impl AggTable {
 
     /// The served form of a batch-layer table (exact distinct sets become exact-tagged sketches).
     pub fn into_served(self) -> Result<AggTable> {
-        let states = self
-            .states
-            .into_iter()
-            .map(|s| s.into_served())
-            .collect::<Result<_>>()?;
+        let states = if self.keys.len() >= PARALLEL_GROUPS {
+            self.states
+                .into_par_iter()
+                .map(|s| s.into_served())
+                .collect::<Result<_>>()?
+        } else {
+            self.states
+                .into_iter()
+                .map(|s| s.into_served())
+                .collect::<Result<_>>()?
+        };
         Ok(AggTable {
             keys: self.keys,
             states,
