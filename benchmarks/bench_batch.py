@@ -149,7 +149,8 @@ def worker(args: argparse.Namespace) -> None:
             .agg(
                 events=pl.len(),
                 qty=pl.col("qty").sum(),
-                amt=pl.col("amount").sum(),
+                # SQL semantics: the sum of no values is null (Polars says 0.0).
+                amt=pl.when(pl.col("amount").count() > 0).then(pl.col("amount").sum()),
                 low=pl.col("amount").min(),
                 high=pl.col("amount").max(),
                 avg=pl.col("amount").mean(),

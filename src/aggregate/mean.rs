@@ -12,6 +12,8 @@ use crate::error::Result;
 /// A sum state that can give the mean of a group.
 pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
     fn mean(&self, g: usize) -> Option<f64>;
+    /// Settle any work kept pending for speed (before a state is served and persisted).
+    fn settle(&mut self) {}
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +73,8 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Mean { sum: S::default() })
     }
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+    fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+        self.sum.settle();
         Ok(self)
     }
     fn len(&self) -> usize {

@@ -17,41 +17,53 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-/// Per group: the exact sum, the values pending in its fixed-point fast path (see
-/// `exact_sum::FixedSum`) and the non-null count. Every read goes through `total`, so the
-/// pending values are always included.
+/// Per group: the exact sum and, in one 32-byte slot, the non-null count and the values pending
+/// in the fixed-point fast path (see `exact_sum::FixedSum`), so a row touches one slot. Every
+/// read goes through `total`, so pending values are always included; `into_served` flushes them.
 #[derive(Debug, Clone, Default)]
 pub struct FloatSum {
     sum: Vec<ExactSum>,
     fixed: Vec<FixedSum>,
-    n: Vec<u64>,
 }
 
 impl FloatSum {
     fn grow(&mut self, groups: usize) {
-        if groups > self.n.len() {
+        if groups > self.fixed.len() {
             self.sum.resize(groups, ExactSum::new());
             self.fixed.resize(groups, FixedSum::default());
-            self.n.resize(groups, 0);
         }
+    }
+
+    fn count(&self, g: usize) -> u64 {
+        self.fixed[g].count
     }
 
     /// The exact sum of group `g`, pending values included.
     fn total(&self, g: usize) -> Cow<'_, ExactSum> {
-        match self.fixed.get(g) {
-            Some(f) if !f.is_empty() => {
-                let mut s = self.sum[g].clone();
-                f.clone().flush(&mut s);
-                Cow::Owned(s)
-            }
-            _ => Cow::Borrowed(&self.sum[g]),
+        let f = self.fixed[g];
+        if f.is_flushed() {
+            Cow::Borrowed(&self.sum[g])
+        } else {
+            let mut s = self.sum[g].clone();
+            f.clone().flush(&mut s);
+            Cow::Owned(s)
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for (f, s) in self.fixed.iter_mut().zip(self.sum.iter_mut()) {
+            f.flush(s);
         }
     }
 }
 
 impl SumState for FloatSum {
     fn mean(&self, g: usize) -> Option<f64> {
-        (self.n[g] > 0).then(|| self.total(g).finalize() / self.n[g] as f64)
+        let n = self.count(g);
+        (n > 0).then(|| self.total(g).finalize() / n as f64)
+    }
+    fn settle(&mut self) {
+        self.flush_all();
     }
 }
 
@@ -59,10 +71,9 @@ impl GroupsAccumulator for FloatSum {
     fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
         self.grow(groups);
         let a = float64_values(need(input)?)?;
-        let (sum, fixed, n) = (&mut self.sum, &mut self.fixed, &mut self.n);
+        let (sum, fixed) = (&mut self.sum, &mut self.fixed);
         for_each_valid(gids, a.values(), a.nulls(), |g, v| {
-            fixed[g].add(&mut sum[g], v);
-            n[g] += 1;
+            fixed[g].add(&mut sum[g], v)
         });
         Ok(())
     }
@@ -77,7 +88,7 @@ impl GroupsAccumulator for FloatSum {
         self.grow(groups);
         for &(d, s) in pairs {
             self.sum[d as usize].merge(&o.total(s as usize));
-            self.n[d as usize] += o.n[s as usize];
+            self.fixed[d as usize].count += o.count(s as usize);
         }
         Ok(())
     }
@@ -87,7 +98,7 @@ impl GroupsAccumulator for FloatSum {
             .iter()
             .map(|&g| {
                 let g = g as usize;
-                (self.n[g] > 0).then(|| self.total(g).finalize())
+                (self.count(g) > 0).then(|| self.total(g).finalize())
             })
             .collect();
         Ok(vec![(name.to_string(), Arc::new(values))])
@@ -100,7 +111,8 @@ impl GroupsAccumulator for FloatSum {
             Ok(())
         })?;
         cols.push((format!("__{name}__state"), arr));
-        cols.push((format!("__{name}__n"), counts_column(&self.n, order)));
+        let n: Vec<u64> = self.fixed.iter().map(|f| f.count).collect();
+        cols.push((format!("__{name}__n"), counts_column(&n, order)));
         Ok(cols)
     }
 
@@ -126,22 +138,28 @@ impl GroupsAccumulator for FloatSum {
             })
             .collect::<Result<Vec<_>>>()?;
         let n = read_counts(batch, &format!("__{name}__n"), file)?;
-        let fixed = vec![FixedSum::default(); n.len()];
-        Ok(Box::new(FloatSum { sum, fixed, n }))
+        if n.len() != sum.len() {
+            return Err(Error::corruption(
+                file,
+                format!("{name:?}: sum and count columns differ in length"),
+            ));
+        }
+        let fixed = n.iter().map(|&count| FixedSum::with_count(count)).collect();
+        Ok(Box::new(FloatSum { sum, fixed }))
     }
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::default())
     }
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+    fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+        self.settle();
         Ok(self)
     }
     fn len(&self) -> usize {
-        self.n.len()
+        self.fixed.len()
     }
     fn memory_bytes(&self) -> usize {
         self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>()
             + self.fixed.capacity() * std::mem::size_of::<FixedSum>()
-            + self.n.capacity() * 8
     }
 }
