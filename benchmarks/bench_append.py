@@ -8,6 +8,7 @@ of the peer's files.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 
@@ -57,6 +58,18 @@ def _lamina_appends(path, batches: list[pa.Table], warm: list[pa.Table], *, view
         per.append(time.perf_counter() - t)
     total = time.perf_counter() - t0
     return store, total, Timing(per)
+
+
+def _append_next(store, batches) -> None:
+    store.append(next(batches))
+
+
+def _write_next(dirpath, numbered) -> None:
+    i, b = next(numbered)
+    p = dirpath / f"{i:06d}.parquet"
+    pq.write_table(b, p)
+    fsync_path(p)
+    fsync_path(dirpath)
 
 
 def _pyarrow_writes(dirpath, batches: list[pa.Table], warm: list[pa.Table]):
@@ -149,6 +162,44 @@ def run(cfg: Config) -> BenchResult:
     res.details.append(
         f"**append** ({n_batches} batches of {BATCH:,} events after {n_warm} untimed warm-up batches)\n\n"
         + md_table(["writer", "events", "total", "rate", "per batch p50", "per batch p99"], detail)
+    )
+
+    # ---------------------------------------------------------------- small commits
+    # An ingest loop commits small batches often: commits/s of durable appends of 1, 100 and
+    # 1,000 events with one live view, against pyarrow write_table + fsync (file and directory)
+    # of the same batches, which is what a hand-written durable loop costs.
+    small_rows = []
+    for size in (1, 100, 1_000):
+        n = cfg.pick(100, 400)
+        small = split(make_events(size * (n + 5), (cfg.seed, 3, size)), size)
+        log(f"append: {n} durable commits of {size:,} events")
+        s = lamina.Store(root / f"small-{size}")
+        s.append(small[0])
+        s.define(_view())
+        t_l = measure(functools.partial(_append_next, s, iter(small[1:])), repeat=n, warmup=2)
+        got = s.status()["rows"]
+        s.close()
+        if got != size * (n + 3):
+            raise BenchmarkError(f"small commits: the store holds {got} rows, expected {size * (n + 3)}")
+        peer_dir = root / f"small-pyarrow-{size}"
+        peer_dir.mkdir()
+
+        t_p = measure(functools.partial(_write_next, peer_dir, iter(enumerate(small))), repeat=n, warmup=2)
+        res.rows.append(
+            Row(
+                NAME,
+                f"small durable commits of {size:,} event{'s' if size > 1 else ''}, 1 live view",
+                f"{1 / t_l.median:,.0f} commits/s (p50 {fmt_time(t_l.median)}, p99 {fmt_time(t_l.pct(99))})",
+                "pyarrow write_table + fsync file + dir",
+                f"{1 / t_p.median:,.0f} files/s",
+                t_p.median / t_l.median,
+            )
+        )
+        small_rows.append([f"{size:,}", t_l.describe(), t_p.describe()])
+    res.details.append(
+        "**small durable commits** (one live view; lamina's commit writes the segment and the "
+        "manifest record, each fsynced with its directory)\n\n"
+        + md_table(["events per commit", "lamina append", "pyarrow write + fsync"], small_rows)
     )
 
     # ---------------------------------------------------------------- snapshot read

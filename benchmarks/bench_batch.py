@@ -116,9 +116,13 @@ def worker(args: argparse.Namespace) -> None:
     if args.engine == "lamina":
         import lamina
 
+        # Cold start: the store has no batch view yet, so opening it rebuilds the speed layer
+        # from the whole history before the first query can be answered.
         t0 = time.perf_counter()
         store = lamina.Store(store_dir)
         info["open_s"] = time.perf_counter() - t0
+        store.query("v")
+        info["cold_s"] = time.perf_counter() - t0
         fresh = [make_events(NEW_ROWS, (args.seed, 9, i), **data_kw) for i in range(args.runs + 1)]
 
         def before():
@@ -322,6 +326,15 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
             target_check(r >= 1.5, "1.5x the faster peer"),
         )
     )
+    if shape == "hour x country":
+        res.rows.append(
+            Row(
+                NAME,
+                f"cold start: open a store of {total / 1e6:.0f}M rows with no batch view, first query",
+                fmt_time(lam_info["cold_s"]),
+                target=target_check(lam_info["cold_s"] < 1.0, "< 1 s"),
+            )
+        )
     lower_peer = min(infos["duckdb"]["peak_rss"], infos["polars"]["peak_rss"])
     res.rows.append(
         Row(
@@ -350,8 +363,8 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
         f"before each lamina run; {runs} timed runs per engine after a warm-up, each engine in its "
         f"own process; appended at {fmt_rate(total / t_app)}). Verified: {summary}.\n\n"
         + md_table(["engine", "median", "best", "warm-up run", "RSS when ready", "peak RSS"], rows)
-        + f"\n\nlamina store open took {fmt_time(lam_info['open_s'])}.\n\n"
-        + _split_table(lam_info["splits"])
+        + f"\n\nlamina cold start (no batch view yet): open {fmt_time(lam_info['open_s'])}, open and "
+        f"first query {fmt_time(lam_info['cold_s'])}.\n\n" + _split_table(lam_info["splits"])
     )
 
 
