@@ -71,17 +71,17 @@ SHAPES = {
         1_000_000,
     ),
 }
-SQL_UNIT = {"1h": "1 hour", "1m": "1 minute"}
+SQL_UNIT = {"1h": "1 hour", "1m": "1 minute", "1d": "1 day"}
 
 
-def view_def(grain: str, dims: list[str]):
+def view_def(grain: str = "1h", dims: list[str] | tuple[str, ...] = ("country",)):
     import lamina
 
     return lamina.View(
         "v",
         time="ts",
         grain=grain,
-        by=dims,
+        by=list(dims),
         metrics={
             "events": lamina.count(),
             "qty": lamina.sum("qty"),
@@ -94,11 +94,17 @@ def view_def(grain: str, dims: list[str]):
     )
 
 
-def duckdb_sql(glob: str, grain: str, dims: list[str]) -> str:
+def duckdb_sql(
+    glob: str,
+    grain: str = "1h",
+    dims: list[str] | tuple[str, ...] = ("country",),
+    distinct: str = "count(DISTINCT user_id)",
+) -> str:
+    """The view of ``view_def`` in SQL (``distinct``: the distinct-count expression)."""
     return f"""
         SELECT time_bucket(INTERVAL '{SQL_UNIT[grain]}', ts) AS bucket, {", ".join(dims)},
                count(*) AS events, sum(qty) AS qty, sum(amount) AS amt, min(amount) AS low,
-               max(amount) AS high, avg(amount) AS avg, count(DISTINCT user_id) AS users
+               max(amount) AS high, avg(amount) AS avg, {distinct} AS users
         FROM read_parquet('{glob}')
         GROUP BY ALL ORDER BY ALL
     """

@@ -83,7 +83,7 @@ def run(cfg: Config) -> BenchResult:
     con = duckdb.connect()
     con.execute("SET threads = 2")
     sql_h = duckdb_sql(glob)
-    sql_d = duckdb_sql(glob, bucket="1 day")
+    sql_d = duckdb_sql(glob, grain="1d")
     served_h = store.query("v")
     served_d = store.query("v", grain="1d")
     _check_against_duckdb(served_h, con.sql(sql_h).to_arrow_table(), "1h")

@@ -301,6 +301,16 @@ impl GroupsAccumulator for CountDistinct {
         Ok(())
     }
 
+    fn settle(&mut self) {
+        for st in &mut self.groups {
+            if let DistinctState::Sketch { sketch, .. } = st {
+                if !sketch.is_settled() {
+                    Arc::make_mut(sketch).settle();
+                }
+            }
+        }
+    }
+
     fn merge(
         &mut self,
         other: &dyn GroupsAccumulator,

@@ -12,8 +12,6 @@ use crate::error::Result;
 /// A sum state that can give the mean of a group.
 pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
     fn mean(&self, g: usize) -> Option<f64>;
-    /// Settle any work kept pending for speed (before a state is served and persisted).
-    fn settle(&mut self) {}
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +74,9 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         self.sum.settle();
         Ok(self)
+    }
+    fn settle(&mut self) {
+        self.sum.settle();
     }
     fn len(&self) -> usize {
         self.sum.len()

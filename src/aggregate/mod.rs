@@ -108,6 +108,11 @@ pub trait GroupsAccumulator: AccumulatorAny + Debug + Send + Sync {
     /// The served form of a batch-layer state (exact distinct sets become exact-tagged sketches).
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>>;
 
+    /// Finish work kept pending for fast updates (sketch insert buffers), so a state that is
+    /// read many times between updates is not normalised again on every read. Never changes
+    /// the logical state.
+    fn settle(&mut self) {}
+
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0

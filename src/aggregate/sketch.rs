@@ -526,6 +526,20 @@ impl HllSketch {
         }
     }
 
+    /// Is the insert buffer empty (so reading the sketch copies nothing)?
+    pub fn is_settled(&self) -> bool {
+        match &self.repr {
+            Repr::Dense(_) => true,
+            Repr::Sparse { entries, sorted } => *sorted >= entries.len(),
+        }
+    }
+
+    /// Fold the insert buffer into the sorted entries, so later reads (`estimate`, `bounds`,
+    /// `to_bytes`) do not each merge a copy. Does not change the logical state.
+    pub fn settle(&mut self) {
+        self.normalize();
+    }
+
     /// Normalise internal buffers and release spare capacity (minimises `memory_bytes`).
     /// Does not change the logical state.
     pub fn compact(&mut self) {

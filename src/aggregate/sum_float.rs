@@ -62,9 +62,6 @@ impl SumState for FloatSum {
         let n = self.count(g);
         (n > 0).then(|| self.total(g).finalize() / n as f64)
     }
-    fn settle(&mut self) {
-        self.flush_all();
-    }
 }
 
 impl GroupsAccumulator for FloatSum {
@@ -152,8 +149,11 @@ impl GroupsAccumulator for FloatSum {
         Box::new(Self::default())
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        self.settle();
+        self.flush_all();
         Ok(self)
+    }
+    fn settle(&mut self) {
+        self.flush_all();
     }
     fn len(&self) -> usize {
         self.fixed.len()

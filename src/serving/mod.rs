@@ -101,8 +101,16 @@ impl ServedView {
         let whole = q.start.is_none() && q.end.is_none() && q.filter.is_empty();
         let batch = self.batch.as_ref().map(|b| &b.table);
         if !plain && !whole {
-            // A narrow query (time range, filter) merges only the groups it selects.
-            return answer::answer(&self.plan, q, batch, &self.speed_tables());
+            // A narrow query (time range, filter) selects from the merged state when one is
+            // kept; otherwise it merges only the groups it selects (and builds nothing).
+            let merged = {
+                let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache.merged.clone()
+            };
+            return match merged {
+                Some(m) => answer::answer(&self.plan, q, Some(&m), &[]),
+                None => answer::answer(&self.plan, q, batch, &self.speed_tables()),
+            };
         }
         let key = format!("{q:?}");
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +124,9 @@ impl ServedView {
         let merged = match &cache.merged {
             Some(m) => m.clone(),
             None => {
-                let m = Arc::new(answer::merged(&self.plan, batch, &self.speed_tables())?);
+                let mut m = answer::merged(&self.plan, batch, &self.speed_tables())?;
+                m.settle();
+                let m = Arc::new(m);
                 cache.merged = Some(m.clone());
                 m
             }
@@ -133,7 +143,6 @@ impl ServedView {
         Ok(result)
     }
 
-    /// Fold one commit's rows into the speed part.
     /// Fold a new commit into the speed layer. The merged state (batch + speed) is kept and
     /// the commit's rows folded into it as well, so the first query after a commit costs the
     /// groups the commit touched plus the evaluation, not a merge of every group: folding rows
@@ -152,7 +161,10 @@ impl ServedView {
         // to fold twice now.
         let small = |m: &AggTable| batch.num_rows() <= (4 * m.keys.len()).max(4096);
         if let Some(mut m) = merged.filter(|m| small(m)) {
-            if Arc::make_mut(&mut m).update(&self.plan, batch).is_ok() {
+            let table = Arc::make_mut(&mut m);
+            if table.update(&self.plan, batch).is_ok() {
+                // Read at every query until the next commit: settle it once now.
+                table.settle();
                 let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
                 c.merged = Some(m);
             }
@@ -321,6 +333,25 @@ mod tests {
                 rebuilt.query(&q, Part::Served).unwrap(),
                 "commit {commit}"
             );
+            // Narrow queries select from the kept state; the rebuilt view (cache dropped)
+            // answers them from the batch and speed parts directly.
+            let hour = 3_600_000_000i64;
+            let narrow = [
+                Query {
+                    start: Some(hour),
+                    end: Some(4 * hour),
+                    ..Query::default()
+                },
+                Query {
+                    grain: Some("2h".into()),
+                    ..Query::default()
+                },
+            ];
+            for nq in &narrow {
+                rebuilt.invalidate();
+                let want = rebuilt.query(nq, Part::Served).unwrap();
+                assert_eq!(kept.query(nq, Part::Served).unwrap(), want, "{nq:?}");
+            }
         }
     }
 

@@ -402,6 +402,13 @@ impl AggTable {
         })
     }
 
+    /// Settle every metric's pending work (see `GroupsAccumulator::settle`).
+    pub fn settle(&mut self) {
+        for s in &mut self.states {
+            s.settle();
+        }
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.keys.memory_bytes() + self.states.iter().map(|s| s.memory_bytes()).sum::<usize>()
     }
