@@ -354,8 +354,8 @@ fn sketch_estimate(
                 s.insert_hash(crate::aggregate::sketch::key_hash(keys.get(i)));
             }
         }
-        let (lo, hi) = s.bounds();
-        Ok((s.estimate(), lo, hi, s.to_bytes().len(), s.memory_bytes()))
+        let (est, lo, hi) = s.estimate_with_bounds();
+        Ok((est, lo, hi, s.to_bytes().len(), s.memory_bytes()))
     })
     .map_err(to_py)
 }

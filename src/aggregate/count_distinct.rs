@@ -167,8 +167,7 @@ impl DistinctState {
                 sketch,
                 exact: None,
             } => {
-                let est = sketch.estimate();
-                let (lo, hi) = sketch.bounds();
+                let (est, lo, hi) = sketch.estimate_with_bounds();
                 (
                     Some(est.round() as i64),
                     false,

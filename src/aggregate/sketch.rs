@@ -634,11 +634,17 @@ impl HllSketch {
     /// half-width is at least 0.5 and the lower bound is at least the number of distinct
     /// sparse entries (each needs a distinct key).
     pub fn bounds(&self) -> (f64, f64) {
+        let (_, lo, hi) = self.estimate_with_bounds();
+        (lo, hi)
+    }
+
+    /// `(estimate(), bounds().0, bounds().1)` from one read of the registers.
+    pub fn estimate_with_bounds(&self) -> (f64, f64, f64) {
         match self.view() {
             View::Sparse(entries) => {
                 let n = entries.len();
                 if n == 0 {
-                    return (0.0, 0.0);
+                    return (0.0, 0.0, 0.0);
                 }
                 // Every distinct entry is at least one distinct value, so `n` is a hard lower
                 // bound. Above it, the values hidden by index collisions are about
@@ -651,12 +657,12 @@ impl HllSketch {
                 let half = Z95 * var.max(0.0).sqrt();
                 let lambda = (n as f64) * (n as f64) / (2.0 * SPARSE_M);
                 let upper = (est + half).max(n as f64 + poisson_quantile(lambda, 0.975) as f64);
-                ((est - half).max(n as f64), upper)
+                (est, (est - half).max(n as f64), upper)
             }
             View::Dense(regs) => {
                 let est = ertl_estimate(&regs, self.precision);
                 let d = Z95 * self.relative_standard_error();
-                ((est * (1.0 - d)).max(0.0), est * (1.0 + d))
+                (est, (est * (1.0 - d)).max(0.0), est * (1.0 + d))
             }
         }
     }

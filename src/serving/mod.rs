@@ -131,7 +131,12 @@ impl ServedView {
                 m
             }
         };
-        let result = answer::answer(&self.plan, q, Some(&merged), &[])?;
+        // The view at its own shape is the merged state itself: no copy into a fresh table.
+        let result = if plain {
+            merged.finalize(&self.plan.def.by, &self.plan.metrics)?
+        } else {
+            answer::answer(&self.plan, q, Some(&merged), &[])?
+        };
         if plain {
             cache.plain = Some(result.clone());
         } else {
