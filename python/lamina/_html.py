@@ -65,7 +65,20 @@ def status_html(status: dict[str, Any]) -> str:
         if rows
         else "<br><i>no views defined</i>"
     )
-    return head + table + "</div>"
+    return head + table + _recompute_html(status.get("last_recompute")) + "</div>"
+
+
+def _recompute_html(last: dict[str, Any] | None) -> str:
+    """The last recompute of this process: its wall time and where it went, largest first."""
+    if not last:
+        return ""
+    phases = sorted(last["phases"].items(), key=lambda kv: -kv[1])
+    parts = ", ".join(f"{html.escape(k)} {v * 1000:,.0f} ms" for k, v in phases[:6])
+    return (
+        f"<br><span class='layer b'>last recompute</span> commit {last['snapshot']}, "
+        f"{last['rows']:,} rows, {last['views']} view(s), {last['seconds']:.2f} s on "
+        f"{last['threads']} threads; largest phases: {parts}"
+    )
 
 
 def store_html(store: Store) -> str:

@@ -473,8 +473,6 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days old"
 
 
-
-
 def format_status(status: Mapping[str, Any], indent: str = "") -> str:
     where = "temporary store" if status["temporary"] else str(status["path"])
     lines = [

@@ -283,7 +283,11 @@ class Store:
     def status(self) -> Status:
         """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view;
         ``warning`` per view when it is served from less than it should be (a damaged batch view);
-        ``scheduler_errors``: what background recomputes of :meth:`schedule` raised."""
+        ``scheduler_errors``: what background recomputes of :meth:`schedule` raised;
+        ``last_recompute``: the last finished recompute of this process (None before one): its
+        snapshot, rows, views, threads, wall ``seconds`` and ``phases``, seconds per phase
+        (read, decode, group, one fold per metric family, merge, sketch, sort+state, encode,
+        write+fsync, commit; parallel phases are summed over the workers)."""
         s = Status(self._core.status())
         with self._scheduler_lock:
             s["scheduler_errors"] = [f"{type(e).__name__}: {e}" for e in self._scheduler_errors]

@@ -450,12 +450,26 @@ impl HllSketch {
     }
 
     fn insert_sparse(&mut self, hash: u64) {
+        self.push_entry(encode_sparse(hash));
+    }
+
+    /// Entries held in sparse mode, buffer included (0 when dense).
+    fn sparse_len(&self) -> usize {
+        match &self.repr {
+            Repr::Sparse { entries, .. } => entries.len(),
+            Repr::Dense(_) => 0,
+        }
+    }
+
+    /// Add one sparse entry through the insert buffer.
+    #[inline]
+    fn push_entry(&mut self, entry: u32) {
         let Repr::Sparse { entries, sorted } = &mut self.repr else {
             return;
         };
         // Append only: duplicates are removed when the buffer is merged into the sorted head,
         // which keeps the hot path to one store and one comparison.
-        entries.push(encode_sparse(hash));
+        entries.push(entry);
         let sorted_len = (*sorted).min(entries.len());
         if entries.len() - sorted_len >= MIN_BUFFER.max(sorted_len / 2) {
             self.normalize();
@@ -587,6 +601,19 @@ impl HllSketch {
                     self.densify();
                     if let Repr::Dense(regs) = &mut self.repr {
                         absorb_dense(regs, &b);
+                    }
+                    return Ok(());
+                }
+                View::Sparse(b) if b.len() * 8 <= self.sparse_len() => {
+                    // A small sketch (one commit's rows) goes through the insert buffer, like
+                    // inserts: no copy of the large sorted list per merge.
+                    for (k, &e) in b.iter().enumerate() {
+                        if let Repr::Dense(regs) = &mut self.repr {
+                            // A buffer flush crossed the sparse limit: the rest go to registers.
+                            absorb_entries(regs, &b[k..], p);
+                            break;
+                        }
+                        self.push_entry(e);
                     }
                     return Ok(());
                 }
@@ -861,6 +888,41 @@ mod tests {
         HllSketch {
             precision: p,
             repr: Repr::Dense(vec![0u8; 1usize << p].into_boxed_slice()),
+        }
+    }
+
+    /// One commit's small sketch merged into a large sparse one goes through the insert
+    /// buffer; the result must be the sketch of the union, also when a flush crosses into
+    /// dense mode in the middle of a merge.
+    #[test]
+    fn merging_small_sketches_into_a_large_sparse_one_equals_the_union() {
+        let mut r = SplitMix64(99);
+        for p in [8u8, 10, 12] {
+            let mut all: Vec<u64> = (0..sparse_limit(p) - 40).map(|_| r.next()).collect();
+            let mut acc = HllSketch::from_hashes(p, all.iter().copied()).unwrap();
+            for step in 0..300 {
+                let small: Vec<u64> = (0..1 + step % 9).map(|_| r.next()).collect();
+                // Sometimes the same values again: duplicates must not count twice.
+                let small = if step % 5 == 0 {
+                    all[..3].to_vec()
+                } else {
+                    small
+                };
+                acc.merge(&HllSketch::from_hashes(p, small.iter().copied()).unwrap())
+                    .unwrap();
+                all.extend(small);
+                if step % 50 == 0 {
+                    let want = HllSketch::from_hashes(p, all.iter().copied()).unwrap();
+                    assert_eq!(acc, want, "p={p} step={step}");
+                    assert_eq!(acc.to_bytes(), want.to_bytes(), "p={p} step={step}");
+                }
+            }
+            assert!(
+                !acc.is_sparse(),
+                "p={p}: the merges should have crossed into dense mode"
+            );
+            let want = HllSketch::from_hashes(p, all.iter().copied()).unwrap();
+            assert_eq!(acc.to_bytes(), want.to_bytes());
         }
     }
 
