@@ -148,18 +148,12 @@ impl ServedView {
         Ok(result)
     }
 
-    /// Fold a new commit into the speed layer: its rows' state, then [`ServedView::absorb`].
+    /// Fold a new commit into the speed layer. The merged state (batch + speed) is kept and
+    /// the commit's rows folded into it as well, so the first query after a commit costs the
+    /// groups the commit touched plus the evaluation, not a merge of every group: folding rows
+    /// into the merged state gives the same state as merging their speed chunk into it (every
+    /// merge is exact or, for sketches, the union), and any failure drops it for a rebuild.
     pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Result<()> {
-        let delta = crate::speed::delta(&self.plan, batch)?;
-        self.absorb(commit, batch.num_rows() as u64, &delta)
-    }
-
-    /// Install the state of a new commit's rows (`speed::delta`). The merged state (batch +
-    /// speed) is kept and the delta merged into it as well, so the first query after a commit
-    /// costs the groups the commit touched plus the evaluation, not a merge of every group:
-    /// merging is exact (or, for sketches, the union) and associative, so this equals a rebuild;
-    /// any failure drops the merged state for a rebuild at the next query.
-    pub fn absorb(&mut self, commit: u64, rows: u64, delta: &AggTable) -> Result<()> {
         let merged = {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let merged = c.merged.take();
@@ -167,10 +161,13 @@ impl ServedView {
             merged
         };
         crate::failpoint::hit("speed.fold")?;
-        self.speed.absorb(&self.plan, commit, rows, delta)?;
-        if let Some(mut m) = merged {
+        self.speed.update(&self.plan, commit, batch)?;
+        // A large commit costs less to merge at the next query (which may never come) than
+        // to fold twice now.
+        let small = |m: &AggTable| batch.num_rows() <= (4 * m.keys.len()).max(4096);
+        if let Some(mut m) = merged.filter(|m| small(m)) {
             let table = Arc::make_mut(&mut m);
-            if table.merge_same(delta).is_ok() {
+            if table.update(&self.plan, batch).is_ok() {
                 // Read at every query until the next commit: settle it once now.
                 table.settle();
                 let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,6 +177,8 @@ impl ServedView {
         Ok(())
     }
 
+    /// Swap in a batch view at `snapshot`: the speed state of commits <= snapshot goes, in the
+    /// same step. `speed` replaces the speed part when the caller had to rebuild it.
     pub fn swap_batch(&mut self, batch: Arc<BatchView>, speed: Option<SpeedView>) {
         let snapshot = batch.snapshot;
         self.batch = Some(batch);
@@ -213,26 +212,12 @@ pub struct Serving {
 impl Serving {
     /// Fold one commit into every view, in parallel. Returns the views whose fold failed (their
     /// state is now behind: the caller rebuilds them from the master dataset).
-    /// Install the deltas of a new commit (one per view, prepared by the append) in every
-    /// view, in parallel; returns the views that failed (the caller rebuilds them).
-    pub fn absorb(
-        &mut self,
-        commit: u64,
-        rows: u64,
-        deltas: &BTreeMap<String, Result<AggTable>>,
-    ) -> Vec<(String, Error)> {
+    pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Vec<(String, Error)> {
         use rayon::prelude::*;
         let mut views: Vec<(&String, &mut ServedView)> = self.views.iter_mut().collect();
         let failed = views
             .par_iter_mut()
-            .filter_map(|(name, v)| {
-                let outcome = match deltas.get(*name) {
-                    Some(Ok(d)) => v.absorb(commit, rows, d),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(Error::internal("no delta was prepared for this view")),
-                };
-                outcome.err().map(|e| ((*name).clone(), e))
-            })
+            .filter_map(|(name, v)| v.fold(commit, batch).err().map(|e| ((*name).clone(), e)))
             .collect();
         self.visible = commit;
         failed

@@ -34,42 +34,6 @@ impl SpeedChunk {
     }
 }
 
-/// The state of one commit's rows alone. An append computes it for every view while its
-/// segment is being written and fsynced, holding no serving lock, and installs it with
-/// [`SpeedView::absorb`] once the commit is durable: the fold costs the append no wall time
-/// where a core is free, and a failed write leaves no trace in any view. Large batches are
-/// folded in parallel, one table per worker, merged at the end.
-pub fn delta(plan: &ViewPlan, batch: &arrow::array::RecordBatch) -> Result<AggTable> {
-    let n = batch.num_rows();
-    let workers = rayon::current_num_threads().clamp(1, 8);
-    if workers > 1 && n >= PARALLEL_ROWS {
-        use rayon::prelude::*;
-        let step = n.div_ceil(workers);
-        let parts = (0..workers)
-            .into_par_iter()
-            .map(|i| {
-                let start = (i * step).min(n);
-                let len = step.min(n - start);
-                let mut t = plan.new_table(Layer::Speed);
-                if len > 0 {
-                    t.update(plan, &batch.slice(start, len))?;
-                }
-                Ok(t)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut parts = parts.into_iter();
-        let mut out = parts.next().unwrap_or_else(|| plan.new_table(Layer::Speed));
-        for p in parts {
-            out.merge_same(&p)?;
-        }
-        Ok(out)
-    } else {
-        let mut t = plan.new_table(Layer::Speed);
-        t.update(plan, batch)?;
-        Ok(t)
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct SpeedView {
     pub chunks: Vec<SpeedChunk>,
@@ -124,23 +88,6 @@ impl SpeedView {
             }
             c.last = commit;
             c.rows += batch.num_rows() as u64;
-        }
-        Ok(())
-    }
-
-    /// Install the state of one commit's rows (see [`delta`]) into the open chunk.
-    pub fn absorb(
-        &mut self,
-        plan: &ViewPlan,
-        commit: u64,
-        rows: u64,
-        delta: &AggTable,
-    ) -> Result<()> {
-        self.open_chunk(plan, commit);
-        if let Some(c) = self.chunks.last_mut() {
-            c.table.merge_same(delta)?;
-            c.last = commit;
-            c.rows += rows;
         }
         Ok(())
     }

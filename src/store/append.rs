@@ -4,16 +4,11 @@
 //!    checks every view declared before data against it); refuse or quarantine bad rows;
 //! 2. **write**: the segment (and quarantine) files, each written, fsynced and renamed;
 //! 3. **commit**: the manifest record, the commit point; after it the append is acknowledged;
-//!    While the files are written and fsynced, the rows are folded into a delta state per view
-//!    (`speed::delta`), holding no lock a query needs;
-//! 4. **post-commit hooks**: install the deltas in every view's speed state (one step under the
+//! 4. **post-commit hooks**: fold the rows into every view's speed state (one step under the
 //!    serving lock), compact a run of small segments, collect garbage. A hook that fails never
-//!    undoes the commit: a view whose delta or install failed is rebuilt from the master
-//!    dataset. A write that fails leaves no trace in any view: the deltas are dropped.
+//!    undoes the commit: a view whose fold failed is rebuilt from the master dataset.
 //!
 //! All stages run under the writer lock, so commits are totally ordered with view changes.
-
-use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
@@ -23,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::master::manifest::{CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo};
 use crate::master::parquet_io;
 use crate::master::schema::{conform, Conformed, StoreSchema};
-use crate::view::table::{AggTable, ViewPlan};
+use crate::view::table::ViewPlan;
 
 /// What an append did.
 #[derive(Debug, Clone)]
@@ -49,28 +44,13 @@ impl Store {
         let mut m = self.begin_write()?;
         let prepared = self.conform_stage(&m, batches, quarantine)?;
         let commit = m.state().last_commit() + 1;
-        // Write the files and, meanwhile, fold the rows into a delta per view (no lock a query
-        // needs is held: the deltas are installed only once the commit is durable).
-        let plans = if prepared.new_schema.is_some() {
-            Vec::new() // the first append rebuilds every view after its commit
-        } else {
-            let s = self.serving_read()?;
-            s.views
-                .iter()
-                .map(|(name, v)| (name.clone(), v.plan.clone()))
-                .collect()
-        };
-        let (record, deltas) = rayon::join(
-            || self.write_stage(&prepared, commit),
-            || speed_deltas(&plans, &prepared.conformed.batch),
-        );
-        self.commit(&mut m, record?)?;
+        let record = self.write_stage(&prepared, commit)?;
+        self.commit(&mut m, record)?;
         // Acknowledged: the commit is durable. Now the post-commit hooks.
         self.hook_speed(
             &m,
             commit,
-            prepared.conformed.batch.num_rows() as u64,
-            &deltas,
+            &prepared.conformed.batch,
             prepared.new_schema.is_some(),
         )?;
         if self.auto_compact {
@@ -172,8 +152,7 @@ impl Store {
         &self,
         m: &Manifest,
         commit: u64,
-        rows: u64,
-        deltas: &BTreeMap<String, Result<AggTable>>,
+        batch: &RecordBatch,
         schema_fixed: bool,
     ) -> Result<()> {
         let state = m.state();
@@ -182,22 +161,10 @@ impl Store {
             self.rebuild_serving(m)?;
             return Ok(());
         }
-        let failed = self.serving_write()?.absorb(commit, rows, deltas);
+        let failed = self.serving_write()?.fold(commit, batch);
         for (name, why) in failed {
             self.repair_view(&state, &name, &why)?;
         }
         Ok(())
     }
-}
-
-/// The delta of `batch` for every view (see `speed::delta`), views in parallel.
-fn speed_deltas(
-    plans: &[(String, ViewPlan)],
-    batch: &RecordBatch,
-) -> BTreeMap<String, Result<AggTable>> {
-    use rayon::prelude::*;
-    plans
-        .par_iter()
-        .map(|(name, plan)| (name.clone(), crate::speed::delta(plan, batch)))
-        .collect()
 }
