@@ -191,7 +191,9 @@ def worker(args: argparse.Namespace) -> None:
             continue
         times.append(elapsed)
         if args.engine == "lamina":
-            splits.append(store.status()["last_recompute"])
+            last = store.status().get("last_recompute")  # None in builds before Performance v2
+            if last:
+                splits.append(last)
     info["times"] = times
     info["splits"] = splits
     info["peak_rss"] = peak_rss()
