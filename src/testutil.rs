@@ -31,15 +31,20 @@ impl SplitMix64 {
     }
 }
 
+/// The event-time column of test data: microseconds, no time zone, never null.
+pub fn ts_field() -> Field {
+    Field::new(
+        "ts",
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        false,
+    )
+}
+
 /// A view counting rows per hour and `k`, and a batch of `keys.len()` events (one microsecond
 /// apart from 1970) with those `k` values.
 pub fn count_view(keys: &[i64]) -> (ViewPlan, RecordBatch) {
     let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            false,
-        ),
+        ts_field(),
         Field::new("k", DataType::Int64, true),
     ]));
     let b = RecordBatch::try_new(

@@ -72,7 +72,7 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
         Box::new(Mean { sum: S::default() })
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        self.sum.settle();
+        self.settle();
         Ok(self)
     }
     fn settle(&mut self) {

@@ -207,9 +207,9 @@ pub(crate) fn for_each_valid<T: Copy>(
 }
 
 /// Non-null counts per group as an int64 column in `order`.
-pub(crate) fn counts_column(n: &[u64], order: &[u32]) -> ArrayRef {
+pub(crate) fn counts_column(order: &[u32], count: impl Fn(usize) -> u64) -> ArrayRef {
     std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(
-        order.iter().map(|&g| n[g as usize] as i64),
+        order.iter().map(|&g| count(g as usize) as i64),
     ))
 }
 

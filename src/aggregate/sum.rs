@@ -110,7 +110,7 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
         let s = Decimal128Array::from_iter_values(order.iter().map(|&g| self.sum[g as usize]))
             .with_precision_and_scale(38, 0)?;
         cols.push((format!("__{name}__sum"), Arc::new(s)));
-        cols.push((format!("__{name}__n"), counts_column(&self.n, order)));
+        cols.push((format!("__{name}__n"), counts_column(order, |g| self.n[g])));
         Ok(cols)
     }
 

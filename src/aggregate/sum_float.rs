@@ -40,19 +40,13 @@ impl FloatSum {
 
     /// The exact sum of group `g`, pending values included.
     fn total(&self, g: usize) -> Cow<'_, ExactSum> {
-        let f = self.fixed[g];
+        let mut f = self.fixed[g];
         if f.is_flushed() {
             Cow::Borrowed(&self.sum[g])
         } else {
             let mut s = self.sum[g].clone();
-            f.clone().flush(&mut s);
+            f.flush(&mut s);
             Cow::Owned(s)
-        }
-    }
-
-    fn flush_all(&mut self) {
-        for (f, s) in self.fixed.iter_mut().zip(self.sum.iter_mut()) {
-            f.flush(s);
         }
     }
 }
@@ -108,8 +102,10 @@ impl GroupsAccumulator for FloatSum {
             Ok(())
         })?;
         cols.push((format!("__{name}__state"), arr));
-        let n: Vec<u64> = self.fixed.iter().map(|f| f.count).collect();
-        cols.push((format!("__{name}__n"), counts_column(&n, order)));
+        cols.push((
+            format!("__{name}__n"),
+            counts_column(order, |g| self.count(g)),
+        ));
         Ok(cols)
     }
 
@@ -149,11 +145,13 @@ impl GroupsAccumulator for FloatSum {
         Box::new(Self::default())
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        self.flush_all();
+        self.settle();
         Ok(self)
     }
     fn settle(&mut self) {
-        self.flush_all();
+        for (f, s) in self.fixed.iter_mut().zip(self.sum.iter_mut()) {
+            f.flush(s);
+        }
     }
     fn len(&self) -> usize {
         self.fixed.len()

@@ -181,17 +181,13 @@ mod tests {
     use crate::master::schema::StoreSchema;
     use crate::view::def::{AggSpec, ViewDef};
     use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::datatypes::{DataType, Field, Schema};
 
     #[test]
     fn recompute_equals_one_fold_whatever_the_thread_count() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
+            crate::testutil::ts_field(),
             Field::new("k", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
         ]));

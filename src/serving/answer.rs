@@ -140,10 +140,11 @@ pub fn is_plain(plan: &ViewPlan, q: &Query) -> bool {
             .is_none_or(|g| Grain::parse(g).is_ok_and(|g| g == plan.grain))
 }
 
-/// Batch and speed merged at the view's own shape (the state every served query starts from).
+/// Batch and speed merged at the view's own shape (the state every served query starts from),
+/// settled, since it is read by every query until the next commit.
 pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) -> Result<AggTable> {
     let keep: Vec<usize> = (0..plan.dims.len()).collect();
-    combine(
+    let mut m = combine(
         plan,
         plan.dims.clone(),
         &keep,
@@ -151,5 +152,7 @@ pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) ->
         &|_, _| true,
         batch,
         speed,
-    )
+    )?;
+    m.settle();
+    Ok(m)
 }

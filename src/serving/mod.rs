@@ -124,9 +124,7 @@ impl ServedView {
         let merged = match &cache.merged {
             Some(m) => m.clone(),
             None => {
-                let mut m = answer::merged(&self.plan, batch, &self.speed_tables())?;
-                m.settle();
-                let m = Arc::new(m);
+                let m = Arc::new(answer::merged(&self.plan, batch, &self.speed_tables())?);
                 cache.merged = Some(m.clone());
                 m
             }
@@ -251,14 +249,10 @@ mod tests {
     /// A view with every metric family over (ts, k, x float with nulls, u), and `n` random rows.
     fn rich_rows(seed: u64, n: usize) -> (ViewPlan, RecordBatch) {
         use arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
-        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        use arrow::datatypes::{DataType, Field, Schema};
         let mut r = crate::testutil::SplitMix64(seed);
         let schema = Arc::new(Schema::new(vec![
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-                false,
-            ),
+            crate::testutil::ts_field(),
             Field::new("k", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
             Field::new("u", DataType::Int64, true),
