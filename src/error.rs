@@ -78,9 +78,9 @@ impl std::error::Error for Error {}
 /// Arrow errors come from the kernels lamina drives over data that has already been conformed:
 /// a cast or a shape that fails there is a schema problem of the data, an I/O error is I/O, and
 /// anything else is internal.
-impl From<arrow::error::ArrowError> for Error {
-    fn from(e: arrow::error::ArrowError) -> Self {
-        use arrow::error::ArrowError as A;
+impl From<crate::arrow::error::ArrowError> for Error {
+    fn from(e: crate::arrow::error::ArrowError) -> Self {
+        use crate::arrow::error::ArrowError as A;
         let kind = match &e {
             A::CastError(_) | A::ParseError(_) | A::SchemaError(_) | A::InvalidArgumentError(_) => {
                 ErrorKind::Schema

@@ -13,9 +13,10 @@
 //! * [`serving`]: per view, the published batch view and the speed state, merged into answers.
 //! * [`store`]: the thin shell that owns the locks and sequences the stages of each operation.
 //!
-//! This crate is free of Python; the bindings live in `python.rs` behind the `python` feature.
+//! This crate is free of Python; the bindings live in `python/` behind the `python` feature.
 
 pub mod aggregate;
+pub mod arrow;
 pub mod batch;
 pub mod error;
 pub mod failpoint;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use crate::arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::master::schema::StoreSchema;
 use crate::view::def::{AggSpec, ViewDef};

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 
 use super::{downcast, read_counts, GroupsAccumulator, NO_GROUP};
 use crate::error::Result;

@@ -1,8 +1,8 @@
 //! Input columns as the native values aggregates fold: int64 (narrower integers, timestamps and
 //! booleans widened), uint64 (kept unsigned), float64, and distinct keys.
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, UInt64Array};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use crate::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, UInt64Array};
+use crate::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 
 use crate::error::{Error, Result};
 
@@ -26,7 +26,7 @@ pub fn int64_values(col: &ArrayRef) -> Result<Int64Array> {
         | DataType::UInt16
         | DataType::UInt32
         | DataType::Timestamp(_, _)
-        | DataType::Boolean => arrow::compute::cast(col, &DataType::Int64)?
+        | DataType::Boolean => crate::arrow::compute::cast(col, &DataType::Int64)?
             .as_primitive::<Int64Type>()
             .clone(),
         other => {
@@ -50,7 +50,7 @@ pub fn uint64_values(col: &ArrayRef) -> Result<UInt64Array> {
 pub fn float64_values(col: &ArrayRef) -> Result<Float64Array> {
     Ok(match col.data_type() {
         DataType::Float64 => col.as_primitive::<Float64Type>().clone(),
-        _ => arrow::compute::cast(col, &DataType::Float64)?
+        _ => crate::arrow::compute::cast(col, &DataType::Float64)?
             .as_primitive::<Float64Type>()
             .clone(),
     })
@@ -84,7 +84,7 @@ pub fn distinct_keys(col: &ArrayRef) -> Result<Keys> {
             )
         }
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-            let a = arrow::compute::cast(col, &DataType::Utf8)?;
+            let a = crate::arrow::compute::cast(col, &DataType::Utf8)?;
             return distinct_keys(&a);
         }
         _ => {

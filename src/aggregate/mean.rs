@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use crate::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 
 use super::{downcast, GroupsAccumulator};
 use crate::error::Result;

@@ -6,9 +6,9 @@ use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
-use arrow::buffer::{NullBuffer, ScalarBuffer};
-use arrow::datatypes::DataType;
+use crate::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
+use crate::arrow::buffer::{NullBuffer, ScalarBuffer};
+use crate::arrow::datatypes::DataType;
 
 use super::input::{float64_values, int64_values, uint64_values};
 use super::{downcast, for_each_valid, need, state_column, GroupsAccumulator};
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// A native type with a total order that min/max fold.
 pub trait Extremum:
-    arrow::datatypes::ArrowNativeType + Debug + Default + Send + Sync + 'static
+    crate::arrow::datatypes::ArrowNativeType + Debug + Default + Send + Sync + 'static
 {
     /// The values and validity of an input column (shared with the column, not copied).
     fn column(col: &ArrayRef) -> Result<(ScalarBuffer<Self>, Option<NullBuffer>)>;

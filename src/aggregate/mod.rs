@@ -21,8 +21,8 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::path::Path;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::DataType;
+use crate::arrow::array::{ArrayRef, RecordBatch};
+use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::view::def::AggSpec;
@@ -185,7 +185,7 @@ pub(crate) fn state_column(batch: &RecordBatch, col: &str, file: &Path) -> Resul
 pub(crate) fn for_each_valid<T: Copy>(
     gids: &[u32],
     values: &[T],
-    nulls: Option<&arrow::buffer::NullBuffer>,
+    nulls: Option<&crate::arrow::buffer::NullBuffer>,
     mut f: impl FnMut(usize, T),
 ) {
     match nulls {
@@ -208,7 +208,7 @@ pub(crate) fn for_each_valid<T: Copy>(
 
 /// Non-null counts per group as an int64 column in `order`.
 pub(crate) fn counts_column(order: &[u32], count: impl Fn(usize) -> u64) -> ArrayRef {
-    std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(
+    std::sync::Arc::new(crate::arrow::array::Int64Array::from_iter_values(
         order.iter().map(|&g| count(g as usize) as i64),
     ))
 }
@@ -234,7 +234,7 @@ pub(crate) fn binary_column(
     n: usize,
     mut write: impl FnMut(usize, &mut Vec<u8>) -> Result<()>,
 ) -> Result<ArrayRef> {
-    use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+    use crate::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
     let mut values = Vec::new();
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0i32);
@@ -246,7 +246,7 @@ pub(crate) fn binary_column(
         offsets.push(end);
     }
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    Ok(std::sync::Arc::new(arrow::array::BinaryArray::new(
+    Ok(std::sync::Arc::new(crate::arrow::array::BinaryArray::new(
         offsets,
         Buffer::from_vec(values),
         None,

@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch};
-use arrow::datatypes::Decimal128Type;
+use crate::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch};
+use crate::arrow::datatypes::Decimal128Type;
 
 use super::input::{int64_values, uint64_values};
 use super::mean::SumState;

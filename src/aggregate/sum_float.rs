@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 
 use super::exact_sum::{ExactSum, FixedSum};
 use super::input::float64_values;

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
+use crate::arrow::array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema};
+use crate::arrow::datatypes::{DataType, Field, Schema};
 
 use super::*;
 use crate::testutil::SplitMix64 as Rng;

@@ -175,13 +175,13 @@ pub fn recompute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use crate::arrow::datatypes::{DataType, Field, Schema};
     use crate::master::files::write_atomic;
     use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
     use crate::master::schema::StoreSchema;
     use crate::view::def::{AggSpec, ViewDef};
-    use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
-    use arrow::datatypes::{DataType, Field, Schema};
 
     #[test]
     fn recompute_equals_one_fold_whatever_the_thread_count() {

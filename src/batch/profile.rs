@@ -42,8 +42,8 @@ impl Profile {
 
 /// The phase name of a metric's fold (metrics of one family share a line).
 pub fn metric_phase(m: &crate::aggregate::AggPlan) -> &'static str {
+    use crate::arrow::datatypes::DataType;
     use crate::view::def::AggSpec;
-    use arrow::datatypes::DataType;
     let float = matches!(
         m.input,
         Some(DataType::Float64 | DataType::Float32 | DataType::Float16)

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use crate::arrow::compute::{cast, filter_record_batch};
+use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -270,10 +270,10 @@ pub fn conform(
             match strict {
                 Ok(a) => a,
                 Err(_) => {
-                    let lenient = arrow::compute::cast_with_options(
+                    let lenient = crate::arrow::compute::cast_with_options(
                         col,
                         want,
-                        &arrow::compute::CastOptions {
+                        &crate::arrow::compute::CastOptions {
                             safe: true,
                             ..Default::default()
                         },
@@ -305,7 +305,7 @@ pub fn conform(
             if per_s < 1_000_000 {
                 let limit = i64::MAX / (1_000_000 / per_s);
                 let raw = cast(&converted, &DataType::Int64)?;
-                let raw = raw.as_primitive::<arrow::datatypes::Int64Type>();
+                let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
                 for (row, v) in raw.iter().enumerate() {
                     if v.is_some_and(|v| v.unsigned_abs() > limit as u64) {
                         mark(
@@ -353,10 +353,10 @@ fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         let values = cast(col, &DataType::Utf8)?;
         return Ok(values);
     }
-    let out = arrow::compute::cast_with_options(
+    let out = crate::arrow::compute::cast_with_options(
         col,
         to,
-        &arrow::compute::CastOptions {
+        &crate::arrow::compute::CastOptions {
             safe: false,
             ..Default::default()
         },

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::Schema;
 
 use crate::error::Result;
 use crate::master::files::read_checked;
@@ -60,11 +60,11 @@ fn slice_batches(batches: Vec<RecordBatch>, skip: usize, end: usize) -> Vec<Reco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arrow::array::{AsArray, Int64Array};
+    use crate::arrow::datatypes::{DataType, Field, Int64Type};
     use crate::master::files::write_atomic;
     use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
-    use arrow::array::{AsArray, Int64Array};
-    use arrow::datatypes::{DataType, Field, Int64Type};
     use std::sync::Arc;
 
     #[test]

@@ -1,7 +1,7 @@
 //! Answers: merge the batch view (snapshot N) with the speed chunks (commits > N) into one answer
 //! shaped by the query: time range, coarser grain, a subset of dimensions, filters.
 
-use arrow::array::RecordBatch;
+use crate::arrow::array::RecordBatch;
 
 use crate::aggregate::Layer;
 use crate::error::{Error, Result};

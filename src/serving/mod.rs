@@ -12,7 +12,7 @@ pub mod answer;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatch;
+use crate::arrow::array::RecordBatch;
 
 pub use answer::{Part, Query};
 
@@ -230,8 +230,8 @@ impl Serving {
 mod tests {
     use super::*;
     use crate::aggregate::Layer;
-    use arrow::array::AsArray;
-    use arrow::datatypes::Int64Type;
+    use crate::arrow::array::AsArray;
+    use crate::arrow::datatypes::Int64Type;
 
     fn setup() -> (ViewPlan, RecordBatch) {
         crate::testutil::count_view(&[1, 2, 1, 2, 1, 3])
@@ -248,8 +248,8 @@ mod tests {
 
     /// A view with every metric family over (ts, k, x float with nulls, u), and `n` random rows.
     fn rich_rows(seed: u64, n: usize) -> (ViewPlan, RecordBatch) {
-        use arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
-        use arrow::datatypes::{DataType, Field, Schema};
+        use crate::arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
+        use crate::arrow::datatypes::{DataType, Field, Schema};
         let mut r = crate::testutil::SplitMix64(seed);
         let schema = Arc::new(Schema::new(vec![
             crate::testutil::ts_field(),

@@ -60,7 +60,7 @@ impl SpeedView {
         &mut self,
         plan: &ViewPlan,
         commit: u64,
-        batch: &arrow::array::RecordBatch,
+        batch: &crate::arrow::array::RecordBatch,
     ) -> Result<()> {
         self.open_chunk(plan, commit);
         if let Some(c) = self.chunks.last_mut() {
@@ -98,7 +98,7 @@ impl SpeedView {
         plan: &ViewPlan,
         first: u64,
         last: u64,
-        batches: &[arrow::array::RecordBatch],
+        batches: &[crate::arrow::array::RecordBatch],
     ) -> Result<()> {
         self.seal();
         self.open_chunk(plan, first);
@@ -117,7 +117,7 @@ impl SpeedView {
         plan: &ViewPlan,
         after: u64,
         last: u64,
-        batches: &[arrow::array::RecordBatch],
+        batches: &[crate::arrow::array::RecordBatch],
     ) -> Result<SpeedView> {
         let mut speed = SpeedView::default();
         if last > after {
@@ -176,7 +176,7 @@ impl SpeedView {
 /// the benchmarks compare with other engines' in-memory aggregation.
 pub fn ingest_in_memory(
     def: crate::view::def::ViewDef,
-    batches: &[arrow::array::RecordBatch],
+    batches: &[crate::arrow::array::RecordBatch],
 ) -> Result<(f64, usize, usize)> {
     let first = batches
         .first()
@@ -197,7 +197,7 @@ pub fn ingest_in_memory(
 mod tests {
     use super::*;
 
-    fn plan_and_batch(n: i64) -> (ViewPlan, arrow::array::RecordBatch) {
+    fn plan_and_batch(n: i64) -> (ViewPlan, crate::arrow::array::RecordBatch) {
         crate::testutil::count_view(&(0..n).map(|i| i % 3).collect::<Vec<_>>())
     }
 

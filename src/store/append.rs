@@ -10,8 +10,8 @@
 //!
 //! All stages run under the writer lock, so commits are totally ordered with view changes.
 
-use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::compute::concat_batches;
 
 use super::{now_us, quarantine, Store};
 use crate::error::{Error, Result};
@@ -34,7 +34,7 @@ struct Prepared {
     conformed: Conformed,
     /// The schema this append fixes (the first append only).
     new_schema: Option<StoreSchema>,
-    target: arrow::datatypes::SchemaRef,
+    target: crate::arrow::datatypes::SchemaRef,
 }
 
 impl Store {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use crate::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result};
 /// The layout of quarantined rows: commit, row and reason, then every store column as text (in
@@ -30,7 +30,8 @@ pub fn quarantine_batch(
     commit: u64,
     store: &Schema,
 ) -> Result<RecordBatch> {
-    let idx = arrow::array::UInt32Array::from_iter_values(rejected.iter().map(|(r, _)| *r as u32));
+    let idx =
+        crate::arrow::array::UInt32Array::from_iter_values(rejected.iter().map(|(r, _)| *r as u32));
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![commit as i64; rejected.len()])),
         Arc::new(Int64Array::from_iter_values(
@@ -45,8 +46,8 @@ pub fn quarantine_batch(
         let c = incoming.column_by_name(f.name()).ok_or_else(|| {
             Error::schema(format!("column {:?} is missing from the data", f.name()))
         })?;
-        let taken = arrow::compute::take(c.as_ref(), &idx, None)?;
-        let text = arrow::compute::cast(&taken, &DataType::Utf8)
+        let taken = crate::arrow::compute::take(c.as_ref(), &idx, None)?;
+        let text = crate::arrow::compute::cast(&taken, &DataType::Utf8)
             .unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>; rejected.len()])));
         cols.push(text);
     }

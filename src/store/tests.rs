@@ -1,12 +1,12 @@
 //! Tests of the store shell: every stage and guarantee, through the public Rust API.
 
 use super::*;
+use crate::arrow::array::{AsArray, Float64Array, TimestampMicrosecondArray};
+use crate::arrow::array::{Int64Array, StringArray};
+use crate::arrow::datatypes::Int64Type;
 use crate::batch::Control;
 use crate::view::def::AggSpec;
 use crate::view::def::ViewDef;
-use arrow::array::{AsArray, Float64Array, TimestampMicrosecondArray};
-use arrow::array::{Int64Array, StringArray};
-use arrow::datatypes::Int64Type;
 
 fn events(n: usize, offset: i64) -> RecordBatch {
     let hour = 3_600_000_000i64;

@@ -3,8 +3,8 @@
 //! Buckets are aligned to the Unix epoch in UTC: a `1d` bucket starts at midnight UTC, a `1h`
 //! bucket on the hour. Bucket starts are reported in microseconds since the epoch.
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::DataType;
+use crate::arrow::array::{Array, ArrayRef, AsArray};
+use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::master::schema::units_per_second;
@@ -91,18 +91,18 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
             col.data_type()
         )));
     }
-    use arrow::datatypes::{
+    use crate::arrow::datatypes::{
         TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
         TimestampNanosecondType as Ns, TimestampSecondType as S,
     };
     let values: &[i64] = match col.data_type() {
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Second, _) => {
+        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Second, _) => {
             col.as_primitive::<S>().values()
         }
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _) => {
+        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Millisecond, _) => {
             col.as_primitive::<Ms>().values()
         }
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Microsecond, _) => {
             col.as_primitive::<Us>().values()
         }
         _ => col.as_primitive::<Ns>().values(),
@@ -130,7 +130,7 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{TimestampNanosecondArray, TimestampSecondArray};
+    use crate::arrow::array::{TimestampNanosecondArray, TimestampSecondArray};
     use std::sync::Arc;
 
     #[test]

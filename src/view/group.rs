@@ -8,10 +8,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{
+use crate::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use crate::arrow::datatypes::{DataType, Int32Type, Int64Type};
 use hashbrown::{HashMap, HashTable};
 
 use crate::aggregate::int64_values;
@@ -190,7 +190,7 @@ impl GroupKeys {
     pub fn encode(
         &mut self,
         buckets: &[i64],
-        time_valid: Option<&arrow::buffer::NullBuffer>,
+        time_valid: Option<&crate::arrow::buffer::NullBuffer>,
         dims: &[ArrayRef],
         step: i64,
     ) -> Result<Vec<u32>> {
@@ -246,12 +246,12 @@ impl GroupKeys {
                 }
             }
             (DimKind::Str, DataType::Dictionary(_, _)) => {
-                let a = arrow::compute::cast(
+                let a = crate::arrow::compute::cast(
                     col,
                     &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
                 )?;
                 let dict = a.as_dictionary::<Int32Type>();
-                let values = arrow::compute::cast(dict.values(), &DataType::Utf8)?;
+                let values = crate::arrow::compute::cast(dict.values(), &DataType::Utf8)?;
                 let values = values.as_string::<i32>();
                 let interner = &mut self.interners[d];
                 let ids: Vec<u64> = (0..values.len())
@@ -274,7 +274,7 @@ impl GroupKeys {
                 }
             }
             (DimKind::Str, _) => {
-                let a = arrow::compute::cast(col, &DataType::Utf8)?;
+                let a = crate::arrow::compute::cast(col, &DataType::Utf8)?;
                 return self.column_codes(d, &a, nullmask);
             }
             (DimKind::Int | DimKind::UInt, _) => {
@@ -445,7 +445,7 @@ impl GroupKeys {
                             DimValue::UInt(v) => Some(v),
                             _ => None,
                         })
-                        .collect::<arrow::array::UInt64Array>(),
+                        .collect::<crate::arrow::array::UInt64Array>(),
                 ),
                 DimKind::Bool => Arc::new(
                     order
@@ -464,7 +464,7 @@ impl GroupKeys {
 
     /// Group ids for key columns read back from a persisted view (bucket micros + dims).
     pub fn encode_key_columns(&mut self, bucket: &ArrayRef, dims: &[ArrayRef]) -> Result<Vec<u32>> {
-        let raw = arrow::compute::cast(bucket, &DataType::Int64)?;
+        let raw = crate::arrow::compute::cast(bucket, &DataType::Int64)?;
         let raw = raw.as_primitive::<Int64Type>();
         self.encode(raw.values(), raw.nulls(), dims, 1)
     }
@@ -476,7 +476,7 @@ impl GroupKeys {
     fn encode_direct(
         &mut self,
         buckets: &[i64],
-        time_valid: Option<&arrow::buffer::NullBuffer>,
+        time_valid: Option<&crate::arrow::buffer::NullBuffer>,
         codes: &[Vec<u64>],
         nullmask: &[u64],
         step: i64,
@@ -607,7 +607,7 @@ fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::UInt64Array;
+    use crate::arrow::array::UInt64Array;
 
     /// The order `sorted_order` must give, compared value by value.
     fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {

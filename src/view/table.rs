@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
 use crate::batch::profile::{metric_phase, Profile};
@@ -132,12 +132,12 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
         let col = match col.data_type() {
             DataType::Utf8 | DataType::Boolean | DataType::Int64 => col.clone(),
             DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                arrow::compute::cast(col, &DataType::Utf8)?
+                crate::arrow::compute::cast(col, &DataType::Utf8)?
             }
             // Bit patterns for uint64 (compared as the dimension keys are), never a lossy cast.
             _ => Arc::new(crate::aggregate::int64_values(col)?),
         };
-        use arrow::array::AsArray;
+        use crate::arrow::array::AsArray;
         for (row, k) in keep.iter_mut().enumerate() {
             if !*k {
                 continue;
@@ -148,9 +148,10 @@ pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<Bool
                 match col.data_type() {
                     DataType::Utf8 => DimValue::Str(col.as_string::<i32>().value(row)),
                     DataType::Boolean => DimValue::Bool(col.as_boolean().value(row)),
-                    _ => {
-                        DimValue::Int(col.as_primitive::<arrow::datatypes::Int64Type>().value(row))
-                    }
+                    _ => DimValue::Int(
+                        col.as_primitive::<crate::arrow::datatypes::Int64Type>()
+                            .value(row),
+                    ),
                 }
             };
             *k = predicate_matches(&f.predicate, v);
@@ -182,7 +183,7 @@ impl AggTable {
         let filtered;
         let batch = match row_filter(&plan.def.filter, batch)? {
             Some(mask) => {
-                filtered = arrow::compute::filter_record_batch(batch, &mask)?;
+                filtered = crate::arrow::compute::filter_record_batch(batch, &mask)?;
                 &filtered
             }
             None => batch,
@@ -335,7 +336,7 @@ impl AggTable {
         Ok(RecordBatch::try_new_with_options(
             schema,
             columns,
-            &arrow::array::RecordBatchOptions::new().with_row_count(Some(order.len())),
+            &crate::arrow::array::RecordBatchOptions::new().with_row_count(Some(order.len())),
         )?)
     }
 

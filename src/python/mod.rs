@@ -6,19 +6,19 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::SchemaRef;
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_arrow::input::AnyRecordBatch;
-use pyo3_arrow::PyTable;
 
 use crate::batch::Control;
 use crate::error::{Error, ErrorKind};
 use crate::serving::{Part, Query};
 use crate::store::{OpenOptions, Store};
 use crate::view::def::{Filter, ViewDef};
+
+mod arrow_ffi;
 
 /// Raise the `lamina.errors` class matching the core error.
 fn to_py(err: Error) -> PyErr {
@@ -49,9 +49,7 @@ fn to_py(err: Error) -> PyErr {
 }
 
 fn table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<Py<PyAny>> {
-    Ok(PyTable::try_new(batches, schema)?
-        .into_pyarrow(py)?
-        .unbind())
+    arrow_ffi::to_pyarrow(py, schema, batches)
 }
 
 fn batch_table(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
@@ -124,15 +122,16 @@ impl CoreStore {
         durable: bool,
         time: Option<String>,
         auto_compact: bool,
-        schema: Option<pyo3_arrow::PySchema>,
+        schema: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let schema = schema.map(|s| arrow_ffi::read_schema(&s)).transpose()?;
         let opts = OpenOptions {
             path,
             read_only,
             durable,
             time_column: time,
             auto_compact,
-            schema: schema.map(|s| s.into_inner().as_ref().clone()),
+            schema,
         };
         let store = py.detach(|| Store::open(opts)).map_err(to_py)?;
         Ok(CoreStore {
@@ -158,14 +157,10 @@ impl CoreStore {
     fn append(
         &self,
         py: Python<'_>,
-        data: AnyRecordBatch,
+        data: Bound<'_, PyAny>,
         quarantine: bool,
     ) -> PyResult<(u64, u64, u64)> {
-        let reader = data.into_reader()?;
-        let schema = reader.schema();
-        let batches: Vec<RecordBatch> = reader
-            .collect::<Result<_, _>>()
-            .map_err(|e| to_py(Error::schema(e.to_string())))?;
+        let (schema, batches) = arrow_ffi::read_batches(&data)?;
         let batches = if batches.is_empty() {
             vec![RecordBatch::new_empty(schema)]
         } else {
@@ -341,16 +336,16 @@ impl CoreStore {
 #[pyo3(signature = (data, precision=14))]
 fn sketch_estimate(
     py: Python<'_>,
-    data: pyo3_arrow::PyArray,
+    data: Bound<'_, PyAny>,
     precision: u8,
 ) -> PyResult<(f64, f64, f64, usize, usize)> {
-    let array = data.into_inner().0;
+    let array = arrow_ffi::read_array(&data)?;
     py.detach(|| -> crate::Result<_> {
         let keys = crate::aggregate::distinct_keys(&array)?;
         let mut s = crate::aggregate::sketch::HllSketch::new(precision)
             .map_err(|e| Error::invalid(e.to_string()))?;
         for i in 0..array.len() {
-            if arrow::array::Array::is_valid(&array, i) {
+            if crate::arrow::array::Array::is_valid(&array, i) {
                 s.insert_hash(crate::aggregate::sketch::key_hash(keys.get(i)));
             }
         }
@@ -366,13 +361,10 @@ fn sketch_estimate(
 fn speed_ingest(
     py: Python<'_>,
     definition: &str,
-    data: AnyRecordBatch,
+    data: Bound<'_, PyAny>,
 ) -> PyResult<(f64, usize, usize)> {
     let def = ViewDef::from_json(definition).map_err(to_py)?;
-    let reader = data.into_reader()?;
-    let batches: Vec<RecordBatch> = reader
-        .collect::<Result<_, _>>()
-        .map_err(|e| to_py(Error::schema(e.to_string())))?;
+    let (_schema, batches) = arrow_ffi::read_batches(&data)?;
     py.detach(|| crate::speed::ingest_in_memory(def, &batches))
         .map_err(to_py)
 }
