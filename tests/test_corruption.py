@@ -78,7 +78,8 @@ def segment(root: Path, commit: int) -> Path:
 
 
 def view_file(root: Path) -> Path:
-    files = [p for p in (root / "views").rglob("*.parquet")]
+    """The batch view's file (a close also saves the speed state beside it, as ``speed-*``)."""
+    files = [p for p in (root / "views").rglob("*.parquet") if not p.name.startswith("speed-")]
     assert len(files) == 1, files
     return files[0]
 

@@ -291,7 +291,8 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
                 f"snapshot(commit={k}) has {old.num_rows} rows, expected ids 0..{end - 1}"
             )
 
-        # No unreferenced files: one segment file per live segment, one file per published view,
+        # No unreferenced files: one segment file per live segment, one file per published view
+        # and per saved speed state,
         # plus the files replaced less than a minute ago (kept for readers in other processes).
         # Files of a write that never committed are gone.
         status = store.status()
@@ -308,6 +309,7 @@ def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> 
         )
         view_retired = [r for r in retired if r.startswith("views/")]
         published = sum(1 for v in views.values() if v["covered_commit"] > 0)
+        published += sum(1 for v in views.values() if v["speed_saved"])  # saved speed states
         assert len(view_files) == published + len(view_retired), (
             f"view files {view_files} for {published} published views and {view_retired} retired"
         )

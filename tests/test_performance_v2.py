@@ -114,3 +114,28 @@ def test_last_recompute_reports_where_the_time_went() -> None:
                       "encode", "write+fsync", "commit"):  # fmt: skip
             assert last["phases"][phase] >= 0, phase
         assert "last recompute" in st._repr_html_()
+
+
+def test_a_reopened_store_loads_its_saved_speed_state_and_matches_the_oracle(tmp_path) -> None:
+    """Cold start: a close saves each view's speed state, and the next open loads it instead of
+    replaying those commits; commits after it (a crash, another writer) are replayed on top."""
+    path = tmp_path / "s"
+    parts = [make_events(n, seed=40 + i) for i, n in enumerate((2_000, 700, 1, 350))]
+    with lamina.Store(path) as store:
+        store.append(parts[0])
+        store.define(full_view())
+        store.recompute(progress=False)
+        for p in parts[1:3]:
+            store.append(p)
+        assert store.status()["views"][0]["speed_saved"] is None  # saved at close only
+    with lamina.Store(path) as store:
+        assert store.status()["views"][0]["speed_saved"] == (2, 3)
+        check_served(store.query("traffic"), oracle(pa.concat_tables(parts[:3]), "1h", BY))
+        store.append(parts[3])
+        with lamina.Store(path, read_only=True) as reader:  # loads 2..3, replays 4
+            check_served(reader.query("traffic"), oracle(pa.concat_tables(parts), "1h", BY))
+        store.recompute(progress=False)  # the batch view now covers it all: nothing is saved
+        assert store.status()["views"][0]["speed_saved"] is None
+    with lamina.Store(path) as store:
+        assert store.status()["views"][0]["speed_saved"] is None
+        assert_same(store.query("traffic"), oracle(pa.concat_tables(parts), "1h", BY), BY)

@@ -283,6 +283,8 @@ class Store:
     def status(self) -> Status:
         """Covered snapshot, pending commits, rows per layer, batch-view age and memory, per view;
         ``warning`` per view when it is served from less than it should be (a damaged batch view);
+        ``speed_saved`` per view: the commits (first, last) of the speed state saved at the last
+        close, which the next open loads instead of replaying them (None if none is kept);
         ``scheduler_errors``: what background recomputes of :meth:`schedule` raised;
         ``last_recompute``: the last finished recompute of this process (None before one): its
         snapshot, rows, views, threads, wall ``seconds`` and ``phases``, seconds per phase

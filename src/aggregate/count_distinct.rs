@@ -191,10 +191,27 @@ fn as_sketch(st: &DistinctState, precision: u8) -> Result<(HllSketch, Option<u64
     })
 }
 
+impl DistinctState {
+    /// No key at all: empty, or a persisted state of a group without keys (an empty sketch
+    /// tagged exact 0). Merging it changes nothing, so it must not cost the other side its
+    /// exactness.
+    fn is_nothing(&self) -> bool {
+        matches!(
+            self,
+            DistinctState::Empty | DistinctState::Sketch { exact: Some(0), .. }
+        )
+    }
+}
+
 fn merge_state(dst: &mut DistinctState, src: &DistinctState, precision: u8) -> Result<()> {
+    if src.is_nothing() {
+        return Ok(());
+    }
+    if dst.is_nothing() {
+        *dst = src.clone();
+        return Ok(());
+    }
     match (&mut *dst, src) {
-        (_, DistinctState::Empty) => {}
-        (DistinctState::Empty, s) => *dst = s.clone(),
         (DistinctState::Exact(a), DistinctState::Exact(b)) => a.union(b),
         (DistinctState::Sketch { sketch: a, exact }, DistinctState::Sketch { sketch: b, .. }) => {
             Arc::make_mut(a)

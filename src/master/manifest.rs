@@ -99,11 +99,26 @@ pub struct Published {
     pub published_at_us: i64,
 }
 
+/// A view's speed state saved when its writer closed: the fold of commits `first..=last` (the
+/// commits after the batch view it was saved against). Derived data, like a batch view: a
+/// reopening store loads it instead of replaying those commits, and replays them if the file is
+/// damaged or no longer fits (another batch view, another definition).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedSpeed {
+    pub fingerprint: String,
+    pub first: u64,
+    pub last: u64,
+    pub rows: u64,
+    pub file: FileRef,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ViewEntry {
     pub def: ViewDef,
     pub fingerprint: String,
     pub published: Option<Published>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_speed: Option<SavedSpeed>,
 }
 
 /// The committed state of a store: the fold of its manifest records. Cheap to clone (the long
@@ -174,6 +189,11 @@ impl ManifestState {
                 .values()
                 .filter_map(|v| v.published.as_ref().map(|p| p.file.file.clone())),
         );
+        out.extend(
+            self.views
+                .values()
+                .filter_map(|v| v.saved_speed.as_ref().map(|p| p.file.file.clone())),
+        );
         out
     }
 
@@ -232,7 +252,7 @@ impl ManifestState {
                     return Err("compaction of unknown segments".into());
                 }
             }
-            Record::Publish { name, .. } => {
+            Record::Publish { name, .. } | Record::SaveSpeed { name, .. } => {
                 if !self.views.contains_key(name) {
                     return Err("publish of an unknown view".into());
                 }
@@ -300,10 +320,12 @@ impl ManifestState {
             }
             Record::Define { view } => {
                 let fingerprint = view.fingerprint();
-                let published = self
-                    .views
-                    .get(&view.name)
+                let old = self.views.get(&view.name);
+                let published = old
                     .and_then(|v| v.published.clone())
+                    .filter(|p| p.fingerprint == fingerprint);
+                let saved_speed = old
+                    .and_then(|v| v.saved_speed.clone())
                     .filter(|p| p.fingerprint == fingerprint);
                 self.views.insert(
                     view.name.clone(),
@@ -311,6 +333,7 @@ impl ManifestState {
                         def: view.clone(),
                         fingerprint,
                         published,
+                        saved_speed,
                     },
                 );
             }
@@ -320,6 +343,13 @@ impl ManifestState {
             Record::Publish { name, published } => {
                 if let Some(v) = self.views.get_mut(name) {
                     v.published = Some(published.clone());
+                    // A saved speed state starts after the batch view it was saved against.
+                    v.saved_speed = None;
+                }
+            }
+            Record::SaveSpeed { name, saved } => {
+                if let Some(v) = self.views.get_mut(name) {
+                    v.saved_speed = saved.clone();
                 }
             }
         }
@@ -355,6 +385,11 @@ pub enum Record {
     Publish {
         name: String,
         published: Published,
+    },
+    /// The speed state of a view saved at close (None: forget the saved one).
+    SaveSpeed {
+        name: String,
+        saved: Option<SavedSpeed>,
     },
 }
 

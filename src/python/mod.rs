@@ -300,6 +300,7 @@ impl CoreStore {
             vd.set_item("batch_age_seconds", v.batch_age_s)?;
             vd.set_item("batch_memory_bytes", v.batch_memory_bytes)?;
             vd.set_item("speed_memory_bytes", v.speed_memory_bytes)?;
+            vd.set_item("speed_saved", v.speed_saved)?;
             vd.set_item("warning", v.warning)?;
             list.append(vd)?;
         }

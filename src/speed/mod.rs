@@ -112,6 +112,20 @@ impl SpeedView {
         Ok(())
     }
 
+    /// A speed view holding one sealed chunk: a saved state of commits `first..=last`.
+    pub fn saved(first: u64, last: u64, rows: u64, table: AggTable) -> SpeedView {
+        SpeedView {
+            chunks: vec![SpeedChunk {
+                first,
+                last,
+                rows,
+                sealed: true,
+                table,
+                extra: Vec::new(),
+            }],
+        }
+    }
+
     /// The speed state of commits in (after, last], from their rows in commit order.
     pub fn replay(
         plan: &ViewPlan,

@@ -410,8 +410,12 @@ impl Store {
             return Ok(());
         }
         // Wait for a change in flight to finish (it checked `closed` before it started).
-        let _m = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let forked = std::process::id() != self.owner_pid;
+        if !self.read_only && !forked && !self.temporary {
+            // Derived data only: a failure leaves the next open to replay, as after a crash.
+            let _ = self.save_speed_states(&mut m);
+        }
         if !self.read_only && !forked {
             // Files replaced less than GRACE ago stay for readers in other processes; the next
             // writer to open the store deletes them once their time is up.

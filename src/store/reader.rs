@@ -45,7 +45,8 @@ impl Store {
                     dropped.insert(name.clone());
                 }
                 Record::SetSchema { .. } => schema_fixed = true,
-                Record::Append { .. } | Record::Compact { .. } => {}
+                // A saved speed state changes nothing a running reader serves.
+                Record::Append { .. } | Record::Compact { .. } | Record::SaveSpeed { .. } => {}
             }
         }
         if schema_fixed {

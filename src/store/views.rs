@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
+use crate::aggregate::Layer;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::master::files::read_checked;
-use crate::master::manifest::{Manifest, ManifestState, Published, Record, ViewEntry};
+use crate::master::manifest::{Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry};
 use crate::master::parquet_io::{self, ParquetBytes};
 use crate::serving::{BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
@@ -29,6 +30,8 @@ pub struct ViewStatus {
     pub batch_age_s: Option<f64>,
     pub batch_memory_bytes: u64,
     pub speed_memory_bytes: u64,
+    /// The commits (first, last) of the speed state saved at the last close, if one is kept.
+    pub speed_saved: Option<(u64, u64)>,
     /// Why the view is served from less than it should be, if it is.
     pub warning: Option<String>,
 }
@@ -83,6 +86,11 @@ impl Store {
                         .get(&def.name)
                         .and_then(|v| v.published.clone())
                         .filter(|p| p.fingerprint == plan.fingerprint),
+                    saved_speed: state
+                        .views
+                        .get(&def.name)
+                        .and_then(|v| v.saved_speed.clone())
+                        .filter(|p| p.fingerprint == plan.fingerprint),
                     def: def.clone(),
                 };
                 Some(self.load_view(&state, &entry)?)
@@ -119,6 +127,9 @@ impl Store {
             s.version = state.version;
         }
         if let Some(p) = entry.published {
+            self.retire(&p.file.file);
+        }
+        if let Some(p) = entry.saved_speed {
             self.retire(&p.file.file);
         }
         Ok(())
@@ -170,7 +181,16 @@ impl Store {
             _ => (None, None),
         };
         let covered = batch.as_ref().map(|b| b.snapshot).unwrap_or(0);
-        let speed = self.replay(&plan, state, covered)?;
+        let saved = entry.saved_speed.as_ref().filter(|s| {
+            s.fingerprint == plan.fingerprint
+                && s.first == covered + 1
+                && s.last <= state.last_commit()
+        });
+        // A saved speed state is derived data: if it cannot be read, replay the commits instead.
+        let speed = match saved.map(|s| self.load_saved_speed(&plan, state, s)) {
+            Some(Ok(speed)) => speed,
+            _ => self.replay(&plan, state, covered)?,
+        };
         let mut v = ServedView::new(plan, batch, speed);
         v.warning = warning;
         Ok(v)
@@ -196,6 +216,101 @@ impl Store {
             published_at_us: p.published_at_us,
             table,
         })
+    }
+
+    /// The speed state saved at the last close, plus a replay of the commits after it.
+    fn load_saved_speed(
+        &self,
+        plan: &ViewPlan,
+        state: &ManifestState,
+        saved: &SavedSpeed,
+    ) -> Result<SpeedView> {
+        let table = {
+            let _pin = Pin::new(&self.pins);
+            // The saved state stands for these segments: a missing or resized one is found now
+            // (by the replay this error falls back to), not at the next recompute.
+            for slice in state.slices(saved.first - 1, saved.last) {
+                let path = self.root.join(&slice.file.file);
+                match std::fs::metadata(&path) {
+                    Ok(md) if md.len() == slice.file.bytes => {}
+                    _ => return Err(Error::corruption(&path, "segment missing or resized")),
+                }
+            }
+            let path = self.root.join(&saved.file.file);
+            let bytes = read_checked(&path, saved.file.crc32, saved.file.bytes)?;
+            let pq = ParquetBytes::open(&path, bytes)?;
+            let batches = pq.read(&path, None, None, None)?;
+            AggTable::from_state_batches(plan, &batches, &path)?
+        };
+        let mut speed = SpeedView::saved(saved.first, saved.last, saved.rows, table);
+        let last = state.last_commit();
+        if last > saved.last {
+            let batches = self.read_rows(state, saved.last, last, Some(&plan.input_columns()))?;
+            speed.update_range(plan, saved.last + 1, last, &batches)?;
+        }
+        Ok(speed)
+    }
+
+    /// At close: save each view's speed state (the commits its batch view does not cover), so
+    /// that the next open loads it instead of replaying those commits. Views whose saved state
+    /// is already current are skipped; a saved state that no longer fits is forgotten.
+    pub(crate) fn save_speed_states(&self, m: &mut Manifest) -> Result<()> {
+        let state = m.state();
+        let mut work = Vec::new();
+        {
+            let s = self.serving_read()?;
+            for (name, v) in &s.views {
+                let entry = match state.views.get(name) {
+                    Some(e) if e.fingerprint == v.plan.fingerprint => e,
+                    _ => continue,
+                };
+                let (first, last) = (v.covered() + 1, s.visible);
+                let current = entry.saved_speed.as_ref().is_some_and(|p| {
+                    p.fingerprint == v.plan.fingerprint && p.first == first && p.last == last
+                });
+                if current {
+                    continue;
+                }
+                let useful = v.broken.is_none() && v.speed.rows() > 0 && last >= first;
+                if !useful {
+                    if entry.saved_speed.is_some() {
+                        work.push((name.clone(), None, entry.saved_speed.clone()));
+                    }
+                    continue;
+                }
+                let mut table = v.plan.new_table(Layer::Speed);
+                for t in v.speed.chunks.iter().flat_map(|c| c.tables()) {
+                    table.merge_same(t)?;
+                }
+                table.settle();
+                let batch = table.state_batch(&v.plan.def.by, &v.plan.metrics)?;
+                let bytes = parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch))?;
+                let rel = format!(
+                    "views/{}/speed-{first:020}-{last:020}-{}.parquet",
+                    file_stem(name),
+                    v.plan.fingerprint,
+                );
+                let file = self.write_file(&rel, &bytes)?;
+                let saved = SavedSpeed {
+                    fingerprint: v.plan.fingerprint.clone(),
+                    first,
+                    last,
+                    rows: v.speed.rows(),
+                    file,
+                };
+                work.push((name.clone(), Some(saved), entry.saved_speed.clone()));
+            }
+        }
+        for (name, saved, old) in work {
+            let new_file = saved.as_ref().map(|p| p.file.file.clone());
+            self.commit(m, Record::SaveSpeed { name, saved })?;
+            if let Some(old) = old {
+                if Some(&old.file.file) != new_file.as_ref() {
+                    self.retire(&old.file.file);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The speed state of commits in (after, latest of `state`], from the master dataset.
@@ -368,8 +483,10 @@ impl Store {
         })?;
         let mut m = self.begin_write()?;
         let state = m.state();
-        let current = match state.views.get(name) {
-            Some(v) if v.fingerprint == plan.fingerprint => v.published.clone(),
+        let (current, saved) = match state.views.get(name) {
+            Some(v) if v.fingerprint == plan.fingerprint => {
+                (v.published.clone(), v.saved_speed.clone())
+            }
             _ => return Ok(()), // redefined or dropped meanwhile: this result is stale
         };
         let (loaded_covers, straddles) = {
@@ -443,6 +560,9 @@ impl Store {
                 self.retire(&old.file.file);
             }
         }
+        if let Some(saved) = saved {
+            self.retire(&saved.file.file);
+        }
         Ok(())
     }
 
@@ -476,6 +596,11 @@ impl Store {
                     .map(|b| b.table.memory_bytes() as u64)
                     .unwrap_or(0),
                 speed_memory_bytes: v.speed.memory_bytes() as u64,
+                speed_saved: state
+                    .views
+                    .get(name)
+                    .and_then(|e| e.saved_speed.as_ref())
+                    .map(|p| (p.first, p.last)),
                 warning: v.broken.clone().or_else(|| v.warning.clone()),
             })
             .collect();
