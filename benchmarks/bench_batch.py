@@ -400,7 +400,9 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
         + f"\n\nlamina cold start (no batch view yet): open {fmt_time(lam_info['open_s'])}, open and "
         f"first query {fmt_time(lam_info['cold_s'])} (saved speed state "
         f"{lam_info.get('speed_saved', [None, None])[1]}); after a crash, with no saved state "
-        f"(replay of the whole history), open and first query {fmt_time(lam_info['cold_crash_s'])}.\n\n" + _split_table(lam_info["splits"])
+        f"(replay of the whole history), open and first query {fmt_time(lam_info['cold_crash_s'])}."
+        + "\n\n"
+        + _split_table(lam_info["splits"])
     )
 
 
