@@ -48,6 +48,31 @@ struct ServedCache {
     plain: Option<RecordBatch>,
     /// Answers to whole-view rollups (other grains or dimensions), by query.
     rollups: Vec<(String, RecordBatch)>,
+    /// Rows of commits not folded into `merged` yet (shared with the commit, not copied), and
+    /// how many: they are folded in at the next read, so an ingest loop that queries rarely
+    /// pays for one fold per commit (the speed layer's), not two.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+}
+
+impl ServedCache {
+    /// The kept merged state with every pending commit folded in and settled. A fold that
+    /// fails drops the kept state (the caller merges afresh from the layers).
+    fn current_merged(&mut self, plan: &ViewPlan) -> Option<Arc<AggTable>> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        if !pending.is_empty() {
+            if let Some(m) = &mut self.merged {
+                let table = Arc::make_mut(m);
+                if pending.iter().all(|b| table.update(plan, b).is_ok()) {
+                    table.settle();
+                } else {
+                    self.merged = None;
+                }
+            }
+        }
+        self.merged.clone()
+    }
 }
 
 /// How many rollup answers a view keeps between commits.
@@ -104,8 +129,8 @@ impl ServedView {
             // A narrow query (time range, filter) selects from the merged state when one is
             // kept; otherwise it merges only the groups it selects (and builds nothing).
             let merged = {
-                let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                cache.merged.clone()
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                cache.current_merged(&self.plan)
             };
             return match merged {
                 Some(m) => answer::answer(&self.plan, q, Some(&m), &[]),
@@ -121,8 +146,8 @@ impl ServedView {
         } else if let Some((_, b)) = cache.rollups.iter().find(|(k, _)| *k == key) {
             return Ok(b.clone());
         }
-        let merged = match &cache.merged {
-            Some(m) => m.clone(),
+        let merged = match cache.current_merged(&self.plan) {
+            Some(m) => m,
             None => {
                 let m = Arc::new(answer::merged(&self.plan, batch, &self.speed_tables())?);
                 cache.merged = Some(m.clone());
@@ -147,30 +172,34 @@ impl ServedView {
     }
 
     /// Fold a new commit into the speed layer. The merged state (batch + speed) is kept and
-    /// the commit's rows folded into it as well, so the first query after a commit costs the
-    /// groups the commit touched plus the evaluation, not a merge of every group: folding rows
+    /// the commit's rows are folded into it at the next read, so the first query after a
+    /// commit costs the rows of the commits since the last read, one settle pass and the
+    /// evaluation, not a merge of every group: folding rows
     /// into the merged state gives the same state as merging their speed chunk into it (every
     /// merge is exact or, for sketches, the union), and any failure drops it for a rebuild.
     pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Result<()> {
-        let merged = {
+        let kept = {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let merged = c.merged.take();
+            let kept = (
+                c.merged.take(),
+                std::mem::take(&mut c.pending),
+                c.pending_rows,
+            );
             *c = ServedCache::default();
-            merged
+            kept
         };
         crate::failpoint::hit("speed.fold")?;
         self.speed.update(&self.plan, commit, batch)?;
-        // A large commit costs less to merge at the next query (which may never come) than
-        // to fold twice now.
-        let small = |m: &AggTable| batch.num_rows() <= (4 * m.keys.len()).max(4096);
-        if let Some(mut m) = merged.filter(|m| small(m)) {
-            let table = Arc::make_mut(&mut m);
-            if table.update(&self.plan, batch).is_ok() {
-                // Read at every query until the next commit: settle it once now.
-                table.settle();
-                let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                c.merged = Some(m);
-            }
+        // Many rows cost less to merge afresh at the next query (which may never come) than
+        // to fold twice.
+        let (merged, mut pending, rows) = kept;
+        let rows = rows + batch.num_rows();
+        if let Some(m) = merged.filter(|m| rows <= (4 * m.keys.len()).max(4096)) {
+            pending.push(batch.clone());
+            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            c.merged = Some(m);
+            c.pending = pending;
+            c.pending_rows = rows;
         }
         Ok(())
     }
@@ -213,10 +242,15 @@ impl Serving {
     pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Vec<(String, Error)> {
         use rayon::prelude::*;
         let mut views: Vec<(&String, &mut ServedView)> = self.views.iter_mut().collect();
-        let failed = views
-            .par_iter_mut()
-            .filter_map(|(name, v)| v.fold(commit, batch).err().map(|e| ((*name).clone(), e)))
-            .collect();
+        let fold = |(name, v): &mut (&String, &mut ServedView)| {
+            v.fold(commit, batch).err().map(|e| ((*name).clone(), e))
+        };
+        // Handing a small commit to the thread pool costs more than folding it here.
+        let failed = if views.len() > 1 && batch.num_rows() >= 4096 {
+            views.par_iter_mut().filter_map(fold).collect()
+        } else {
+            views.iter_mut().filter_map(fold).collect()
+        };
         self.visible = commit;
         failed
     }
@@ -352,6 +386,21 @@ mod tests {
                 assert_eq!(kept.query(nq, Part::Served).unwrap(), want, "{nq:?}");
             }
         }
+        // Commits without a query between them wait as pending rows (not folded twice at
+        // commit time) and are folded in at the next read, in order.
+        for commit in 40..52u64 {
+            let (_, b) = rich_rows(commit, [3, 90, 1][commit as usize % 3]);
+            kept.fold(commit, &b).unwrap();
+            rebuilt.fold(commit, &b).unwrap();
+        }
+        assert_eq!(kept.cache.lock().unwrap().pending.len(), 12);
+        rebuilt.invalidate();
+        assert_eq!(
+            kept.query(&q, Part::Served).unwrap(),
+            rebuilt.query(&q, Part::Served).unwrap()
+        );
+        assert!(kept.cache.lock().unwrap().pending.is_empty());
+        assert!(kept.cache.lock().unwrap().merged.is_some());
     }
 
     #[test]
