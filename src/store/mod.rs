@@ -298,6 +298,16 @@ impl Store {
         upto: u64,
         columns: Option<&[String]>,
     ) -> Result<Vec<RecordBatch>> {
+        self.read_slices_of(state, &state.slices(after, upto), columns)
+    }
+
+    /// Read `slices` of `state`'s segments (in order), only `columns` (None: all).
+    pub(crate) fn read_slices_of(
+        &self,
+        state: &ManifestState,
+        slices: &[crate::master::manifest::SegmentSlice],
+        columns: Option<&[String]>,
+    ) -> Result<Vec<RecordBatch>> {
         let _pin = Pin::new(&self.pins);
         let expected = match &state.schema {
             Some(s) => Some(s.arrow()?),
@@ -305,7 +315,7 @@ impl Store {
         };
         read_slices(
             &self.root,
-            &state.slices(after, upto),
+            slices,
             columns,
             expected.as_deref(),
         )

@@ -324,9 +324,17 @@ impl Store {
         if last <= after {
             return Ok(SpeedView::default());
         }
+        // A few segments at a time (decoded in parallel), folded and dropped: a replay of a
+        // long history holds a window of it in memory, not all of it.
         let cols = plan.input_columns();
-        let batches = self.read_rows(state, after, last, Some(&cols))?;
-        SpeedView::replay(plan, after, last, &batches)
+        let window = 2 * rayon::current_num_threads().max(1);
+        let mut speed = SpeedView::replay(plan, after, last, &[])?;
+        for slices in state.slices(after, last).chunks(window) {
+            for b in self.read_slices_of(state, slices, Some(&cols))? {
+                speed.update(plan, last, &b)?;
+            }
+        }
+        Ok(speed)
     }
 
     /// Rebuild every view's served state from `m`'s state and swap it in whole (on open, after
