@@ -313,12 +313,7 @@ impl Store {
             Some(s) => Some(s.arrow()?),
             None => None,
         };
-        read_slices(
-            &self.root,
-            slices,
-            columns,
-            expected.as_deref(),
-        )
+        read_slices(&self.root, slices, columns, expected.as_deref())
     }
 
     /// The master dataset as of `commit` (default: latest), as record batches and their schema.
