@@ -1,4 +1,4 @@
-"""Type stubs of the native module (``src/python.rs``). Checked by ``mypy.stubtest`` in the tests."""
+"""Type stubs of the native module (``src/python/``). Checked by ``mypy.stubtest`` in the tests."""
 
 from collections.abc import Callable
 from typing import Any, final
