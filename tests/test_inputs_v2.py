@@ -344,3 +344,22 @@ def test_list_of_dicts_keeps_keys_missing_from_the_first_row(empty: lamina.Store
     )
     assert got.column_names == ["ts", "id", "city"]
     assert pc.count(got["city"]).as_py() == 2 and pc.sum(got["id"]).as_py() == 3
+
+
+def test_a_time_with_a_fraction_the_store_cannot_keep_is_a_row_error(tmp_path) -> None:
+    """Experience v2, item 3: a store that holds timestamp[s] (a first CSV with whole seconds)
+    must not truncate a later .250 silently; the row is refused, or quarantined with a reason."""
+    base = 1_767_225_600  # 2026-01-01 00:00:00 UTC, in seconds
+    first = pa.table({"ts": pa.array([base, base + 1], pa.timestamp("s")), "n": [1, 2]})
+    later = pa.table(
+        {"ts": pa.array([(base + 2) * 1000, (base + 3) * 1000 + 250], pa.timestamp("ms")), "n": [3, 4]}
+    )
+    with lamina.Store(tmp_path / "s") as store:
+        store.append(first)
+        with pytest.raises(lamina.SchemaError, match=r"fraction of a second.*at row 1"):
+            store.append(later)
+        assert store.snapshot().num_rows == 2, "a refused append writes nothing"
+        store.append(later, quarantine=True)
+        assert store.snapshot()["n"].to_pylist() == [1, 2, 3]
+        q = store.quarantined()
+        assert q.num_rows == 1 and "fraction of a second" in q.column("reason")[0].as_py()

@@ -291,6 +291,28 @@ pub fn conform(
                 }
             }
         };
+        if let (DataType::Timestamp(_, _), DataType::Timestamp(_, _)) = (have, want) {
+            // A finer unit cast to a coarser one truncates: a value with a nonzero remainder
+            // would lose its fraction silently, so it is a row-level error (like an integer
+            // out of range).
+            let factor = units_per_second(have) / units_per_second(want);
+            if factor > 1 {
+                let raw = cast(col, &DataType::Int64)?;
+                let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
+                for (row, v) in raw.iter().enumerate() {
+                    if v.is_some_and(|v| v % factor != 0) {
+                        mark(
+                            row,
+                            format!(
+                                "column {name:?}: the value has a finer fraction of a second than \
+                                 the store's {want} keeps"
+                            ),
+                            &mut bad,
+                        );
+                    }
+                }
+            }
+        }
         if name == &schema.time_column && converted.null_count() > 0 {
             for row in 0..n {
                 if converted.is_null(row) {
@@ -416,5 +438,40 @@ mod tests {
         let st = StoreSchema::from_first_batch(&s, None).unwrap();
         assert_eq!(st.column_type("id"), Some(DataType::UInt64));
         assert_eq!(st.column_class("id"), Some(ColumnClass::Int));
+    }
+
+    #[test]
+    fn a_finer_time_unit_that_would_lose_a_fraction_is_a_row_error() {
+        use crate::arrow::array::{TimestampMillisecondArray, TimestampSecondArray};
+        let held = Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Second, None),
+            false,
+        )]);
+        let st = StoreSchema::from_first_batch(&held, None).unwrap();
+        let target = st.arrow().unwrap();
+        let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![
+            Some(5_000),
+            Some(7_250), // 7.250 s: would become 7 s
+            Some(-3_000),
+            Some(-1_500), // -1.5 s
+        ]));
+        let batch = RecordBatch::try_from_iter(vec![("ts", ms)]).unwrap();
+        let Err(refused) = conform(&batch, &st, &target, false) else {
+            panic!("a lossy time cast must be refused");
+        };
+        assert!(
+            refused.message.contains("at row 1 (2 bad rows"),
+            "{}",
+            refused.message
+        );
+        let kept = conform(&batch, &st, &target, true).unwrap();
+        assert_eq!(
+            kept.rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        let got = kept.batch.column(0);
+        let got = got.as_any().downcast_ref::<TimestampSecondArray>().unwrap();
+        assert_eq!(got.values().to_vec(), vec![5, -3]);
     }
 }
