@@ -597,3 +597,19 @@ def test_where_values_take_the_column_type(tmp_path: Path) -> None:
         assert_served(rows, expected.to_pylist(), ["device", "mobile"], ["n"])
     bad = run("query", "store", "v", "--where", "device=two", cwd=tmp_path)
     assert bad.returncode == 2 and "not a valid int64 value" in bad.stderr
+
+
+def test_ingest_of_a_file_without_rows_makes_no_commit(tmp_path: Path) -> None:
+    """Experience v2: a zero-row input (a header-only CSV, an empty Parquet file) makes no commit."""
+    first = pa.table({"ts": pa.array([START], pa.timestamp("us")), "sku": ["a"]})
+    pq.write_table(first, tmp_path / "first.parquet")
+    pq.write_table(first.slice(0, 0), tmp_path / "empty.parquet")
+    (tmp_path / "empty.csv").write_text("ts,sku\n", encoding="utf-8")
+    ok(run("ingest", "store", "first.parquet", cwd=tmp_path))
+    out = ok(run("ingest", "store", "empty.parquet", "empty.csv", cwd=tmp_path))
+    assert out.count("no rows; nothing committed") == 2, out
+    import lamina
+
+    with lamina.Store(tmp_path / "store", read_only=True) as store:
+        assert store.commits().num_rows == 1
+        assert store.snapshot().num_rows == 1

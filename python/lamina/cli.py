@@ -284,6 +284,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             schema = _store_schema(store)
             time_column = args.time or store.status().get("time_column")
             table = read_file(path, fmt, schema, time_column)
+            if table.num_rows == 0:
+                print(f"{path}: no rows; nothing committed")
+                continue
             try:
                 commit = store.append(table, quarantine=args.quarantine)
             except LaminaError as e:
