@@ -48,11 +48,10 @@ struct ServedCache {
     plain: Option<RecordBatch>,
     /// Answers to whole-view rollups (other grains or dimensions), by query.
     rollups: Vec<(String, RecordBatch)>,
-    /// Rows of commits not folded into `merged` yet (shared with the commit, not copied), and
-    /// how many: they are folded in at the next read, so an ingest loop that queries rarely
-    /// pays for one fold per commit (the speed layer's), not two.
+    /// Rows of commits not folded into `merged` yet (shared with the commit, not copied): they
+    /// are folded in at the next read, so an ingest loop that queries rarely pays for one fold
+    /// per commit (the speed layer's), not two.
     pending: Vec<RecordBatch>,
-    pending_rows: usize,
 }
 
 impl ServedCache {
@@ -60,7 +59,6 @@ impl ServedCache {
     /// fails drops the kept state (the caller merges afresh from the layers).
     fn current_merged(&mut self, plan: &ViewPlan) -> Option<Arc<AggTable>> {
         let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
         if !pending.is_empty() {
             if let Some(m) = &mut self.merged {
                 let table = Arc::make_mut(m);
@@ -100,7 +98,7 @@ impl ServedView {
         self.batch.as_ref().map(|b| b.snapshot).unwrap_or(0)
     }
 
-    fn speed_tables(&self) -> Vec<&AggTable> {
+    pub(crate) fn speed_tables(&self) -> Vec<&AggTable> {
         self.speed.chunks.iter().flat_map(|c| c.tables()).collect()
     }
 
@@ -178,28 +176,21 @@ impl ServedView {
     /// into the merged state gives the same state as merging their speed chunk into it (every
     /// merge is exact or, for sketches, the union), and any failure drops it for a rebuild.
     pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Result<()> {
-        let kept = {
+        let (merged, mut pending) = {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let kept = (
-                c.merged.take(),
-                std::mem::take(&mut c.pending),
-                c.pending_rows,
-            );
-            *c = ServedCache::default();
-            kept
+            let kept = std::mem::take(&mut *c);
+            (kept.merged, kept.pending)
         };
         crate::failpoint::hit("speed.fold")?;
         self.speed.update(&self.plan, commit, batch)?;
         // Many rows cost less to merge afresh at the next query (which may never come) than
         // to fold twice.
-        let (merged, mut pending, rows) = kept;
-        let rows = rows + batch.num_rows();
+        pending.push(batch.clone());
+        let rows: usize = pending.iter().map(|b| b.num_rows()).sum();
         if let Some(m) = merged.filter(|m| rows <= (4 * m.keys.len()).max(4096)) {
-            pending.push(batch.clone());
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             c.merged = Some(m);
             c.pending = pending;
-            c.pending_rows = rows;
         }
         Ok(())
     }

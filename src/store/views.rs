@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
-use crate::aggregate::Layer;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::master::files::read_checked;
-use crate::master::manifest::{Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry};
+use crate::master::manifest::{
+    FileRef, Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry,
+};
 use crate::master::parquet_io::{self, ParquetBytes};
-use crate::serving::{BatchView, ServedView, Serving};
+use crate::serving::{answer, BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
 use crate::view::def::ViewDef;
 use crate::view::table::{AggTable, ViewPlan};
@@ -196,20 +197,31 @@ impl Store {
         Ok(v)
     }
 
-    fn load_batch_view(&self, plan: &ViewPlan, p: &Published) -> Result<BatchView> {
+    /// A persisted state table (a batch view, a saved speed state), checked against its
+    /// manifest entry; with `rows`, the number of groups the manifest says it holds.
+    fn read_state_table(
+        &self,
+        plan: &ViewPlan,
+        file: &FileRef,
+        rows: Option<u64>,
+    ) -> Result<AggTable> {
         let _pin = Pin::new(&self.pins);
-        let path = self.root.join(&p.file.file);
-        let bytes = read_checked(&path, p.file.crc32, p.file.bytes)?;
+        let path = self.root.join(&file.file);
+        let bytes = read_checked(&path, file.crc32, file.bytes)?;
         let pq = ParquetBytes::open(&path, bytes)?;
         let batches = pq.read(&path, None, None, None)?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows as u64 != p.rows {
+        let got: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if let Some(want) = rows.filter(|&want| want != got as u64) {
             return Err(Error::corruption(
                 &path,
-                format!("{rows} rows, the manifest says {}", p.rows),
+                format!("{got} rows, the manifest says {want}"),
             ));
         }
-        let table = AggTable::from_state_batches(plan, &batches, &path)?;
+        AggTable::from_state_batches(plan, &batches, &path)
+    }
+
+    fn load_batch_view(&self, plan: &ViewPlan, p: &Published) -> Result<BatchView> {
+        let table = self.read_state_table(plan, &p.file, Some(p.rows))?;
         Ok(BatchView {
             snapshot: p.snapshot,
             fingerprint: p.fingerprint.clone(),
@@ -225,29 +237,18 @@ impl Store {
         state: &ManifestState,
         saved: &SavedSpeed,
     ) -> Result<SpeedView> {
-        let table = {
-            let _pin = Pin::new(&self.pins);
-            // The saved state stands for these segments: a missing or resized one is found now
-            // (by the replay this error falls back to), not at the next recompute.
-            for slice in state.slices(saved.first - 1, saved.last) {
-                let path = self.root.join(&slice.file.file);
-                match std::fs::metadata(&path) {
-                    Ok(md) if md.len() == slice.file.bytes => {}
-                    _ => return Err(Error::corruption(&path, "segment missing or resized")),
-                }
+        // The saved state stands for these segments: a missing or resized one is found now
+        // (by the replay this error falls back to), not at the next recompute.
+        for slice in state.slices(saved.first - 1, saved.last) {
+            let path = self.root.join(&slice.file.file);
+            match std::fs::metadata(&path) {
+                Ok(md) if md.len() == slice.file.bytes => {}
+                _ => return Err(Error::corruption(&path, "segment missing or resized")),
             }
-            let path = self.root.join(&saved.file.file);
-            let bytes = read_checked(&path, saved.file.crc32, saved.file.bytes)?;
-            let pq = ParquetBytes::open(&path, bytes)?;
-            let batches = pq.read(&path, None, None, None)?;
-            AggTable::from_state_batches(plan, &batches, &path)?
-        };
-        let mut speed = SpeedView::saved(saved.first, saved.last, saved.rows, table);
-        let last = state.last_commit();
-        if last > saved.last {
-            let batches = self.read_rows(state, saved.last, last, Some(&plan.input_columns()))?;
-            speed.update_range(plan, saved.last + 1, last, &batches)?;
         }
+        let table = self.read_state_table(plan, &saved.file, None)?;
+        let mut speed = SpeedView::saved(saved.first, saved.last, saved.rows, table);
+        self.fold_commits(plan, state, saved.last, &mut speed)?;
         Ok(speed)
     }
 
@@ -278,11 +279,7 @@ impl Store {
                     }
                     continue;
                 }
-                let mut table = v.plan.new_table(Layer::Speed);
-                for t in v.speed.chunks.iter().flat_map(|c| c.tables()) {
-                    table.merge_same(t)?;
-                }
-                table.settle();
+                let table = answer::merged(&v.plan, None, &v.speed_tables())?;
                 let batch = table.state_batch(&v.plan.def.by, &v.plan.metrics)?;
                 let bytes = parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch))?;
                 let rel = format!(
@@ -320,21 +317,34 @@ impl Store {
         state: &ManifestState,
         after: u64,
     ) -> Result<SpeedView> {
+        let mut speed = SpeedView::default();
+        self.fold_commits(plan, state, after, &mut speed)?;
+        Ok(speed)
+    }
+
+    /// Fold the commits in (after, latest of `state`] into `speed`, as one new chunk. A few
+    /// segments at a time (decoded in parallel), folded and dropped: a long history is held
+    /// in memory a window at a time, not all of it.
+    fn fold_commits(
+        &self,
+        plan: &ViewPlan,
+        state: &ManifestState,
+        after: u64,
+        speed: &mut SpeedView,
+    ) -> Result<()> {
         let last = state.last_commit();
         if last <= after {
-            return Ok(SpeedView::default());
+            return Ok(());
         }
-        // A few segments at a time (decoded in parallel), folded and dropped: a replay of a
-        // long history holds a window of it in memory, not all of it.
         let cols = plan.input_columns();
         let window = 2 * rayon::current_num_threads().max(1);
-        let mut speed = SpeedView::replay(plan, after, last, &[])?;
+        speed.update_range(plan, after + 1, last, &[])?;
         for slices in state.slices(after, last).chunks(window) {
             for b in self.read_slices_of(state, slices, Some(&cols))? {
                 speed.update(plan, last, &b)?;
             }
         }
-        Ok(speed)
+        Ok(())
     }
 
     /// Rebuild every view's served state from `m`'s state and swap it in whole (on open, after
