@@ -23,7 +23,7 @@ from lamina.errors import (
     SumOverflowError,
 )
 from lamina.store import Status, Store
-from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, sum
+from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, quantile, sum, top_k
 
 __all__ = [
     "__version__",
@@ -37,6 +37,8 @@ __all__ = [
     "max",
     "mean",
     "count_distinct",
+    "quantile",
+    "top_k",
     "LaminaError",
     "SchemaError",
     "LockError",

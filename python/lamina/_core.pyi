@@ -7,6 +7,8 @@ import pyarrow as pa
 
 __all__ = [
     "sketch_estimate",
+    "quantile_sketch",
+    "top_k_sketch",
     "speed_ingest",
     "CoreStore",
     "__version__",
@@ -24,7 +26,9 @@ class CoreStore:
     the group-by dimensions (string, int64, uint64 or bool), then per metric: ``count`` -> int64,
     ``sum`` -> int64 (integer input) or float64, ``min``/``max`` -> int64, uint64 or float64,
     ``mean`` -> float64, ``count_distinct`` -> int64 plus ``<name>_exact`` (bool),
-    ``<name>_lower`` and ``<name>_upper`` (int64, 95% bounds).
+    ``<name>_lower`` and ``<name>_upper`` (int64, 95% bounds), ``quantile`` -> float64 plus
+    ``<name>_exact``, ``<name>_lower``, ``<name>_upper`` (float64, 95% bounds), ``top_k`` -> a
+    list of ``{value, count, lower, upper}`` structs plus ``<name>_exact``.
     """
 
     def __new__(
@@ -70,6 +74,8 @@ class CoreStore:
     def close(self) -> None: ...
 
 def sketch_estimate(data: Any, precision: int = 14) -> tuple[float, float, float, int, int]: ...
+def quantile_sketch(data: Any, qs: list[float], k: int = 200, parts: int = 1) -> dict[str, Any]: ...
+def top_k_sketch(data: Any, k: int, parts: int = 1) -> dict[str, Any]: ...
 def speed_ingest(definition: str, data: Any) -> tuple[float, int, int]: ...
 
 # Test hooks (failpoints): force an interleaving or a failure at a named place of the core.

@@ -13,16 +13,25 @@ from lamina.errors import InvalidArgumentError
 @dataclass(frozen=True)
 class Aggregate:
     """One aggregate of a view. Build it with :func:`count`, :func:`sum`, :func:`min`,
-    :func:`max`, :func:`mean` or :func:`count_distinct`."""
+    :func:`max`, :func:`mean`, :func:`count_distinct`, :func:`quantile` or :func:`top_k`."""
 
     agg: str
     column: str | None = None
+    #: ``{"q": 0.95}`` for a quantile, ``{"k": 10}`` for top-k.
+    params: tuple[tuple[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"agg": self.agg, "column": self.column}
+        return {"agg": self.agg, "column": self.column, **dict(self.params)}
+
+    @property
+    def approximate_when_merged(self) -> bool:
+        """Whether served values may come from a sketch (with ``_exact`` and bounds)."""
+        return self.agg in ("count_distinct", "quantile", "top_k")
 
     def __repr__(self) -> str:
-        return f"lamina.{self.agg}({self.column!r})" if self.column else f"lamina.{self.agg}()"
+        args = [repr(self.column)] if self.column else []
+        args += [repr(v) for _, v in self.params]
+        return f"lamina.{self.agg}({', '.join(args)})"
 
 
 def count(column: str | None = None) -> Aggregate:
@@ -55,6 +64,33 @@ def count_distinct(column: str) -> Aggregate:
     """Distinct values of a column: exact in batch views, a HyperLogLog sketch in the speed layer.
     Served results carry ``<name>_exact``, ``<name>_lower`` and ``<name>_upper``."""
     return Aggregate("count_distinct", column)
+
+
+def quantile(column: str, q: float) -> Aggregate:
+    """The ``q`` quantile (0 <= q <= 1) of a numeric column, interpolated linearly between the
+    two nearest values as DuckDB ``quantile_cont`` and numpy's default do. Exact in batch views
+    and in groups with no speed data; otherwise a KLL sketch estimate whose ``<name>_lower`` and
+    ``<name>_upper`` contain the exact value at least 95% of the time. Result columns:
+    ``<name>`` (float64), ``<name>_exact``, ``<name>_lower``, ``<name>_upper``. Several quantiles
+    of one column in one view share one state."""
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= float(q) <= 1.0:
+        raise InvalidArgumentError(f"quantile({column!r}, q): q must be a number in [0, 1], not {q!r}")
+    return Aggregate("quantile", column, (("q", float(q)),))
+
+
+def top_k(column: str, k: int) -> Aggregate:
+    """The ``k`` most frequent values of a string, integer or boolean column: a list of
+    ``{value, count, lower, upper}`` sorted by count descending then value, plus
+    ``<name>_exact``. Exact in batch views and in groups with no speed data; otherwise merged
+    from frequent-item summaries whose ``lower``/``upper`` bounds are guaranteed."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidArgumentError(f"top_k({column!r}, k): k must be a positive integer, not {k!r}")
+    return Aggregate("top_k", column, (("k", int(k)),))
+
+
+def _aggregate_from_json(v: Mapping[str, Any]) -> Aggregate:
+    params = tuple((p, v[p]) for p in ("q", "k") if p in v)
+    return Aggregate(v["agg"], v.get("column"), params)
 
 
 def _scalar(value: Any) -> Any:
@@ -160,7 +196,7 @@ class View:
             time=d["time"],
             grain=d["grain"],
             by=tuple(d.get("by", [])),
-            metrics={k: Aggregate(v["agg"], v.get("column")) for k, v in d["metrics"]},
+            metrics={k: _aggregate_from_json(v) for k, v in d["metrics"]},
             where=where or None,
             precision=d.get("precision", 14),
         )

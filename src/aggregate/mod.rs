@@ -33,9 +33,11 @@ pub mod exact_sum;
 pub mod input;
 pub mod mean;
 pub mod min_max;
+pub mod quantile;
 pub mod sketch;
 pub mod sum;
 pub mod sum_float;
+pub mod top_k;
 
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
 
@@ -54,6 +56,12 @@ pub struct AggPlan {
     /// The stored Arrow type of the input column (None for `count()`).
     pub input: Option<DataType>,
     pub precision: u8,
+    /// For a `quantile` plan: every `(metric name, q)` of the view on the same column. They share
+    /// one state; the plan is named after the first.
+    pub quantiles: Vec<(String, f64)>,
+    /// The definition-order positions of the metrics this plan gives (one, or one per quantile):
+    /// result columns keep the order of the definition.
+    pub positions: Vec<usize>,
 }
 
 /// Group id of a row that belongs to no group (filtered out, null time).
@@ -164,6 +172,15 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
         AggSpec::CountDistinct { .. } => {
             Box::new(count_distinct::CountDistinct::new(layer, plan.precision))
         }
+        AggSpec::Quantile { q, .. } => {
+            let outputs = if plan.quantiles.is_empty() {
+                vec![(plan.name.clone(), *q)]
+            } else {
+                plan.quantiles.clone()
+            };
+            Box::new(quantile::Quantile::new(layer, outputs))
+        }
+        AggSpec::TopK { k, .. } => top_k::new_top_k(plan.input.as_ref(), layer, *k as usize),
     }
 }
 

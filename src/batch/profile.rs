@@ -56,6 +56,8 @@ pub fn metric_phase(m: &crate::aggregate::AggPlan) -> &'static str {
         (AggSpec::Min { .. } | AggSpec::Max { .. }, true) => "fold float min/max",
         (AggSpec::Mean { .. }, _) => "fold mean",
         (AggSpec::CountDistinct { .. }, _) => "fold distinct",
+        (AggSpec::Quantile { .. }, _) => "fold quantile",
+        (AggSpec::TopK { .. }, _) => "fold top_k",
     }
 }
 

@@ -356,6 +356,81 @@ fn sketch_estimate(
     .map_err(to_py)
 }
 
+/// Sketch a numeric Arrow array with the speed layer's quantile sketch (for tests and
+/// benchmarks), in `parts` pieces merged at the end: a dict of `estimate`, `lower`, `upper` (one
+/// per q) and `bytes`.
+#[pyfunction]
+#[pyo3(signature = (data, qs, k=crate::aggregate::sketch::kll::DEFAULT_K, parts=1))]
+fn quantile_sketch<'py>(
+    py: Python<'py>,
+    data: Bound<'py, PyAny>,
+    qs: Vec<f64>,
+    k: u16,
+    parts: usize,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let array = arrow_ffi::read_array(&data)?;
+    let (answers, bytes) = py
+        .detach(|| crate::aggregate::quantile::sketch_array(&array, &qs, k, parts))
+        .map_err(to_py)?;
+    let d = pyo3::types::PyDict::new(py);
+    let pick = |i: usize| -> Vec<Option<f64>> {
+        answers
+            .iter()
+            .map(|a| a.map(|t| [t.0, t.1, t.2][i]))
+            .collect()
+    };
+    d.set_item("estimate", pick(0))?;
+    d.set_item("lower", pick(1))?;
+    d.set_item("upper", pick(2))?;
+    d.set_item("bytes", bytes)?;
+    Ok(d)
+}
+
+/// Summarize an Arrow array with the speed layer's top-k summary (for tests and benchmarks), in
+/// `parts` pieces merged at the end: a dict of `items` (`(value, count, lower, upper)` tuples),
+/// `exact` and `bytes`.
+#[pyfunction]
+#[pyo3(signature = (data, k, parts=1))]
+fn top_k_sketch<'py>(
+    py: Python<'py>,
+    data: Bound<'py, PyAny>,
+    k: usize,
+    parts: usize,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let array = arrow_ffi::read_array(&data)?;
+    let (cols, bytes) = py
+        .detach(|| crate::aggregate::top_k::sketch_array(&array, k, parts))
+        .map_err(to_py)?;
+    let fields: Vec<crate::arrow::datatypes::Field> = cols
+        .iter()
+        .map(|(n, a)| crate::arrow::datatypes::Field::new(n, a.data_type().clone(), true))
+        .collect();
+    let schema = std::sync::Arc::new(crate::arrow::datatypes::Schema::new(fields));
+    let batch = crate::arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        cols.into_iter().map(|(_, a)| a).collect(),
+    )
+    .map_err(|e| to_py(Error::from(e)))?;
+    let table = arrow_ffi::to_pyarrow(py, schema, vec![batch])?;
+    let rows = table.bind(py).call_method0("to_pylist")?;
+    let row = rows.get_item(0)?;
+    let items = pyo3::types::PyList::empty(py);
+    for entry in row.get_item("top")?.try_iter()? {
+        let e = entry?;
+        items.append((
+            e.get_item("value")?,
+            e.get_item("count")?,
+            e.get_item("lower")?,
+            e.get_item("upper")?,
+        ))?;
+    }
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("items", items)?;
+    d.set_item("exact", row.get_item("top_exact")?)?;
+    d.set_item("bytes", bytes)?;
+    Ok(d)
+}
+
 /// Benchmark hook: fold Arrow batches into a speed view of `definition` (JSON), in memory,
 /// with the GIL released; returns (seconds, groups, memory bytes).
 #[pyfunction]
@@ -411,9 +486,13 @@ mod _core {
     #[pymodule_export]
     use super::_failpoint_wait;
     #[pymodule_export]
+    use super::quantile_sketch;
+    #[pymodule_export]
     use super::sketch_estimate;
     #[pymodule_export]
     use super::speed_ingest;
+    #[pymodule_export]
+    use super::top_k_sketch;
     #[pymodule_export]
     use super::CoreStore;
 

@@ -29,6 +29,16 @@ pub enum AggSpec {
     CountDistinct {
         column: String,
     },
+    /// The `q` quantile (linear interpolation, as DuckDB `quantile_cont`).
+    Quantile {
+        column: String,
+        q: f64,
+    },
+    /// The `k` most frequent values of a dimension-type column.
+    TopK {
+        column: String,
+        k: u32,
+    },
 }
 
 impl AggSpec {
@@ -39,7 +49,9 @@ impl AggSpec {
             | AggSpec::Min { column }
             | AggSpec::Max { column }
             | AggSpec::Mean { column }
-            | AggSpec::CountDistinct { column } => Some(column),
+            | AggSpec::CountDistinct { column }
+            | AggSpec::Quantile { column, .. }
+            | AggSpec::TopK { column, .. } => Some(column),
         }
     }
     pub fn name(&self) -> &'static str {
@@ -50,6 +62,8 @@ impl AggSpec {
             AggSpec::Max { .. } => "max",
             AggSpec::Mean { .. } => "mean",
             AggSpec::CountDistinct { .. } => "count_distinct",
+            AggSpec::Quantile { .. } => "quantile",
+            AggSpec::TopK { .. } => "top_k",
         }
     }
 }
@@ -107,8 +121,12 @@ fn default_precision() -> u8 {
     crate::aggregate::sketch::DEFAULT_PRECISION
 }
 
-/// Suffixes the result layout adds for distinct counts; metric names may not clash with them.
+/// Suffixes the result layout adds for distinct counts and quantiles; metric names may not clash
+/// with them.
 pub const DISTINCT_SUFFIXES: [&str; 3] = ["_exact", "_lower", "_upper"];
+
+/// The most values a `top_k` metric may list.
+pub const MAX_TOP_K: u32 = 10_000;
 
 /// The longest view name, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -239,38 +257,63 @@ impl ViewDef {
                 )));
             }
             names.push(m);
+            match agg {
+                AggSpec::Quantile { q, .. } if !(0.0..=1.0).contains(q) => {
+                    return Err(Error::invalid(format!(
+                        "view {:?}: quantile({:?}) of metric {m:?}: q must be in [0, 1], got {q}",
+                        self.name,
+                        agg.column().unwrap_or_default()
+                    )));
+                }
+                AggSpec::TopK { k, .. } if !(1..=MAX_TOP_K).contains(k) => {
+                    return Err(Error::invalid(format!(
+                        "view {:?}: top_k({:?}) of metric {m:?}: k must be in 1..={MAX_TOP_K}, got {k}",
+                        self.name,
+                        agg.column().unwrap_or_default()
+                    )));
+                }
+                _ => {}
+            }
             if let Some(col) = agg.column() {
                 let c = class(col)?;
-                let ok = match agg {
-                    AggSpec::Count { .. } => true,
-                    AggSpec::CountDistinct { .. } => {
+                let (ok, needs) = match agg {
+                    AggSpec::Count { .. } => (true, ""),
+                    AggSpec::CountDistinct { .. } => (
                         matches!(
                             c,
                             ColumnClass::Str
                                 | ColumnClass::Int
                                 | ColumnClass::Bool
                                 | ColumnClass::Time
-                        )
-                    }
-                    _ => matches!(c, ColumnClass::Int | ColumnClass::Float),
+                        ),
+                        "string, integer, boolean or timestamp",
+                    ),
+                    AggSpec::TopK { .. } => (
+                        matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool),
+                        "string, integer or boolean",
+                    ),
+                    _ => (
+                        matches!(c, ColumnClass::Int | ColumnClass::Float),
+                        "numeric",
+                    ),
                 };
                 if !ok {
                     return Err(Error::schema(format!(
-                        "view {:?}: {}({col:?}) needs a {} column, but {col:?} is {c:?}",
+                        "view {:?}: {}({col:?}) needs a {needs} column, but {col:?} is {c:?}",
                         self.name,
                         agg.name(),
-                        if matches!(agg, AggSpec::CountDistinct { .. }) {
-                            "string, integer, boolean or timestamp"
-                        } else {
-                            "numeric"
-                        }
                     )));
                 }
             }
         }
         for (m, agg) in &self.metrics {
-            if matches!(agg, AggSpec::CountDistinct { .. }) {
-                for suffix in DISTINCT_SUFFIXES {
+            let suffixes: &[&str] = match agg {
+                AggSpec::CountDistinct { .. } | AggSpec::Quantile { .. } => &DISTINCT_SUFFIXES,
+                AggSpec::TopK { .. } => &DISTINCT_SUFFIXES[..1],
+                _ => &[],
+            };
+            {
+                for suffix in suffixes {
                     let derived = format!("{m}{suffix}");
                     if names.contains(&derived.as_str()) {
                         return Err(Error::invalid(format!(

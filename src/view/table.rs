@@ -14,7 +14,7 @@ use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
 use crate::batch::profile::{metric_phase, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::StoreSchema;
-use crate::view::def::{Filter, ViewDef};
+use crate::view::def::{AggSpec, Filter, ViewDef};
 use crate::view::grain::{bucket_column, Grain};
 use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
 
@@ -45,16 +45,31 @@ impl ViewPlan {
             let unsigned = schema.column_type(d).is_some_and(|t| t == DataType::UInt64);
             dims.push(if unsigned { DimKind::UInt } else { kind });
         }
-        let metrics = def
-            .metrics
-            .iter()
-            .map(|(name, spec)| AggPlan {
+        // Quantiles of one column share one state: the first such metric's plan carries all.
+        let mut metrics: Vec<AggPlan> = Vec::new();
+        for (position, (name, spec)) in def.metrics.iter().enumerate() {
+            if let AggSpec::Quantile { column, q } = spec {
+                let shared = metrics.iter_mut().find(
+                    |m| matches!(&m.spec, AggSpec::Quantile { column: c, .. } if c == column),
+                );
+                if let Some(m) = shared {
+                    m.quantiles.push((name.clone(), *q));
+                    m.positions.push(position);
+                    continue;
+                }
+            }
+            metrics.push(AggPlan {
                 name: name.clone(),
                 spec: spec.clone(),
                 input: spec.column().and_then(|c| schema.column_type(c)),
                 precision: def.precision,
-            })
-            .collect();
+                quantiles: match spec {
+                    AggSpec::Quantile { q, .. } => vec![(name.clone(), *q)],
+                    _ => Vec::new(),
+                },
+                positions: vec![position],
+            });
+        }
         let fingerprint = def.fingerprint();
         Ok(ViewPlan {
             def,
@@ -110,6 +125,20 @@ impl ViewPlan {
                 .collect(),
         }
     }
+}
+
+/// The position of metric `name` in the definition the plans were built from.
+fn metric_order(plans: &[AggPlan], name: &str) -> usize {
+    for p in plans {
+        if p.quantiles.is_empty() {
+            if p.name == name {
+                return p.positions.first().copied().unwrap_or(usize::MAX);
+            }
+        } else if let Some(i) = p.quantiles.iter().position(|(q, _)| q == name) {
+            return p.positions.get(i).copied().unwrap_or(usize::MAX);
+        }
+    }
+    usize::MAX
 }
 
 #[derive(Debug, Clone)]
@@ -326,11 +355,22 @@ impl AggTable {
                     .collect::<Result<Vec<_>>>(),
             )
         };
-        for cols in metric_cols? {
+        // Metric columns in definition order: a shared quantile state gives the columns of
+        // several metrics, which go back to their places.
+        let mut tagged: Vec<(usize, String, ArrayRef)> = Vec::new();
+        for (plan, cols) in metrics.iter().zip(metric_cols?) {
+            let mut at = metric_order(metrics, &plan.name);
             for (name, arr) in cols {
-                fields.push(Field::new(name, arr.data_type().clone(), true));
-                columns.push(arr);
+                if plan.quantiles.iter().any(|(q, _)| *q == name) {
+                    at = metric_order(metrics, &name);
+                }
+                tagged.push((at, name, arr));
             }
+        }
+        tagged.sort_by_key(|t| t.0);
+        for (_, name, arr) in tagged {
+            fields.push(Field::new(name, arr.data_type().clone(), true));
+            columns.push(arr);
         }
         let schema = Arc::new(Schema::new(fields));
         Ok(RecordBatch::try_new_with_options(
