@@ -316,32 +316,53 @@ _AGGREGATES: dict[str, Callable[..., lamina.Aggregate]] = {
     "mean": lamina.mean,
     "avg": lamina.mean,
     "count_distinct": lamina.count_distinct,
+    "quantile": lamina.quantile,
+    "top_k": lamina.top_k,
 }
 _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\(\s*(.*?)\s*\)\s*$")
 _VIEW_KEYS = {"name", "time", "grain", "by", "metrics", "where", "precision"}
 
 
 def parse_aggregate(text: Any, where: str) -> lamina.Aggregate:
-    """``"count()"``, ``"sum(amount)"``, ``"count_distinct(user_id)"`` (or ``{agg=, column=}``)."""
+    """``"count()"``, ``"sum(amount)"``, ``"count_distinct(user_id)"``, ``"quantile(latency, 0.95)"``,
+    ``"top_k(page, 10)"`` (or ``{agg=, column=, q=, k=}``)."""
     if isinstance(text, Mapping):
         agg, column = text.get("agg"), text.get("column")
-        extra = set(text) - {"agg", "column"}
+        params = {p: text[p] for p in ("q", "k") if p in text}
+        extra = set(text) - {"agg", "column", "q", "k"}
         if extra or not isinstance(agg, str):
             raise InvalidArgumentError(f"{where}: expected {{agg = ..., column = ...}}, got {dict(text)!r}")
+        arg: Any = params.get("q", params.get("k"))
     else:
         m = _CALL.match(text) if isinstance(text, str) else None
         if m is None:
             raise InvalidArgumentError(
-                f'{where}: expected an aggregate like "count()", "sum(amount)" or '
-                f'"count_distinct(user_id)", got {text!r}'
+                f'{where}: expected an aggregate like "count()", "sum(amount)", '
+                f'"count_distinct(user_id)" or "quantile(latency, 0.95)", got {text!r}'
             )
-        agg, column = m.group(1), m.group(2).strip("\"'`") or None
+        agg = m.group(1)
+        parts = [p.strip().strip("\"'`") for p in m.group(2).split(",")] if m.group(2) else []
+        column = parts[0] if parts and parts[0] else None
+        arg = parts[1] if len(parts) > 1 else None
+        if len(parts) > 2:
+            raise InvalidArgumentError(f"{where}: {agg}() takes at most two arguments, got {text!r}")
     if agg not in _AGGREGATES:
         raise InvalidArgumentError(f"{where}: unknown aggregate {agg!r} (use {', '.join(_AGGREGATES)})")
     if agg == "count":
         return lamina.count(None if column in (None, "*") else column)
     if column is None:
         raise InvalidArgumentError(f"{where}: {agg}() needs a column, like {agg}(amount)")
+    if agg in ("quantile", "top_k"):
+        what = "q, like quantile(latency, 0.95)" if agg == "quantile" else "k, like top_k(page, 10)"
+        if arg is None:
+            raise InvalidArgumentError(f"{where}: {agg}() needs a column and {what}")
+        try:
+            value = float(arg) if agg == "quantile" else int(arg)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{where}: {agg}(): bad {what.split(',')[0]} {arg!r}") from None
+        return _AGGREGATES[agg](column, value)
+    if arg is not None:
+        raise InvalidArgumentError(f"{where}: {agg}() takes one column, got {text!r}")
     return _AGGREGATES[agg](column)
 
 
@@ -921,8 +942,11 @@ A view spec is a TOML or JSON file with one or more views:
   events = "count()"
   revenue = "sum(amount)"
   users = "count_distinct(user_id)"
+  p95 = "quantile(latency_ms, 0.95)"
+  top_pages = "top_k(page, 10)"
 
-Aggregates: count(), count(col), sum(col), min(col), max(col), mean(col), count_distinct(col).
+Aggregates: count(), count(col), sum(col), min(col), max(col), mean(col), count_distinct(col),
+quantile(col, q), top_k(col, k).
 In JSON: {"view": [{"name": "traffic", ..., "metrics": {"events": "count()"}}]}.
 """
 

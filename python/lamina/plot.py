@@ -7,8 +7,10 @@ The chart shows what the serving layer answers and where the answer comes from:
 * one line per group (``by`` dimensions; by default everything is rolled up into one line),
 * a shaded band over the buckets that hold speed-layer data (events of commits the batch view
   does not cover yet, late events included),
-* for ``count_distinct`` metrics, an error band from ``<metric>_lower`` to ``<metric>_upper``
-  wherever the answer is a sketch estimate (``<metric>_exact`` is false).
+* for ``count_distinct`` and ``quantile`` metrics, an error band from ``<metric>_lower`` to
+  ``<metric>_upper`` wherever the answer is a sketch estimate (``<metric>_exact`` is false),
+* for a ``top_k`` metric, one line per listed value (its count in each bucket where it is in the
+  top k), with its guaranteed count bounds as a band where they are not exact.
 """
 
 from __future__ import annotations
@@ -98,6 +100,23 @@ def _speed_runs(
     return runs
 
 
+def _explode_top_k(table: pa.Table, metric: str, dims: list[str]) -> tuple[pa.Table, list[str]]:
+    """One row per (bucket, group, listed value) with the value's count and bounds: a top-k metric
+    plots as one line per value."""
+    lists = table.column(metric)
+    parents = pc.list_parent_indices(lists)
+    flat = pc.list_flatten(lists)
+    rows = table.select(["bucket", *dims]).take(parents)
+    value_name = "value" if "value" not in dims else f"{metric}_value"
+    exact = table.column(f"{metric}_exact").take(parents)
+    out = rows.append_column(value_name, pc.struct_field(flat, "value"))
+    for field in ("count", "lower", "upper"):
+        name = metric if field == "count" else f"{metric}_{field}"
+        out = out.append_column(name, pc.struct_field(flat, field))
+    out = out.append_column(f"{metric}_exact", exact)
+    return out, [*dims, value_name]
+
+
 def plot(
     store: Store,
     view: str,
@@ -131,9 +150,12 @@ def plot(
     if ax is None:
         _fig, ax = plt.subplots(figsize=(9, 4))
 
-    approximate = definition.metrics[metric].agg == "count_distinct"
+    agg = definition.metrics[metric].agg
+    approximate = agg in ("count_distinct", "quantile", "top_k")
     banded = False
     groups: dict[tuple[Any, ...], list[int]] = {}
+    if agg == "top_k":
+        table, dims = _explode_top_k(table, metric, dims)
     keys = list(zip(*(table.column(d).to_pylist() for d in dims), strict=True)) if dims else None
     for i in range(table.num_rows):
         groups.setdefault(keys[i] if keys is not None else (), []).append(i)

@@ -273,7 +273,28 @@ def _distinct_metrics(store: Store, view: str) -> set[str]:
         from lamina.errors import NotFoundError
 
         raise NotFoundError(f"no view named {view!r}")
-    return {name for name, agg in definition.metrics.items() if agg.agg == "count_distinct"}
+    return {name for name, agg in definition.metrics.items() if agg.agg in ("count_distinct", "quantile")}
+
+
+def _top_k_metrics(store: Store, view: str) -> set[str]:
+    return {name for name, agg in store.views()[view].metrics.items() if agg.agg == "top_k"}
+
+
+def _top_k_problems(where: str, m: str, row: Mapping[str, Any], expected: Any) -> list[str]:
+    """A served top-k list against the oracle's (a list of ``{value, count}``): equal when the row
+    is exact; otherwise every oracle value the row lists has its true count within its bounds."""
+    served = row[m] or []
+    truth = [(e["value"], e["count"]) for e in (expected or [])]
+    if row.get(f"{m}_exact", True):
+        got = [(e["value"], e["count"]) for e in served]
+        return [] if got == truth else [f"{where}: {m} served {got}, oracle {truth}"]
+    true_count = dict(truth)
+    return [
+        f"{where}: {m} lists {e['value']!r} with bounds [{e['lower']}, {e['upper']}], "
+        f"but the oracle counts {true_count[e['value']]}"
+        for e in served
+        if e["value"] in true_count and not e["lower"] <= true_count[e["value"]] <= e["upper"]
+    ]
 
 
 def assert_matches_oracle(
@@ -295,12 +316,16 @@ def assert_matches_oracle(
     and a column per metric to check, named like the view's metrics; metrics it leaves out are
     not checked. Groups must match one to one. Exact metrics must be equal (floats within
     ``float_rtol``: lamina's float sums are correctly rounded, an oracle's usually are not).
-    A ``count_distinct`` metric must equal the oracle where the served row says it is exact, and
-    the oracle's value must lie within ``<metric>_lower`` and ``<metric>_upper`` where it is not.
+    A ``count_distinct`` or ``quantile`` metric must equal the oracle where the served row says it
+    is exact, and the oracle's value must lie within ``<metric>_lower`` and ``<metric>_upper``
+    where it is not. A ``top_k`` metric's oracle column is a list of ``{value, count}`` (the true
+    top k, count descending then value): equal where exact; otherwise each value both list must
+    have its true count within the served ``lower`` and ``upper``.
     ``grain``, ``start``, ``end`` and ``where`` are passed to :meth:`lamina.Store.query`.
     """
     oracle = _as_table(oracle_table, "oracle_table")
     distinct = _distinct_metrics(store, view)
+    top_k = _top_k_metrics(store, view)
     dims = list(store.views()[view].by) if by is None else ([by] if isinstance(by, str) else list(by))
     served = store.query(view, start=start, end=end, grain=grain, by=dims, where=where)
     keys = ["bucket", *dims]
@@ -334,7 +359,9 @@ def assert_matches_oracle(
         compared += 1
         for m in metrics:
             value, expected = row[m], truth[m]
-            if m in distinct and not row.get(f"{m}_exact", True):
+            if m in top_k:
+                problems.extend(_top_k_problems(_row_text(keys, key), m, row, expected))
+            elif m in distinct and not row.get(f"{m}_exact", True):
                 lo, hi = row[f"{m}_lower"], row[f"{m}_upper"]
                 if expected is None or lo is None or hi is None or not lo <= expected <= hi:
                     problems.append(
@@ -367,7 +394,8 @@ def assert_within_bounds(table: Any, metric: str, truth: Any) -> None:
     for suffix in ("_lower", "_upper"):
         if f"{metric}{suffix}" not in table.column_names:
             raise AssertionError(
-                f"the table has no {metric}{suffix} column: is {metric!r} a count_distinct metric? "
+                f"the table has no {metric}{suffix} column: is {metric!r} a count_distinct or quantile "
+                "metric? "
                 f"(columns: {', '.join(table.column_names)})"
             )
     if isinstance(truth, int | float) and not isinstance(truth, bool):

@@ -121,6 +121,12 @@ pub trait GroupsAccumulator: AccumulatorAny + Debug + Send + Sync {
     /// the logical state.
     fn settle(&mut self) {}
 
+    /// Whether merging several groups into one gives a state that depends on their order
+    /// (sketches that compact: quantiles, top-k). Such groups merge in key order.
+    fn merge_order_matters(&self) -> bool {
+        false
+    }
+
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -345,6 +345,10 @@ impl GroupsAccumulator for Quantile {
         }))
     }
 
+    fn merge_order_matters(&self) -> bool {
+        true
+    }
+
     fn len(&self) -> usize {
         self.groups.len()
     }

@@ -420,6 +420,10 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
         }))
     }
 
+    fn merge_order_matters(&self) -> bool {
+        true
+    }
+
     fn len(&self) -> usize {
         self.groups.len()
     }

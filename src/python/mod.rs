@@ -300,6 +300,14 @@ impl CoreStore {
             vd.set_item("batch_age_seconds", v.batch_age_s)?;
             vd.set_item("batch_memory_bytes", v.batch_memory_bytes)?;
             vd.set_item("speed_memory_bytes", v.speed_memory_bytes)?;
+            let per = pyo3::types::PyDict::new(py);
+            for (name, batch, speed) in &v.metric_bytes_per_group {
+                let d = pyo3::types::PyDict::new(py);
+                d.set_item("batch", *batch)?;
+                d.set_item("speed", *speed)?;
+                per.set_item(name, d)?;
+            }
+            vd.set_item("metric_bytes_per_group", per)?;
             vd.set_item("speed_saved", v.speed_saved)?;
             vd.set_item("warning", v.warning)?;
             list.append(vd)?;

@@ -175,6 +175,9 @@ impl ServedView {
     /// evaluation, not a merge of every group: folding rows
     /// into the merged state gives the same state as merging their speed chunk into it (every
     /// merge is exact or, for sketches, the union), and any failure drops it for a rebuild.
+    /// Quantile and top-k sketches compact, so for them folding rows and merging a chunk give
+    /// different (equally bounded) estimates: such views merge afresh, so an answer is the
+    /// same before and after a reopen.
     pub fn fold(&mut self, commit: u64, batch: &RecordBatch) -> Result<()> {
         let (merged, mut pending) = {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,7 +190,8 @@ impl ServedView {
         // to fold twice.
         pending.push(batch.clone());
         let rows: usize = pending.iter().map(|b| b.num_rows()).sum();
-        if let Some(m) = merged.filter(|m| rows <= (4 * m.keys.len()).max(4096)) {
+        let foldable = self.plan.fold_equals_merge();
+        if let Some(m) = merged.filter(|m| foldable && rows <= (4 * m.keys.len()).max(4096)) {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             c.merged = Some(m);
             c.pending = pending;

@@ -176,6 +176,19 @@ impl SpeedView {
             .sum()
     }
 
+    /// Bytes each metric's state holds across the speed tables (in plan order).
+    pub fn metric_memory(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for t in self.chunks.iter().flat_map(|c| c.tables()) {
+            let m = t.metric_memory();
+            out.resize(out.len().max(m.len()), 0);
+            for (o, b) in out.iter_mut().zip(m) {
+                *o += b;
+            }
+        }
+        out
+    }
+
     pub fn groups(&self) -> usize {
         self.chunks
             .iter()

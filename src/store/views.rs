@@ -31,6 +31,9 @@ pub struct ViewStatus {
     pub batch_age_s: Option<f64>,
     pub batch_memory_bytes: u64,
     pub speed_memory_bytes: u64,
+    /// Per metric state (quantiles of one column share one, named `p50+p95`): bytes per group
+    /// in the batch view and in the speed layer (0 without groups).
+    pub metric_bytes_per_group: Vec<(String, f64, f64)>,
     /// The commits (first, last) of the speed state saved at the last close, if one is kept.
     pub speed_saved: Option<(u64, u64)>,
     /// Why the view is served from less than it should be, if it is.
@@ -614,6 +617,44 @@ impl Store {
                     .map(|b| b.table.memory_bytes() as u64)
                     .unwrap_or(0),
                 speed_memory_bytes: v.speed.memory_bytes() as u64,
+                metric_bytes_per_group: {
+                    let per = |bytes: Vec<usize>, groups: usize| -> Vec<f64> {
+                        bytes
+                            .into_iter()
+                            .map(|b| {
+                                if groups == 0 {
+                                    0.0
+                                } else {
+                                    b as f64 / groups as f64
+                                }
+                            })
+                            .collect()
+                    };
+                    let batch = v
+                        .batch
+                        .as_ref()
+                        .map(|b| per(b.table.metric_memory(), b.table.keys.len()))
+                        .unwrap_or_default();
+                    let speed = per(v.speed.metric_memory(), v.speed.groups());
+                    v.plan
+                        .metrics
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| {
+                            let name = if m.quantiles.len() > 1 {
+                                m.quantiles
+                                    .iter()
+                                    .map(|(n, _)| n.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("+")
+                            } else {
+                                m.name.clone()
+                            };
+                            let at = |v: &Vec<f64>| v.get(i).copied().unwrap_or(0.0);
+                            (name, at(&batch), at(&speed))
+                        })
+                        .collect()
+                },
                 speed_saved: state
                     .views
                     .get(name)

@@ -80,6 +80,15 @@ impl ViewPlan {
         })
     }
 
+    /// Whether folding rows into a merged state equals merging them as a separate state: false
+    /// for sketches that compact (quantile, top-k), whose estimates depend on the path.
+    pub fn fold_equals_merge(&self) -> bool {
+        !self
+            .metrics
+            .iter()
+            .any(|m| matches!(m.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. }))
+    }
+
     /// The columns of the master dataset a recompute needs to read.
     pub fn input_columns(&self) -> Vec<String> {
         let mut cols = vec![self.def.time.clone()];
@@ -259,7 +268,16 @@ impl AggTable {
         let mut tr = tr;
         let mut key = Vec::new();
         let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(other.keys.len());
-        for g in 0..other.keys.len() as u32 {
+        // A roll-up merges several groups into one. Where the result depends on the merge order
+        // (quantile and top-k sketches), groups merge in key order, so an answer does not
+        // depend on the order groups happened to be created in (before or after a reopen).
+        let rollup = grain.is_some() || keep.len() < other.keys.dims.len();
+        let order: Vec<u32> = if rollup && other.states.iter().any(|s| s.merge_order_matters()) {
+            other.keys.sorted_order()
+        } else {
+            (0..other.keys.len() as u32).collect()
+        };
+        for g in order {
             if !accept(&other.keys, g) {
                 continue;
             }
@@ -452,5 +470,10 @@ impl AggTable {
 
     pub fn memory_bytes(&self) -> usize {
         self.keys.memory_bytes() + self.states.iter().map(|s| s.memory_bytes()).sum::<usize>()
+    }
+
+    /// Bytes each metric's state holds (in plan order).
+    pub fn metric_memory(&self) -> Vec<usize> {
+        self.states.iter().map(|s| s.memory_bytes()).collect()
     }
 }
