@@ -35,8 +35,12 @@ pub enum QuantileState {
     },
 }
 
-/// One group's answers: per output `(value, exact, lower, upper)`.
-type Answers = Vec<(Option<f64>, bool, Option<f64>, Option<f64>)>;
+/// One output's answer: `(value, exact, lower, upper)`.
+type Answer = (Option<f64>, bool, Option<f64>, Option<f64>);
+/// One group's answers, one per output.
+type Answers = Vec<Answer>;
+/// Per `q`: `(estimate, lower, upper)`, None for no values.
+pub type Estimates = Vec<Option<(f64, f64, f64)>>;
 
 fn sketch_error(e: impl std::fmt::Display) -> Error {
     Error::invalid(e.to_string())
@@ -179,10 +183,9 @@ impl Quantile {
             .collect();
         let mut out = Vec::with_capacity(4 * qs.len());
         for (i, (name, _)) in self.outputs.iter().enumerate() {
-            let col =
-                |f: &dyn Fn(&(Option<f64>, bool, Option<f64>, Option<f64>)) -> Option<f64>| {
-                    Arc::new(Float64Array::from_iter(answers.iter().map(|a| f(&a[i])))) as ArrayRef
-                };
+            let col = |f: &dyn Fn(&Answer) -> Option<f64>| {
+                Arc::new(Float64Array::from_iter(answers.iter().map(|a| f(&a[i])))) as ArrayRef
+            };
             out.push((name.clone(), col(&|a| a.0)));
             out.push((
                 format!("{name}_exact"),
@@ -364,7 +367,7 @@ pub fn sketch_array(
     qs: &[f64],
     k: u16,
     parts: usize,
-) -> Result<(Vec<Option<(f64, f64, f64)>>, usize)> {
+) -> Result<(Estimates, usize)> {
     let v = super::float64_values(values)?;
     let parts = parts.max(1);
     let chunk = v.len().div_ceil(parts).max(1);

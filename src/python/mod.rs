@@ -368,7 +368,7 @@ fn sketch_estimate(
 /// benchmarks), in `parts` pieces merged at the end: a dict of `estimate`, `lower`, `upper` (one
 /// per q) and `bytes`.
 #[pyfunction]
-#[pyo3(signature = (data, qs, k=crate::aggregate::sketch::kll::DEFAULT_K, parts=1))]
+#[pyo3(signature = (data, qs, k=200, parts=1))]
 fn quantile_sketch<'py>(
     py: Python<'py>,
     data: Bound<'py, PyAny>,

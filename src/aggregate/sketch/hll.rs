@@ -25,20 +25,24 @@
 //!   algorithms for HyperLogLog sketches", 2017) based on the register histogram and the
 //!   `sigma`/`tau` functions; no bias-correction tables are needed.
 //!
-//! # Serialized format (version 1)
+//! # Serialized format (versions 1 and 2)
 //!
 //! ```text
 //! byte 0   magic 0xA7
-//! byte 1   format version (1)
+//! byte 1   format version: 1 (sparse; dense packed) or 2 (dense coded)
 //! byte 2   precision p (4..=18)
-//! byte 3   mode: 0 = sparse, 1 = dense
+//! byte 3   mode: 0 = sparse, 1 = dense packed, 2 = dense coded
 //! sparse:  varint(n) followed by n varints: first entry, then strictly positive deltas
 //!          between consecutive sorted entries (LEB128, minimal encoding required)
-//! dense:   m registers packed 6 bits each, 4 registers per 3 bytes (little endian)
+//! dense packed (version 1, read only):
+//!          m registers packed 6 bits each, 4 registers per 3 bytes (little endian)
+//! dense coded (version 2): the m registers, canonical-Huffman coded (see `huffman.rs`):
+//!          about 3 bits per register instead of 6
 //! ```
 //!
-//! The encoding is canonical: equal sketches serialize to identical bytes, and
-//! [`HllSketch::from_bytes`] rejects every non-canonical or malformed input.
+//! The encoding is canonical: equal sketches serialize to identical bytes (sparse as version 1,
+//! dense as version 2), and [`HllSketch::from_bytes`] rejects every non-canonical or malformed
+//! input. Dense sketches written packed by the first landing (version 1) are still read.
 
 use std::borrow::Cow;
 use std::f64::consts::LN_2;
@@ -71,6 +75,8 @@ const MAGIC: u8 = 0xA7;
 const VERSION: u8 = 1;
 const MODE_SPARSE: u8 = 0;
 const MODE_DENSE: u8 = 1;
+const VERSION_CODED: u8 = 2;
+const MODE_DENSE_CODED: u8 = 2;
 
 /// Errors produced by sketch construction, merging and deserialization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +353,18 @@ fn poisson_quantile(lambda: f64, q: f64) -> u64 {
 
 fn linear_counting(n: usize) -> f64 {
     -SPARSE_M * (-(n as f64) / SPARSE_M).ln_1p()
+}
+
+/// Registers packed 6 bits each, 4 registers per 3 bytes (little endian).
+fn pack_registers(regs: &[u8], out: &mut Vec<u8>) {
+    out.reserve(regs.len() / 4 * 3);
+    for c in regs.chunks_exact(4) {
+        let w = u32::from(c[0] & 63)
+            | (u32::from(c[1] & 63) << 6)
+            | (u32::from(c[2] & 63) << 12)
+            | (u32::from(c[3] & 63) << 18);
+        out.extend_from_slice(&w.to_le_bytes()[..3]);
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -736,10 +754,9 @@ impl HllSketch {
 
     /// Append the serialized form ([`HllSketch::to_bytes`]) to `out`.
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[MAGIC, VERSION, self.precision]);
         match self.view() {
             View::Sparse(entries) => {
-                out.push(MODE_SPARSE);
+                out.extend_from_slice(&[MAGIC, VERSION, self.precision, MODE_SPARSE]);
                 out.reserve(5 + entries.len() * 3);
                 put_varint(out, entries.len() as u64);
                 let mut prev = 0u32;
@@ -749,17 +766,27 @@ impl HllSketch {
                 }
             }
             View::Dense(regs) => {
-                out.push(MODE_DENSE);
-                out.reserve(regs.len() / 4 * 3);
-                for c in regs.chunks_exact(4) {
-                    let w = u32::from(c[0] & 63)
-                        | (u32::from(c[1] & 63) << 6)
-                        | (u32::from(c[2] & 63) << 12)
-                        | (u32::from(c[3] & 63) << 18);
-                    out.extend_from_slice(&w.to_le_bytes()[..3]);
+                let start = out.len();
+                out.extend_from_slice(&[MAGIC, VERSION_CODED, self.precision, MODE_DENSE_CODED]);
+                super::huffman::encode(&regs, out);
+                // At tiny precisions the code table outweighs the saving: packed is smaller.
+                if out.len() - start > 4 + regs.len() / 4 * 3 {
+                    out.truncate(start);
+                    out.extend_from_slice(&[MAGIC, VERSION, self.precision, MODE_DENSE]);
+                    pack_registers(&regs, out);
                 }
             }
         }
+    }
+
+    /// The registers packed 6 bits each (the first landing's dense format, version 1).
+    #[cfg(test)]
+    fn packed_v1(&self) -> Vec<u8> {
+        let mut out = vec![MAGIC, VERSION, self.precision, MODE_DENSE];
+        if let View::Dense(regs) = self.view() {
+            pack_registers(&regs, &mut out);
+        }
+        out
     }
 
     /// Parse bytes produced by [`HllSketch::to_bytes`]. Validates everything and never
@@ -771,11 +798,17 @@ impl HllSketch {
         if bytes[0] != MAGIC {
             return Err(corrupt("bad magic byte"));
         }
-        if bytes[1] != VERSION {
-            return Err(SketchError::Corrupt(format!(
-                "unsupported format version {}",
-                bytes[1]
-            )));
+        let mode_ok = match bytes[1] {
+            VERSION => matches!(bytes[3], MODE_SPARSE | MODE_DENSE),
+            VERSION_CODED => bytes[3] == MODE_DENSE_CODED,
+            other => {
+                return Err(SketchError::Corrupt(format!(
+                    "unsupported format version {other}"
+                )))
+            }
+        };
+        if !mode_ok {
+            return Err(corrupt("mode does not match the format version"));
         }
         let p = bytes[2];
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
@@ -849,6 +882,22 @@ impl HllSketch {
                 Ok(HllSketch {
                     precision: p,
                     repr: Repr::Dense(regs),
+                })
+            }
+            MODE_DENSE_CODED => {
+                let m = 1usize << p;
+                let regs =
+                    super::huffman::decode(rd.rest(), m).map_err(|e| SketchError::Corrupt(e.0))?;
+                let max_rho = 65 - p;
+                if regs.iter().any(|&r| r > max_rho) {
+                    return Err(corrupt("dense register out of range"));
+                }
+                if regs.iter().all(|&r| r == 0) {
+                    return Err(corrupt("dense sketch with no registers set"));
+                }
+                Ok(HllSketch {
+                    precision: p,
+                    repr: Repr::Dense(regs.into_boxed_slice()),
                 })
             }
             other => Err(SketchError::Corrupt(format!("unknown mode {other}"))),
@@ -1108,9 +1157,19 @@ mod tests {
                 assert_eq!(back.estimate(), s.estimate());
                 assert_eq!(back.is_sparse(), s.is_sparse());
                 assert_eq!(back.is_empty(), n == 0);
-                // sparse size: ~1 byte of header per entry + deltas; dense: 3/4 m
+                // Dense: coded, well under the 6 bits per register of the packed format,
+                // which is still read (stores of the first landing).
                 if !s.is_sparse() {
-                    assert_eq!(bytes.len(), 4 + (1usize << p) / 4 * 3);
+                    assert!(bytes.len() <= 4 + (1usize << p) / 4 * 3, "p={p} n={n}");
+                    if p >= 10 {
+                        assert!(bytes.len() * 10 < (1usize << p) / 4 * 3 * 7, "p={p} n={n}");
+                    }
+                    let old = s.packed_v1();
+                    assert_eq!(old.len(), 4 + (1usize << p) / 4 * 3);
+                    let from_old = HllSketch::from_bytes(&old).unwrap();
+                    assert_eq!(from_old, s);
+                    assert_eq!(from_old.to_bytes(), bytes);
+                    assert_eq!(from_old.estimate(), s.estimate());
                 }
             }
         }

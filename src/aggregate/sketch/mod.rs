@@ -10,6 +10,7 @@
 mod bytes;
 pub mod frequent;
 pub mod hll;
+mod huffman;
 pub mod kll;
 
 pub use bytes::BytesError;
