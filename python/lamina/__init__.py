@@ -13,6 +13,7 @@ merges the two so every event is counted once. Everything comes back as Arrow ta
 from lamina._core import __version__
 from lamina.errors import (
     CorruptionError,
+    InputFileError,
     InvalidArgumentError,
     LaminaError,
     LaminaIOError,
@@ -22,6 +23,7 @@ from lamina.errors import (
     StoreClosedError,
     SumOverflowError,
 )
+from lamina.sources import DirectorySource
 from lamina.store import Status, Store
 from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, quantile, sum, top_k
 
@@ -29,6 +31,7 @@ __all__ = [
     "__version__",
     "Store",
     "Status",
+    "DirectorySource",
     "View",
     "Aggregate",
     "count",
@@ -48,4 +51,5 @@ __all__ = [
     "SumOverflowError",
     "StoreClosedError",
     "LaminaIOError",
+    "InputFileError",
 ]

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import lamina
+from lamina._files import infer_format, read_file
 from lamina._html import _bytes
 from lamina.errors import InvalidArgumentError, LaminaError, NotFoundError
 
@@ -171,106 +172,40 @@ def _store_schema(store: lamina.Store) -> pa.Schema | None:
 # ---------------------------------------------------------------------------------------------
 # ingest
 
-_FORMATS = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-}
-_COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
-
 
 def _infer_format(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    while suffixes and suffixes[-1] in _COMPRESSED:
-        suffixes.pop()
-    if suffixes and suffixes[-1] in _FORMATS:
-        return _FORMATS[suffixes[-1]]
-    raise UsageError(
-        f"cannot tell the format of {path.name} from its extension: pass --format parquet|csv|jsonl"
-    )
+    fmt = infer_format(path)
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the format of {path.name} from its extension: pass --format parquet|csv|jsonl"
+        )
+    return fmt
 
 
-def _parse_times(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """ISO-8601 strings as timestamps (UTC). Offsets are honoured; naive times are taken as UTC."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    for target in (pa.timestamp("us"), pa.timestamp("us", tz="UTC")):
-        try:
-            return array.cast(target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    out: list[dt.datetime | None] = []
-    for i, text in enumerate(array.to_pylist()):
-        if text is None or text == "":
-            out.append(None)
-            continue
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError as e:
-            raise CommandError(f"row {i}: cannot read {text!r} as a date-time") from e
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        out.append(value)
-    return pa.array(out, pa.timestamp("us"))
-
-
-def _fit(table: pa.Table, schema: pa.Schema | None, time_column: str | None) -> pa.Table:
-    """Small repairs of what text formats cannot say: all-null columns, numbers read from text
-    where the store holds strings, event times left as strings. The core checks the rest."""
-    for i, name in enumerate(table.column_names):
-        column = table.column(i)
-        target = schema.field(name).type if schema is not None and name in schema.names else None
-        if name == time_column and pa.types.is_string(column.type):
-            column = _parse_times(column)
-        elif target is not None and pa.types.is_null(column.type):
-            column = column.cast(target)
-        elif target is not None and pa.types.is_string(target) and not pa.types.is_string(column.type):
-            if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
-                column = column.cast(pa.string())
-        else:
-            continue
-        table = table.set_column(i, name, column)
-    return table
-
-
-def read_file(path: Path, fmt: str, schema: pa.Schema | None, time_column: str | None) -> pa.Table:
-    """Read one input file as an Arrow table."""
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        elif fmt == "csv":
-            import pyarrow.csv as pcsv
-
-            tsv = ".tsv" in [s.lower() for s in path.suffixes]
-            strings = {} if schema is None else {f.name: f.type for f in schema if pa.types.is_string(f.type)}
-            table = pcsv.read_csv(
-                path,
-                parse_options=pcsv.ParseOptions(delimiter="\t" if tsv else ","),
-                # Only empty fields are null: "NA" is Namibia and "null" may be a page name.
-                convert_options=pcsv.ConvertOptions(
-                    column_types=strings, null_values=[""], strings_can_be_null=True
-                ),
-            )
-        elif fmt == "jsonl":
-            import pyarrow.json as pjson
-
-            table = pjson.read_json(path)
-        else:  # argparse restricts the choices
-            raise UsageError(f"unknown format {fmt!r}")
-    except pa.ArrowException as e:
-        raise CommandError(f"cannot read {path} as {fmt}: {e}") from e
-    try:
-        return _fit(table, schema, time_column)
-    except CommandError as e:
-        raise CommandError(f"{path}: column {time_column!r}: {e}") from e
+def cmd_watch(args: argparse.Namespace) -> int:
+    if args.files:
+        raise UsageError("give files or --watch DIR, not both")
+    if not Path(args.watch).is_dir():
+        raise CommandError(f"no such directory: {args.watch}")
+    options: dict[str, Any] = {"time": args.time} if args.time else {}
+    source = lamina.DirectorySource(args.watch, args.pattern, format=args.format)
+    with _open(args.store, must_exist=False, **options) as store:
+        made = store.ingest(
+            source,
+            batch_rows=args.batch_rows,
+            idle_ms=args.idle_ms,
+            quarantine=args.quarantine,
+            progress=True,
+        )
+    print(f"{made} commit{'s' if made != 1 else ''} from {source.path}")
+    return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.watch is not None:
+        return cmd_watch(args)
+    if not args.files:
+        raise UsageError("give the files to ingest, or --watch DIR")
     files = [Path(f) for f in args.files]
     formats = [args.format or _infer_format(f) for f in files]
     for f in files:
@@ -960,9 +895,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lamina {lamina.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("ingest", help="append files to a store, one commit per file")
+    p = sub.add_parser(
+        "ingest",
+        help="append files to a store (one commit per file), or each new file of a directory",
+        description="Append files, one commit per file; or, with --watch DIR, each new file of a "
+        "landing directory exactly once (its name and content hash go into the commit, so a run "
+        "that is killed and started again ingests nothing twice and misses nothing).",
+    )
     p.add_argument("store", metavar="STORE", help="the store directory (created if missing)")
-    p.add_argument("files", metavar="FILE", nargs="+", help="Parquet, CSV or JSON Lines files")
+    p.add_argument("files", metavar="FILE", nargs="*", help="Parquet, CSV or JSON Lines files")
+    p.add_argument("--watch", metavar="DIR", help="ingest each new file of DIR exactly once")
+    p.add_argument("--pattern", default="*.parquet", help="with --watch: file names to take (a glob)")
+    p.add_argument(
+        "--idle-ms",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="with --watch: stop once nothing new came for MS milliseconds (0: drain and stop); "
+        "default: run until Ctrl-C",
+    )
+    p.add_argument(
+        "--batch-rows", type=int, default=65_536, metavar="N", help="with --watch: rows per commit (about)"
+    )
     p.add_argument("--format", choices=["parquet", "csv", "jsonl"], help="default: from the file extension")
     p.add_argument(
         "--quarantine",

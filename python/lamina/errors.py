@@ -57,4 +57,9 @@ __all__ = [
     "SumOverflowError",
     "StoreClosedError",
     "LaminaIOError",
+    "InputFileError",
 ]
+
+
+class InputFileError(LaminaError, ValueError):
+    """An input file (an ingested or watched file) cannot be read; the message names it."""

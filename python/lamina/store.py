@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import operator
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from lamina import _core
 from lamina._convert import to_arrow, to_micros
-from lamina._progress import Progress, callback
+from lamina._progress import Progress, callback, interactive
 from lamina.errors import InvalidArgumentError, NotFoundError
 from lamina.view import View, filters_to_json
+
+if TYPE_CHECKING:
+    from lamina.sources import Source
 
 
 class Status(dict):
@@ -102,6 +108,71 @@ class Store:
             self._scheduler.note_commit()
         return commit
 
+    def ingest(
+        self,
+        source: Source,
+        *,
+        batch_rows: int = 65_536,
+        batch_ms: int = 1_000,
+        idle_ms: int | None = None,
+        quarantine: bool | None = None,
+        progress: bool | None = None,
+    ) -> int:
+        """Append what ``source`` delivers, exactly once, and return the number of commits made.
+
+        Each commit holds up to about ``batch_rows`` rows (a file is never split) together with
+        the source position after them, so a run that is killed and started again goes on exactly
+        after the last commit: nothing twice, nothing lost. When nothing new is there, the source
+        is polled again every ``batch_ms`` milliseconds. ``idle_ms``: return once nothing new came
+        for that long (``0``: drain what is there and return); None: run until interrupted.
+        Ctrl-C (SIGINT) stops after the current commit. ``progress``: print a line per commit
+        (None: when interactive). ``quarantine`` as for :meth:`append`.
+        """
+        from lamina.sources import Source as _Source
+        from lamina.sources import source_state
+
+        if not isinstance(source, _Source):
+            raise InvalidArgumentError(
+                f"source must be a lamina source (lamina.DirectorySource, ...), not {source!r}"
+            )
+        for name, value, low in (("batch_rows", batch_rows, 1), ("batch_ms", batch_ms, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidArgumentError(f"{name} must be a positive integer, not {value!r}")
+        if idle_ms is not None and (isinstance(idle_ms, bool) or not isinstance(idle_ms, int) or idle_ms < 0):
+            raise InvalidArgumentError(f"idle_ms must be None or an integer >= 0, not {idle_ms!r}")
+        q = self.quarantine_policy if quarantine is None else bool(quarantine)
+        show = interactive() if progress is None else bool(progress)
+        commits = 0
+        with _Interrupt() as stop:
+            quiet_since = time.monotonic()
+            while not stop.requested:
+                state = source_state(self._core, source)
+                schema = None if self._core.status()["latest_commit"] == 0 else self.schema
+                time_column = self._core.status().get("time_column")
+                delivered = False
+                for d in source.read(state, schema, time_column, batch_rows):
+                    mark = json.dumps({"source": source.id, **d.progress})
+                    data = to_arrow(d.table)
+                    commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
+                    commits += 1
+                    delivered = True
+                    if self._scheduler is not None:
+                        self._scheduler.note_commit()
+                    if show:
+                        extra = f", {quarantined:,} quarantined" if quarantined else ""
+                        print(f"ingest: commit {commit}: {rows:,} rows{extra} from {d.description}")
+                    if stop.requested:
+                        break
+                if delivered:
+                    quiet_since = time.monotonic()
+                    continue
+                quiet_ms = (time.monotonic() - quiet_since) * 1000
+                if idle_ms is not None and quiet_ms >= idle_ms:
+                    break
+                wait = batch_ms if idle_ms is None else min(batch_ms, max(idle_ms - quiet_ms, 1))
+                stop.sleep(wait / 1000)
+        return commits
+
     def snapshot(self, commit: int | None = None) -> pa.Table:
         """The master dataset as of ``commit`` (default: the latest): time travel."""
         if commit is not None:
@@ -123,7 +194,9 @@ class Store:
         return self._core.snapshot(commit)
 
     def commits(self) -> pa.Table:
-        """One row per commit: commit, rows, committed_at, quarantined."""
+        """One row per commit: commit, rows, committed_at, quarantined, and source: the source
+        position the commit recorded (JSON: the source's id, and the files it ingested or the
+        offsets it reached), null for plain appends."""
         return self._core.commits()
 
     def quarantined(self) -> pa.Table:
@@ -344,6 +417,34 @@ class Store:
         if view not in self.views():
             raise NotFoundError(f"no view named {view!r}")
         return self.query(view)
+
+
+class _Interrupt:
+    """Ctrl-C (SIGINT) asks a loop to stop at its next safe point instead of raising at any
+    instant. Only in the main thread (elsewhere signals cannot be caught; the loop is stopped by
+    its own conditions)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._event = threading.Event()
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+
+            def handler(_signum: int, _frame: Any) -> None:
+                self.requested = True
+                self._event.set()
+
+            self._previous = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def sleep(self, seconds: float) -> None:
+        self._event.wait(seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 class _Scheduler:

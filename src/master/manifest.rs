@@ -33,6 +33,9 @@ pub struct CommitInfo {
     pub committed_at_us: i64,
     #[serde(default)]
     pub quarantined: u64,
+    /// The source position this commit recorded (an ingest from a source), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::source::SourceMark>,
     /// Rows of commits 1..=commit (derived, not persisted): row offsets of time travel.
     #[serde(skip)]
     pub end_row: u64,
@@ -131,6 +134,9 @@ pub struct ManifestState {
     pub segments: ChunkedVec<SegmentInfo>,
     pub quarantine: ChunkedVec<QuarantineInfo>,
     pub views: BTreeMap<String, ViewEntry>,
+    /// Per source, what it has delivered (derived from the commits' marks, not persisted).
+    #[serde(skip)]
+    pub sources: BTreeMap<String, super::source::SourceState>,
 }
 
 impl ManifestState {
@@ -201,6 +207,7 @@ impl ManifestState {
     fn after_load(&mut self) -> std::result::Result<(), String> {
         let mut fixed = ChunkedVec::default();
         let mut total = 0u64;
+        self.sources.clear();
         for (i, c) in self.commits.iter().enumerate() {
             if c.commit != i as u64 + 1 {
                 return Err(format!("commit {} at position {}", c.commit, i + 1));
@@ -208,6 +215,12 @@ impl ManifestState {
             total += c.rows;
             let mut c = c.clone();
             c.end_row = total;
+            if let Some(mark) = &c.source {
+                self.sources
+                    .entry(mark.source.clone())
+                    .or_default()
+                    .apply(&mark.progress, c.commit);
+            }
             fixed.push(c);
         }
         self.commits = fixed;
@@ -238,6 +251,12 @@ impl ManifestState {
                 }
                 if schema.is_some() && self.schema.is_some() && schema != &self.schema {
                     return Err("the schema is already fixed".into());
+                }
+                if let Some(mark) = &commit.source {
+                    let state = self.sources.get(&mark.source).cloned().unwrap_or_default();
+                    if let Some(why) = state.check(&mark.progress) {
+                        return Err(format!("source {:?}: {why}", mark.source));
+                    }
                 }
             }
             Record::SetSchema { .. } => {
@@ -276,6 +295,12 @@ impl ManifestState {
                 }
                 let mut c = commit.clone();
                 c.end_row = self.total_rows() + c.rows;
+                if let Some(mark) = &c.source {
+                    self.sources
+                        .entry(mark.source.clone())
+                        .or_default()
+                        .apply(&mark.progress, c.commit);
+                }
                 self.commits.push(c);
                 if let Some(seg) = segment {
                     let mut seg = seg.clone();
@@ -556,6 +581,7 @@ impl Manifest {
             segments: cp.segments,
             quarantine: cp.quarantine,
             views: cp.views,
+            sources: BTreeMap::new(),
         };
         state
             .after_load()
@@ -752,6 +778,7 @@ mod tests {
                 rows,
                 committed_at_us: 0,
                 quarantined: 0,
+                source: None,
                 end_row: 0,
             },
             schema: None,

@@ -22,3 +22,4 @@ pub mod manifest;
 pub mod parquet_io;
 pub mod schema;
 pub mod segments;
+pub mod source;

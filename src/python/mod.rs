@@ -152,14 +152,23 @@ impl CoreStore {
         self.inner.is_read_only()
     }
 
-    /// Append data as one commit; returns (commit, rows, quarantined).
-    #[pyo3(signature = (data, quarantine=false))]
+    /// Append data as one commit; returns (commit, rows, quarantined). `source`: the source
+    /// position (JSON) to record in the same commit.
+    #[pyo3(signature = (data, quarantine=false, source=None))]
     fn append(
         &self,
         py: Python<'_>,
         data: Bound<'_, PyAny>,
         quarantine: bool,
+        source: Option<&str>,
     ) -> PyResult<(u64, u64, u64)> {
+        let mark = source
+            .map(|s| {
+                serde_json::from_str::<crate::master::source::SourceMark>(s)
+                    .map_err(|e| Error::invalid(format!("bad source position: {e}")))
+            })
+            .transpose()
+            .map_err(to_py)?;
         let (schema, batches) = arrow_ffi::read_batches(&data)?;
         let batches = if batches.is_empty() {
             vec![RecordBatch::new_empty(schema)]
@@ -168,9 +177,16 @@ impl CoreStore {
         };
         let store = &self.inner;
         let out = py
-            .detach(|| store.append(&batches, quarantine))
+            .detach(|| store.append_from(&batches, quarantine, mark))
             .map_err(to_py)?;
         Ok((out.commit, out.rows, out.quarantined))
+    }
+
+    /// What a source has delivered so far, as JSON (`files`: name -> [size, hash, commit],
+    /// `offsets`: partition -> next offset, `last_commit`), or None.
+    fn source_state(&self, source: &str) -> PyResult<Option<String>> {
+        let s = self.inner.source_state(source).map_err(to_py)?;
+        Ok(s.and_then(|s| serde_json::to_string(&s).ok()))
     }
 
     #[pyo3(signature = (commit=None))]

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::master::manifest::{CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo};
 use crate::master::parquet_io;
 use crate::master::schema::{conform, Conformed, StoreSchema};
+use crate::master::source::SourceMark;
 use crate::view::table::ViewPlan;
 
 /// What an append did.
@@ -41,10 +42,31 @@ impl Store {
     /// Append batches as one commit. All-or-nothing: either every row (or, with `quarantine`,
     /// every good row plus the rejected rows with reasons) is committed, or nothing is.
     pub fn append(&self, batches: &[RecordBatch], quarantine: bool) -> Result<AppendOutcome> {
+        self.append_from(batches, quarantine, None)
+    }
+
+    /// `append`, recording `source` (what the rows consumed from a source) in the same commit:
+    /// the rows and the position become durable together, or neither does.
+    pub fn append_from(
+        &self,
+        batches: &[RecordBatch],
+        quarantine: bool,
+        source: Option<SourceMark>,
+    ) -> Result<AppendOutcome> {
         let mut m = self.begin_write()?;
+        if let Some(mark) = &source {
+            let state = m.state();
+            let known = state.sources.get(&mark.source).cloned().unwrap_or_default();
+            if let Some(why) = known.check(&mark.progress) {
+                return Err(Error::invalid(format!("source {:?}: {why}", mark.source)));
+            }
+        }
         let prepared = self.conform_stage(&m, batches, quarantine)?;
         let commit = m.state().last_commit() + 1;
-        let record = self.write_stage(&prepared, commit)?;
+        let mut record = self.write_stage(&prepared, commit)?;
+        if let Record::Append { commit: info, .. } = &mut record {
+            info.source = source;
+        }
         self.commit(&mut m, record)?;
         // Acknowledged: the commit is durable. Now the post-commit hooks.
         self.hook_speed(
@@ -137,6 +159,7 @@ impl Store {
                 rows,
                 committed_at_us: now_us(),
                 quarantined: p.conformed.rejected.len() as u64,
+                source: None,
                 end_row: 0,
             },
             schema: p.new_schema.clone(),

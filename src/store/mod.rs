@@ -342,7 +342,13 @@ impl Store {
         Ok((schema, batches))
     }
 
-    /// One row per commit: commit, rows, committed_at, quarantined.
+    /// What `source` has delivered to this store so far (None: nothing yet).
+    pub fn source_state(&self, source: &str) -> Result<Option<crate::master::source::SourceState>> {
+        Ok(self.state()?.sources.get(source).cloned())
+    }
+
+    /// One row per commit: commit, rows, committed_at, quarantined, source (the source position
+    /// the commit recorded, as JSON, or null).
     pub fn commits(&self) -> Result<RecordBatch> {
         let state = self.state()?;
         let c = &state.commits;
@@ -355,6 +361,7 @@ impl Store {
                 false,
             ),
             Field::new("quarantined", DataType::UInt64, false),
+            Field::new("source", DataType::Utf8, true),
         ]));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(c.iter().map(|x| x.commit))),
@@ -366,6 +373,13 @@ impl Store {
             Arc::new(UInt64Array::from_iter_values(
                 c.iter().map(|x| x.quarantined),
             )),
+            Arc::new(crate::arrow::array::StringArray::from_iter(c.iter().map(
+                |x| {
+                    x.source
+                        .as_ref()
+                        .and_then(|m| serde_json::to_string(m).ok())
+                },
+            ))),
         ];
         Ok(RecordBatch::try_new(schema, cols)?)
     }
