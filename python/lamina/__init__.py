@@ -10,6 +10,7 @@ merges the two so every event is counted once. Everything comes back as Arrow ta
 >>> store.close()
 """
 
+from lamina import sources  # noqa: F401 - lamina.sources.Source, for type hints
 from lamina._core import __version__
 from lamina.errors import (
     CorruptionError,
@@ -23,7 +24,7 @@ from lamina.errors import (
     StoreClosedError,
     SumOverflowError,
 )
-from lamina.sources import DirectorySource
+from lamina.sources import DirectorySource, KafkaSource
 from lamina.store import Status, Store
 from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, quantile, sum, top_k
 
@@ -32,6 +33,7 @@ __all__ = [
     "Store",
     "Status",
     "DirectorySource",
+    "KafkaSource",
     "View",
     "Aggregate",
     "count",

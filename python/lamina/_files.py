@@ -62,7 +62,7 @@ def _parse_times(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(out, pa.timestamp("us"))
 
 
-def _fit(table: pa.Table, schema: pa.Schema | None, time_column: str | None) -> pa.Table:
+def fit_columns(table: pa.Table, schema: pa.Schema | None, time_column: str | None) -> pa.Table:
     """Small repairs of what text formats cannot say: all-null columns, numbers read from text
     where the store holds strings, event times left as strings. The core checks the rest."""
     for i, name in enumerate(table.column_names):
@@ -70,6 +70,8 @@ def _fit(table: pa.Table, schema: pa.Schema | None, time_column: str | None) -> 
         target = schema.field(name).type if schema is not None and name in schema.names else None
         if name == time_column and pa.types.is_string(column.type):
             column = _parse_times(column)
+        elif name == time_column and pa.types.is_integer(column.type):
+            column = column.cast(pa.int64()).cast(pa.timestamp("us"))  # microseconds since the epoch
         elif target is not None and pa.types.is_null(column.type):
             column = column.cast(target)
         elif target is not None and pa.types.is_string(target) and not pa.types.is_string(column.type):
@@ -118,6 +120,6 @@ def read_file(
     except pa.ArrowException as e:
         raise InputFileError(f"cannot read {path} as {fmt}: {e}") from e
     try:
-        return _fit(table, schema, time_column)
+        return fit_columns(table, schema, time_column)
     except InputFileError as e:
         raise InputFileError(f"{path}: column {time_column!r}: {e}") from e

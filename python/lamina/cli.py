@@ -183,26 +183,40 @@ def _infer_format(path: Path) -> str:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    """``--watch DIR`` or ``--kafka HOST:PORT --topic T``: a source, exactly once."""
     if args.files:
-        raise UsageError("give files or --watch DIR, not both")
-    if not Path(args.watch).is_dir():
-        raise CommandError(f"no such directory: {args.watch}")
+        raise UsageError("give files, --watch DIR or --kafka HOST:PORT, not several")
+    if args.watch is not None and args.kafka is not None:
+        raise UsageError("give --watch DIR or --kafka HOST:PORT, not both")
+    source: lamina.sources.Source
+    if args.kafka is not None:
+        if not args.topic:
+            raise UsageError("--kafka needs --topic")
+        source = lamina.KafkaSource(args.kafka, args.topic)
+        where = f"{args.kafka}/{args.topic}"
+    else:
+        if not Path(args.watch).is_dir():
+            raise CommandError(f"no such directory: {args.watch}")
+        source = lamina.DirectorySource(args.watch, args.pattern, format=args.format)
+        where = str(source.path)
     options: dict[str, Any] = {"time": args.time} if args.time else {}
-    source = lamina.DirectorySource(args.watch, args.pattern, format=args.format)
     with _open(args.store, must_exist=False, **options) as store:
         made = store.ingest(
             source,
             batch_rows=args.batch_rows,
+            batch_ms=args.batch_ms,
             idle_ms=args.idle_ms,
-            quarantine=args.quarantine,
+            quarantine=args.quarantine or None,
             progress=True,
         )
-    print(f"{made} commit{'s' if made != 1 else ''} from {source.path}")
+    print(f"{made} commit{'s' if made != 1 else ''} from {where}")
     return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    if args.watch is not None:
+    if args.topic is not None and args.kafka is None:
+        raise UsageError("--topic needs --kafka HOST:PORT")
+    if args.watch is not None or args.kafka is not None:
         return cmd_watch(args)
     if not args.files:
         raise UsageError("give the files to ingest, or --watch DIR")
@@ -905,13 +919,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", metavar="STORE", help="the store directory (created if missing)")
     p.add_argument("files", metavar="FILE", nargs="*", help="Parquet, CSV or JSON Lines files")
     p.add_argument("--watch", metavar="DIR", help="ingest each new file of DIR exactly once")
+    p.add_argument("--kafka", metavar="HOST:PORT", help="ingest a Kafka topic exactly once (with --topic)")
+    p.add_argument("--topic", help="with --kafka: the topic (JSON objects, all partitions)")
     p.add_argument("--pattern", default="*.parquet", help="with --watch: file names to take (a glob)")
+    p.add_argument(
+        "--batch-ms", type=int, default=1_000, metavar="MS", help="with --kafka: longest wait for a batch"
+    )
     p.add_argument(
         "--idle-ms",
         type=int,
         default=None,
         metavar="MS",
-        help="with --watch: stop once nothing new came for MS milliseconds (0: drain and stop); "
+        help="with --watch or --kafka: stop once nothing new came for MS milliseconds (0: drain and stop); "
         "default: run until Ctrl-C",
     )
     p.add_argument(

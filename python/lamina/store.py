@@ -69,6 +69,7 @@ class Store:
             schema=schema,
         )
         self.quarantine_policy = quarantine
+        self._time_option = time
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: _Scheduler | None = None
         # Errors of background recomputes: shown in status(), the first raised by close().
@@ -126,7 +127,8 @@ class Store:
         is polled again every ``batch_ms`` milliseconds. ``idle_ms``: return once nothing new came
         for that long (``0``: drain what is there and return); None: run until interrupted.
         Ctrl-C (SIGINT) stops after the current commit. ``progress``: print a line per commit
-        (None: when interactive). ``quarantine`` as for :meth:`append`.
+        (None: when interactive). ``quarantine`` as for :meth:`append` (default: the store's
+        policy; always on for streams such as Kafka, which must not stop on one bad event).
         """
         from lamina.sources import Source as _Source
         from lamina.sources import source_state
@@ -140,37 +142,45 @@ class Store:
                 raise InvalidArgumentError(f"{name} must be a positive integer, not {value!r}")
         if idle_ms is not None and (isinstance(idle_ms, bool) or not isinstance(idle_ms, int) or idle_ms < 0):
             raise InvalidArgumentError(f"idle_ms must be None or an integer >= 0, not {idle_ms!r}")
-        q = self.quarantine_policy if quarantine is None else bool(quarantine)
+        if quarantine is None:
+            q = self.quarantine_policy or source.quarantine_by_default
+        else:
+            q = bool(quarantine)
         show = interactive() if progress is None else bool(progress)
         commits = 0
-        with _Interrupt() as stop:
-            quiet_since = time.monotonic()
-            while not stop.requested:
-                state = source_state(self._core, source)
-                schema = None if self._core.status()["latest_commit"] == 0 else self.schema
-                time_column = self._core.status().get("time_column")
-                delivered = False
-                for d in source.read(state, schema, time_column, batch_rows):
-                    mark = json.dumps({"source": source.id, **d.progress})
-                    data = to_arrow(d.table)
-                    commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
-                    commits += 1
-                    delivered = True
-                    if self._scheduler is not None:
-                        self._scheduler.note_commit()
-                    if show:
-                        extra = f", {quarantined:,} quarantined" if quarantined else ""
-                        print(f"ingest: commit {commit}: {rows:,} rows{extra} from {d.description}")
-                    if stop.requested:
+        try:
+            with _Interrupt() as stop:
+                quiet_since = time.monotonic()
+                while not stop.requested:
+                    state = source_state(self._core, source)
+                    schema = None if self._core.status()["latest_commit"] == 0 else self.schema
+                    time_column = self._core.status().get("time_column") or self._time_option
+                    delivered = False
+                    for d in source.read(state, schema, time_column, batch_rows, batch_ms):
+                        mark = json.dumps({"source": source.id, **d.progress})
+                        data = to_arrow(d.table)
+                        commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
+                        commits += 1
+                        delivered = True
+                        if self._scheduler is not None:
+                            self._scheduler.note_commit()
+                        if show:
+                            extra = f", {quarantined:,} quarantined" if quarantined else ""
+                            print(f"ingest: commit {commit}: {rows:,} rows{extra} from {d.description}")
+                        if stop.requested:
+                            break
+                    if delivered:
+                        quiet_since = time.monotonic()
+                        continue
+                    quiet_ms = (time.monotonic() - quiet_since) * 1000
+                    if idle_ms is not None and quiet_ms >= idle_ms:
                         break
-                if delivered:
-                    quiet_since = time.monotonic()
-                    continue
-                quiet_ms = (time.monotonic() - quiet_since) * 1000
-                if idle_ms is not None and quiet_ms >= idle_ms:
-                    break
-                wait = batch_ms if idle_ms is None else min(batch_ms, max(idle_ms - quiet_ms, 1))
-                stop.sleep(wait / 1000)
+                    wait = batch_ms if idle_ms is None else min(batch_ms, max(idle_ms - quiet_ms, 1))
+                    if not source.waits_for_data:
+                        stop.sleep(wait / 1000)
+
+        finally:
+            source.close()
         return commits
 
     def snapshot(self, commit: int | None = None) -> pa.Table:

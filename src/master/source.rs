@@ -30,8 +30,14 @@ pub enum Progress {
     /// The files this commit ingested.
     Files { files: Vec<FileMark> },
     /// The next offset to read, per partition, after this commit (partitions it did not read
-    /// keep their earlier offsets).
-    Offsets { offsets: BTreeMap<u32, i64> },
+    /// keep their earlier offsets), and the messages it could not decode (partition, offset,
+    /// error, the start of the value): kept here, in the commit, never dropped.
+    Offsets {
+        /// Partition (decimal, as JSON object keys are strings) -> next offset.
+        offsets: BTreeMap<String, i64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rejected: Vec<serde_json::Value>,
+    },
 }
 
 /// The source position a commit records.
@@ -76,8 +82,11 @@ impl SourceState {
                 }
                 None
             }
-            Progress::Offsets { offsets } => offsets.iter().find_map(|(p, &o)| {
-                let before = self.offsets.get(p).copied().unwrap_or(i64::MIN);
+            Progress::Offsets { offsets, .. } => offsets.iter().find_map(|(p, &o)| {
+                let Ok(part) = p.parse::<u32>() else {
+                    return Some(format!("partition {p:?} is not a partition number"));
+                };
+                let before = self.offsets.get(&part).copied().unwrap_or(i64::MIN);
                 (o < before).then(|| format!("partition {p}: offset {o} is before {before}"))
             }),
         }
@@ -91,8 +100,12 @@ impl SourceState {
                         .insert(f.name.clone(), (f.size, f.hash.clone(), commit));
                 }
             }
-            Progress::Offsets { offsets } => {
-                self.offsets.extend(offsets.iter().map(|(p, o)| (*p, *o)));
+            Progress::Offsets { offsets, .. } => {
+                self.offsets.extend(
+                    offsets
+                        .iter()
+                        .filter_map(|(p, o)| p.parse::<u32>().ok().map(|p| (p, *o))),
+                );
             }
         }
         self.last_commit = commit;
@@ -124,11 +137,15 @@ mod tests {
             })
             .is_none());
         let o = |pairs: &[(u32, i64)]| Progress::Offsets {
-            offsets: pairs.iter().copied().collect(),
+            offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
+            rejected: Vec::new(),
         };
         s.apply(&o(&[(0, 5), (1, 7)]), 2);
         assert!(s.check(&o(&[(0, 4)])).is_some());
         assert!(s.check(&o(&[(0, 5), (2, 0)])).is_none());
+        let parsed: SourceMark =
+            serde_json::from_str(r#"{"source":"k","kind":"offsets","offsets":{"2":7}}"#).unwrap();
+        assert_eq!(parsed.progress, o(&[(2, 7)]));
         let json = serde_json::to_string(&SourceMark {
             source: "dir:x".into(),
             progress: o(&[(3, 9)]),
