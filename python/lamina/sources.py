@@ -247,6 +247,9 @@ class KafkaSource(Source):
                 "group.id": f"lamina-{self.topic}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
+                # Short fetch waits: a message reaches the store within a batch_ms window, not
+                # after librdkafka's default 500 ms long poll.
+                "fetch.wait.max.ms": 50,
                 **self.config,
             }
             self._consumer = ck.Consumer(conf)
@@ -281,9 +284,14 @@ class KafkaSource(Source):
                 break  # the topic is drained for now
         if not messages:
             return
+        # Messages of a partition arrive in offset order: its last message gives its position.
         offsets: dict[int, int] = {}
-        for m in messages:
-            offsets[m.partition()] = max(offsets.get(m.partition(), -1), m.offset() + 1)
+        assigned = len(self._positions)
+        for m in reversed(messages):
+            if m.partition() not in offsets:
+                offsets[m.partition()] = m.offset() + 1
+                if len(offsets) == assigned:
+                    break
         table, rejected = self._decode(messages, schema or self.schema, time_column)
         # The consumer now stands after these messages: that is what the commit will record.
         self._positions.update(offsets)
@@ -303,7 +311,7 @@ class KafkaSource(Source):
         rejected: list[dict[str, Any]] = []
         good = values
         try:
-            table = self._parse(b"\n".join(v.replace(b"\n", b" ") for v in values), schema)
+            table = self._parse(self._lines(values), schema)
             if table.num_rows != len(values):
                 raise pa.ArrowInvalid("a message is not one JSON object")
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
@@ -324,7 +332,7 @@ class KafkaSource(Source):
                             "value": v[: self.KEEP_BYTES].decode("utf-8", "replace"),
                         }
                     )
-            table = self._parse(b"\n".join(v.replace(b"\n", b" ") for v in good), schema) if good else None
+            table = self._parse(self._lines(good), schema) if good else None
         if table is None:
             table = pa.table({}) if schema is None else schema.empty_table()
         table = fit_columns(table, schema, time_column)
@@ -336,6 +344,14 @@ class KafkaSource(Source):
                 i = table.column_names.index(time_column)
                 table = table.set_column(i, time_column, table.column(i).cast(pa.timestamp("us", t.tz)))
         return table, rejected
+
+    @staticmethod
+    def _lines(values: list[bytes]) -> bytes:
+        """One JSON object per line (a pretty-printed message's newlines become spaces)."""
+        joined = b"\n".join(values)
+        if joined.count(b"\n") == len(values) - 1:
+            return joined
+        return b"\n".join(v.replace(b"\n", b" ") for v in values)
 
     @staticmethod
     def _parse(payload: bytes, schema: pa.Schema | None) -> pa.Table:
