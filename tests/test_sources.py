@@ -82,9 +82,13 @@ def test_each_file_once_across_reruns_and_replacements(tmp_path: Path) -> None:
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
         assert last == [{"name": "a.parquet", "size": len(data), "hash": digest}]
         assert [f["name"] for f in marks[0]["files"]] == ["a.parquet", "b.parquet"]
+        (entry,) = store.status()["sources"]
+        assert entry["source"] == src.id and entry["files"] == 3 and entry["lag"] == {"files_waiting": 0}
+        land(landing, "d.parquet", rows(2000, 1, 6))
+        assert store.status()["sources"][0]["lag"] == {"files_waiting": 1}
     # Reopened: the record is in the store, so nothing is read twice.
     with lamina.Store(tmp_path / "s") as store:
-        assert store.ingest(src, idle_ms=0) == 0
+        assert store.ingest(src, idle_ms=0) == 1  # d.parquet only
         plain = store.append(rows(5000, 1, 5))
         assert store.commits().column("source")[plain - 1].as_py() is None
 
@@ -116,8 +120,9 @@ def test_bad_files_raise_typed_errors_and_write_nothing(tmp_path: Path) -> None:
     (landing / "b.parquet").write_bytes(b"PAR1 but not really")
     with lamina.Store(None) as store:
         with pytest.raises(lamina.InputFileError, match="b.parquet"):
-            store.ingest(lamina.DirectorySource(landing), idle_ms=0, batch_rows=1)
-        # a.parquet (its own commit) is in; b.parquet is not, and is retried next time.
+            store.ingest(lamina.DirectorySource(landing), idle_ms=0)
+        # a.parquet (read before it, in the same batch) is in; b.parquet is not, and is
+        # retried next time.
         assert ids(store) == list(range(10))
         with pytest.raises(lamina.InputFileError, match="b.parquet"):
             store.ingest(lamina.DirectorySource(landing), idle_ms=0)
@@ -223,3 +228,16 @@ def test_ctrl_c_stops_after_the_current_commit(tmp_path: Path) -> None:
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 0, out
     assert "1 commit" in out
+
+
+def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> None:
+    landing = tmp_path / "in"
+    landing.mkdir()
+    land(landing, "a.parquet", rows(0, 3, 1))
+    src = lamina.DirectorySource(landing, name="landing")
+    listed = src._candidates()
+    src._candidates = lambda: [landing / "gone.parquet", *listed]  # type: ignore[method-assign]
+    with lamina.Store(None) as store:
+        assert store.ingest(src, idle_ms=0) == 1
+        assert ids(store) == [0, 1, 2]
+        assert src.id == "dir:landing"

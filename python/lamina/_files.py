@@ -39,8 +39,10 @@ def infer_format(path: Path) -> str | None:
     return None
 
 
-def _parse_times(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """ISO-8601 strings as timestamps (UTC). Offsets are honoured; naive times are taken as UTC."""
+def _parse_times(column: pa.ChunkedArray | pa.Array, lenient: bool = False) -> pa.Array:
+    """ISO-8601 strings as timestamps (UTC). Offsets are honoured; naive times are taken as UTC.
+    An unreadable time is an error, or with ``lenient`` a null (the core then quarantines the
+    row, with its reason)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     for target in (pa.timestamp("us"), pa.timestamp("us", tz="UTC")):
         try:
@@ -55,6 +57,9 @@ def _parse_times(column: pa.ChunkedArray | pa.Array) -> pa.Array:
         try:
             value = dt.datetime.fromisoformat(text)
         except ValueError as e:
+            if lenient:
+                out.append(None)
+                continue
             raise InputFileError(f"row {i}: cannot read {text!r} as a date-time") from e
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
@@ -62,14 +67,16 @@ def _parse_times(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pa.array(out, pa.timestamp("us"))
 
 
-def fit_columns(table: pa.Table, schema: pa.Schema | None, time_column: str | None) -> pa.Table:
+def fit_columns(
+    table: pa.Table, schema: pa.Schema | None, time_column: str | None, lenient: bool = False
+) -> pa.Table:
     """Small repairs of what text formats cannot say: all-null columns, numbers read from text
     where the store holds strings, event times left as strings. The core checks the rest."""
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         target = schema.field(name).type if schema is not None and name in schema.names else None
         if name == time_column and pa.types.is_string(column.type):
-            column = _parse_times(column)
+            column = _parse_times(column, lenient)
         elif name == time_column and pa.types.is_integer(column.type):
             column = column.cast(pa.int64()).cast(pa.timestamp("us"))  # microseconds since the epoch
         elif target is not None and pa.types.is_null(column.type):

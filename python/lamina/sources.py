@@ -88,7 +88,14 @@ class DirectorySource(Source):
     :meth:`lamina.Store.append` (``quarantine=``).
     """
 
-    def __init__(self, path: str | Path, pattern: str = "*.parquet", *, format: str | None = None) -> None:  # noqa: A002
+    def __init__(
+        self,
+        path: str | Path,
+        pattern: str = "*.parquet",
+        *,
+        format: str | None = None,  # noqa: A002
+        name: str | None = None,
+    ) -> None:
         if not isinstance(pattern, str) or not pattern:
             raise InvalidArgumentError(f"pattern must be a glob like '*.parquet', not {pattern!r}")
         if format is not None and format not in ("parquet", "csv", "jsonl"):
@@ -96,10 +103,16 @@ class DirectorySource(Source):
         self.path = Path(path).resolve()
         self.pattern = pattern
         self.format = format
+        self.name = name
+        # Files this process has hashed: name -> (size, mtime_ns, hash). An unchanged file is
+        # not read again on every poll.
+        self._hashed: dict[str, tuple[int, int, str]] = {}
 
     @property
     def id(self) -> str:
-        return f"dir:{self.path}:{self.pattern}"
+        """``dir:<path>:<pattern>``, or ``dir:<name>`` when named (a named source keeps its
+        identity when the directory moves)."""
+        return f"dir:{self.name}" if self.name else f"dir:{self.path}:{self.pattern}"
 
     def __repr__(self) -> str:
         return f"lamina.DirectorySource({str(self.path)!r}, pattern={self.pattern!r})"
@@ -137,19 +150,25 @@ class DirectorySource(Source):
         for p in self._candidates():
             known = seen.get(p.name)
             try:
-                size = p.stat().st_size
+                st = p.stat()
+                cached = self._hashed.get(p.name)
+                if known is not None and cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
+                    if cached[2] == known[1]:
+                        continue  # hashed before, unchanged since, and ingested
+                data = p.read_bytes()
             except FileNotFoundError:
-                continue  # gone since the listing
-            if known is not None and known[0] == size:
-                # Same name and size: hash to be sure it is the same content.
-                data = p.read_bytes()
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-                if digest == known[1]:
-                    continue
-            else:
-                data = p.read_bytes()
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            table = read_file(p, self._format(p), schema, time_column, data=data)
+                continue  # gone since the listing (a cleanup job): nothing to ingest
+            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            self._hashed[p.name] = (len(data), st.st_mtime_ns, digest)
+            if known is not None and known[1] == digest and known[0] == len(data):
+                continue
+            try:
+                table = read_file(p, self._format(p), schema, time_column, data=data)
+            except InputFileError:
+                # The files read before it still go in; this one is read again next time.
+                if marks:
+                    yield from self._deliver(tables, marks)
+                raise
             tables.append(table)
             marks.append({"name": p.name, "size": len(data), "hash": digest})
             rows += table.num_rows
@@ -175,6 +194,11 @@ class DirectorySource(Source):
         seen = state.get("files", {})
         waiting = [p.name for p in self._candidates() if p.name not in seen]
         return {"files_waiting": len(waiting)}
+
+
+def ck_eof() -> int:
+    """librdkafka's end-of-partition event code (not an error)."""
+    return _kafka().KafkaError._PARTITION_EOF
 
 
 def _kafka() -> Any:
@@ -212,6 +236,8 @@ class KafkaSource(Source):
         schema: pa.Schema | None = None,
         format: str = "json",  # noqa: A002
         config: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
         if format != "json":
             raise InvalidArgumentError(f"KafkaSource supports format='json', not {format!r}")
@@ -222,22 +248,33 @@ class KafkaSource(Source):
         self.topic = topic
         self.schema = schema
         self.config = dict(config or {})
+        self.name = name
         self._consumer: Any = None
         self._positions: dict[int, int] = {}
+        self._partition_list: tuple[float, list[int]] | None = None
 
     @property
     def id(self) -> str:
-        return f"kafka:{self.bootstrap}/{self.topic}"
+        """``kafka:<topic>`` (or ``kafka:<name>``): not the bootstrap address, so the same topic
+        reached through another address or broker list resumes where it was."""
+        return f"kafka:{self.name or self.topic}"
 
     def __repr__(self) -> str:
         return f"lamina.KafkaSource({self.bootstrap!r}, {self.topic!r})"
 
     def _partitions(self, consumer: Any) -> list[int]:
+        import time as _time
+
+        cached = self._partition_list
+        if cached is not None and _time.monotonic() - cached[0] < 10:
+            return cached[1]
         md = consumer.list_topics(self.topic, timeout=10)
         topic = md.topics.get(self.topic)
         if topic is None or topic.error is not None:
             raise LaminaError(f"Kafka topic {self.topic!r} at {self.bootstrap}: {topic and topic.error}")
-        return sorted(topic.partitions)
+        parts = sorted(topic.partitions)
+        self._partition_list = (_time.monotonic(), parts)
+        return parts
 
     def _assign(self, state: dict[str, Any]) -> Any:
         ck = _kafka()
@@ -250,6 +287,9 @@ class KafkaSource(Source):
                 # Short fetch waits: a message reaches the store within a batch_ms window, not
                 # after librdkafka's default 500 ms long poll.
                 "fetch.wait.max.ms": 50,
+                # A recorded offset the broker no longer holds (retention): restart at the
+                # earliest message kept, never skip to the end.
+                "auto.offset.reset": "earliest",
                 **self.config,
             }
             self._consumer = ck.Consumer(conf)
@@ -279,11 +319,23 @@ class KafkaSource(Source):
             if left <= 0:
                 break
             got = consumer.consume(min(max_rows - len(messages), 10_000), timeout=min(left, 0.2))
+            for m in got:
+                err = m.error()
+                if err is not None and err.code() != ck_eof():
+                    raise LaminaError(f"Kafka topic {self.topic!r} at {self.bootstrap}: {err}")
             messages.extend(m for m in got if m.error() is None)
             if not got and messages:
                 break  # the topic is drained for now
         if not messages:
             return
+        # Where this read started, per partition: the core refuses a commit whose start lies
+        # before the recorded position (a second reader of the same topic: duplicates).
+        start: dict[int, int] = {}
+        for m in messages:
+            if m.partition() not in start:
+                start[m.partition()] = m.offset()
+                if len(start) == len(self._positions):
+                    break
         # Messages of a partition arrive in offset order: its last message gives its position.
         offsets: dict[int, int] = {}
         assigned = len(self._positions)
@@ -295,7 +347,11 @@ class KafkaSource(Source):
         table, rejected = self._decode(messages, schema or self.schema, time_column)
         # The consumer now stands after these messages: that is what the commit will record.
         self._positions.update(offsets)
-        progress = {"kind": "offsets", "offsets": {str(p): o for p, o in sorted(offsets.items())}}
+        progress = {
+            "kind": "offsets",
+            "offsets": {str(p): o for p, o in sorted(offsets.items())},
+            "start": {str(p): o for p, o in sorted(start.items())},
+        }
         if rejected:
             progress["rejected"] = rejected
         parts = ", ".join(f"{p}:{o}" for p, o in sorted(offsets.items()))
@@ -304,38 +360,69 @@ class KafkaSource(Source):
     def _decode(
         self, messages: list[Any], schema: pa.Schema | None, time_column: str | None
     ) -> tuple[pa.Table, list[dict[str, Any]]]:
-        """The messages' JSON objects as one table, decoded in bulk; messages that are not JSON
-        objects are set aside with their partition and offset."""
-
+        """The messages' JSON objects as one table, decoded in bulk; messages that are not one
+        JSON object, or that cannot join the others in one table, are set aside with their
+        partition and offset."""
         values = [m.value() or b"" for m in messages]
         rejected: list[dict[str, Any]] = []
-        good = values
-        try:
-            table = self._parse(self._lines(values), schema)
-            if table.num_rows != len(values):
-                raise pa.ArrowInvalid("a message is not one JSON object")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            # Rare: find the bad messages one by one, decode the rest in bulk.
-            good = []
+
+        def reject(m: Any, v: bytes, why: str) -> None:
+            rejected.append(
+                {
+                    "partition": m.partition(),
+                    "offset": m.offset(),
+                    "error": why[:200],
+                    "value": v[: self.KEEP_BYTES].decode("utf-8", "replace"),
+                }
+            )
+
+        table: pa.Table | None = None
+        if all(values):
+            try:
+                table = self._parse(values, time_column)
+                if table.num_rows != len(values):
+                    table = None  # a message holds several objects (or none): find it below
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                table = None
+        if table is None:
+            # Rare: decode message by message, keep what fits together, set the rest aside.
+            singles: list[tuple[Any, bytes, pa.Table | None, str]] = []
             for m, v in zip(messages, values, strict=True):
                 try:
-                    one = json.loads(v)
-                    if not isinstance(one, dict):
-                        raise ValueError("not a JSON object")
-                    good.append(v)
-                except ValueError as e:
-                    rejected.append(
-                        {
-                            "partition": m.partition(),
-                            "offset": m.offset(),
-                            "error": str(e)[:200],
-                            "value": v[: self.KEEP_BYTES].decode("utf-8", "replace"),
-                        }
-                    )
-            table = self._parse(self._lines(good), schema) if good else None
+                    one = self._parse([v], time_column) if v else None
+                    why = "" if one is not None and one.num_rows == 1 else "not one JSON object"
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                    one, why = None, str(e)
+                singles.append((m, v, one if not why else None, why))
+            # The shape most messages share is the reference; a message whose fields clash with
+            # it (a number where the others hold text) is set aside, whatever its position.
+            shapes: dict[pa.Schema, int] = {}
+            for _m, _v, one, _why in singles:
+                if one is not None:
+                    shapes[one.schema] = shapes.get(one.schema, 0) + 1
+            reference = max(shapes, key=lambda k: shapes[k]) if shapes else None
+            parts: list[pa.Table] = []
+            for m, v, one, why in singles:
+                if one is None:
+                    reject(m, v, why)
+                    continue
+                try:
+                    unified = pa.unify_schemas([reference, one.schema], promote_options="permissive")
+                    if any(unified.field(f.name).type != f.type for f in reference):
+                        raise pa.ArrowTypeError("its fields clash with the other messages'")
+                    parts.append(one)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                    reject(m, v, str(e))
+            if parts:
+                table = pa.concat_tables(parts, promote_options="permissive")
         if table is None:
-            table = pa.table({}) if schema is None else schema.empty_table()
-        table = fit_columns(table, schema, time_column)
+            if schema is None:
+                raise LaminaError(
+                    f"Kafka topic {self.topic!r}: no message of the first batch is a JSON object, and "
+                    "the store has no schema yet: give KafkaSource(schema=...) or fix the topic"
+                )
+            table = schema.empty_table()
+        table = fit_columns(table, schema, time_column, lenient=True)
         if time_column in table.column_names:
             t = table.column(time_column).type
             if pa.types.is_timestamp(t) and t.unit == "s":
@@ -346,32 +433,39 @@ class KafkaSource(Source):
         return table, rejected
 
     @staticmethod
-    def _lines(values: list[bytes]) -> bytes:
-        """One JSON object per line (a pretty-printed message's newlines become spaces)."""
-        joined = b"\n".join(values)
-        if joined.count(b"\n") == len(values) - 1:
-            return joined
-        return b"\n".join(v.replace(b"\n", b" ") for v in values)
-
-    @staticmethod
-    def _parse(payload: bytes, schema: pa.Schema | None) -> pa.Table:
+    def _parse(values: list[bytes], time_column: str | None = None) -> pa.Table:
+        """One JSON object per line (a pretty-printed message's newlines become spaces), read in
+        blocks large enough for the largest message. The event time is read as text (parsed
+        after): a reader's inference would make whole seconds timestamps and fractions text."""
         import pyarrow.json as pjson
 
-        if not payload:
-            return pa.table({}) if schema is None else schema.empty_table()
-        return pjson.read_json(pa.BufferReader(payload))
+        joined = b"\n".join(values)
+        if joined.count(b"\n") != len(values) - 1:
+            joined = b"\n".join(v.replace(b"\n", b" ") for v in values)
+        block = max(1 << 20, 2 * max(map(len, values), default=0) + 16)
+        parse = None
+        if time_column is not None:
+            parse = pjson.ParseOptions(
+                explicit_schema=pa.schema([(time_column, pa.string())]), unexpected_field_behavior="infer"
+            )
+        return pjson.read_json(
+            pa.BufferReader(joined), read_options=pjson.ReadOptions(block_size=block), parse_options=parse
+        )
 
     def lag(self, state: dict[str, Any]) -> dict[str, Any]:
         """Messages per partition after the store's recorded offsets (from the broker's high
         watermarks, which some brokers report late)."""
         ck = _kafka()
-        consumer = self._assign(state)
-        out = {}
-        committed = {int(p): int(o) for p, o in state.get("offsets", {}).items()}
-        for p in self._partitions(consumer):
-            _low, high = consumer.get_watermark_offsets(ck.TopicPartition(self.topic, p), timeout=10)
-            out[p] = max(high - committed.get(p, 0), 0)
-        return out
+        consumer = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"lamina-{self.topic}-lag"})
+        try:
+            committed = {int(p): int(o) for p, o in state.get("offsets", {}).items()}
+            out = {}
+            for p in self._partitions(consumer):
+                _low, high = consumer.get_watermark_offsets(ck.TopicPartition(self.topic, p), timeout=5)
+                out[p] = max(high - committed.get(p, 0), 0)
+            return out
+        finally:
+            consumer.close()
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -70,6 +70,8 @@ class Store:
         )
         self.quarantine_policy = quarantine
         self._time_option = time
+        # Sources ingested by this process, by id: status() asks them for their lag.
+        self._sources: dict[str, Any] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: _Scheduler | None = None
         # Errors of background recomputes: shown in status(), the first raised by close().
@@ -147,6 +149,7 @@ class Store:
         else:
             q = bool(quarantine)
         show = interactive() if progress is None else bool(progress)
+        self._sources[source.id] = source
         commits = 0
         try:
             with _Interrupt() as stop:
@@ -369,6 +372,9 @@ class Store:
         ``speed_saved`` per view: the commits (first, last) of the speed state saved at the last
         close, which the next open loads instead of replaying them (None if none is kept);
         ``scheduler_errors``: what background recomputes of :meth:`schedule` raised;
+        ``sources``: per source the store has ingested from (:meth:`ingest`), its last commit,
+        files taken and partition offsets, and, for sources ingested by this process, ``lag``
+        (Kafka: messages per partition after the recorded offsets; directories: files waiting);
         ``last_recompute``: the last finished recompute of this process (None before one): its
         snapshot, rows, views, threads, wall ``seconds`` and ``phases``, seconds per phase
         (read, decode, group, one fold per metric family, merge, sketch, sort+state, encode,
@@ -376,6 +382,13 @@ class Store:
         s = Status(self._core.status())
         with self._scheduler_lock:
             s["scheduler_errors"] = [f"{type(e).__name__}: {e}" for e in self._scheduler_errors]
+        for entry in s.get("sources", []):
+            source = self._sources.get(entry["source"])
+            if source is not None:
+                try:
+                    entry["lag"] = source.lag(json.loads(self._core.source_state(entry["source"]) or "{}"))
+                except Exception as e:  # a broker that does not answer must not break status()
+                    entry["lag"] = f"unknown ({type(e).__name__}: {e})"
         return s
 
     def plot(self, view: str, metric: str, **kwargs: Any) -> Any:

@@ -35,6 +35,10 @@ pub enum Progress {
     Offsets {
         /// Partition (decimal, as JSON object keys are strings) -> next offset.
         offsets: BTreeMap<String, i64>,
+        /// Partition -> the offset of the first message this commit holds: it may not lie
+        /// before the recorded next offset (that would be a second copy of messages).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        start: BTreeMap<String, i64>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rejected: Vec<serde_json::Value>,
     },
@@ -82,13 +86,34 @@ impl SourceState {
                 }
                 None
             }
-            Progress::Offsets { offsets, .. } => offsets.iter().find_map(|(p, &o)| {
-                let Ok(part) = p.parse::<u32>() else {
-                    return Some(format!("partition {p:?} is not a partition number"));
+            Progress::Offsets { offsets, start, .. } => {
+                let part = |p: &String| {
+                    p.parse::<u32>()
+                        .map_err(|_| format!("partition {p:?} is not a partition number"))
                 };
-                let before = self.offsets.get(&part).copied().unwrap_or(i64::MIN);
-                (o < before).then(|| format!("partition {p}: offset {o} is before {before}"))
-            }),
+                for (p, &o) in offsets {
+                    let before = match part(p) {
+                        Ok(n) => self.offsets.get(&n).copied().unwrap_or(i64::MIN),
+                        Err(e) => return Some(e),
+                    };
+                    if o < before {
+                        return Some(format!("partition {p}: offset {o} is before {before}"));
+                    }
+                }
+                for (p, &first) in start {
+                    let recorded = match part(p) {
+                        Ok(n) => self.offsets.get(&n).copied(),
+                        Err(e) => return Some(e),
+                    };
+                    if let Some(next) = recorded.filter(|&next| first < next) {
+                        return Some(format!(
+                            "partition {p}: this commit starts at offset {first}, but offsets up \
+                             to {next} are already in the store (two readers of one source?)"
+                        ));
+                    }
+                }
+                None
+            }
         }
     }
 
@@ -138,11 +163,24 @@ mod tests {
             .is_none());
         let o = |pairs: &[(u32, i64)]| Progress::Offsets {
             offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
+            start: BTreeMap::new(),
             rejected: Vec::new(),
         };
         s.apply(&o(&[(0, 5), (1, 7)]), 2);
         assert!(s.check(&o(&[(0, 4)])).is_some());
         assert!(s.check(&o(&[(0, 5), (2, 0)])).is_none());
+        // A commit that starts before the recorded position would hold messages twice.
+        let from = |first: i64, next: i64| Progress::Offsets {
+            offsets: [("0".to_string(), next)].into(),
+            start: [("0".to_string(), first)].into(),
+            rejected: Vec::new(),
+        };
+        assert!(s.check(&from(3, 9)).unwrap().contains("two readers"));
+        assert!(s.check(&from(5, 9)).is_none());
+        assert!(
+            s.check(&from(7, 9)).is_none(),
+            "a gap (compaction, markers) is allowed"
+        );
         let parsed: SourceMark =
             serde_json::from_str(r#"{"source":"k","kind":"offsets","offsets":{"2":7}}"#).unwrap();
         assert_eq!(parsed.progress, o(&[(2, 7)]));

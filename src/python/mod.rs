@@ -293,6 +293,16 @@ impl CoreStore {
             state.commits.iter().map(|c| c.quarantined).sum::<u64>(),
         )?;
         d.set_item("segments", state.segments.len())?;
+        let sources = pyo3::types::PyList::empty(py);
+        for (id, src) in &state.sources {
+            let sd = PyDict::new(py);
+            sd.set_item("source", id)?;
+            sd.set_item("last_commit", src.last_commit)?;
+            sd.set_item("files", src.files.len())?;
+            sd.set_item("offsets", src.offsets.clone())?;
+            sources.append(sd)?;
+        }
+        d.set_item("sources", sources)?;
         d.set_item(
             "segment_bytes",
             state.segments.iter().map(|s| s.file.bytes).sum::<u64>(),

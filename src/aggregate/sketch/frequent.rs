@@ -112,7 +112,7 @@ impl Counter {
     }
     /// The point estimate: the middle of the bounds.
     pub fn estimate(&self) -> u64 {
-        self.lower + self.err / 2
+        self.lower.saturating_add(self.err / 2)
     }
 }
 
@@ -164,9 +164,9 @@ impl<K: FreqKey> FrequentItems<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
         if let Some(c) = self.items.get_mut(key) {
-            c.lower += 1;
+            c.lower = c.lower.saturating_add(1);
         } else {
             self.items.insert(
                 make(key),
@@ -193,7 +193,7 @@ impl<K: FreqKey> FrequentItems<K> {
         for (k, c) in &other.items {
             match self.items.get_mut(k) {
                 Some(mine) => {
-                    mine.lower += c.lower;
+                    mine.lower = mine.lower.saturating_add(c.lower);
                     mine.err = mine.err.saturating_add(c.err);
                 }
                 None => {
@@ -208,13 +208,15 @@ impl<K: FreqKey> FrequentItems<K> {
             }
         }
         self.offset = self.offset.saturating_add(other.offset);
-        self.n += other.n;
+        self.n = self.n.saturating_add(other.n);
     }
 
+    /// The order `reduce` keeps items in: the order `top` lists them, so a reduced summary
+    /// lists the same top items as the full one.
     fn rank(a: &(K, Counter), b: &(K, Counter)) -> std::cmp::Ordering {
-        b.1.lower
-            .cmp(&a.1.lower)
-            .then(b.1.upper().cmp(&a.1.upper()))
+        b.1.estimate()
+            .cmp(&a.1.estimate())
+            .then(b.1.lower.cmp(&a.1.lower))
             .then(a.0.cmp(&b.0))
     }
 
@@ -312,6 +314,10 @@ impl<K: FreqKey> FrequentItems<K> {
         r.finish()?;
         if total > n {
             return Err(r.error("counts add up to more than n"));
+        }
+        // No count or error can exceed the values summarized: keeps every sum far from u64::MAX.
+        if n > 1 << 62 || offset > n || items.values().any(|c: &Counter| c.err > n) {
+            return Err(r.error("a count bound exceeds the values summarized"));
         }
         Ok(FrequentItems { items, offset, n })
     }
