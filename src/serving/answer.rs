@@ -49,6 +49,25 @@ pub fn answer(
             (g != plan.grain).then_some(g)
         }
     };
+    // A range that cuts a coarse bucket would answer part of it under the whole bucket's label.
+    if let Some(g) = grain {
+        for (what, bound) in [("start", q.start), ("end", q.end)] {
+            if let Some(t) = bound.filter(|&t| g.floor_micros(t) != t) {
+                let before = g.floor_micros(t);
+                return Err(Error::invalid(format!(
+                    "{what} {} cuts the {} bucket starting {}: the answer would hold part of that \
+                     bucket under its whole label. Give a {what} on a {} boundary ({} or {}), or \
+                     query at the view's grain",
+                    crate::view::grain::format_micros(t),
+                    g.text(),
+                    crate::view::grain::format_micros(before),
+                    g.text(),
+                    crate::view::grain::format_micros(before),
+                    crate::view::grain::format_micros(before + g.micros()),
+                )));
+            }
+        }
+    }
     let by: Vec<String> = q.by.clone().unwrap_or_else(|| plan.def.by.clone());
     let mut keep = Vec::with_capacity(by.len());
     for d in &by {

@@ -63,6 +63,35 @@ impl Grain {
     }
 }
 
+/// `micros` since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC; fractions of a second shown only
+/// when present), for messages.
+pub fn format_micros(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (the proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        tod / 3_600,
+        tod / 60 % 60,
+        tod % 60
+    );
+    if frac != 0 {
+        out.push_str(&format!(".{frac:06}"));
+    }
+    out
+}
+
 fn bad(text: &str) -> Error {
     Error::invalid(format!(
         "bad grain {text:?}: expected a whole number and a unit, like \"30s\", \"15m\", \"1h\", \"1d\" or \"1w\""
@@ -132,6 +161,17 @@ mod tests {
     use super::*;
     use crate::arrow::array::{TimestampNanosecondArray, TimestampSecondArray};
     use std::sync::Arc;
+
+    #[test]
+    fn times_format_as_civil_dates() {
+        assert_eq!(format_micros(0), "1970-01-01 00:00:00");
+        assert_eq!(format_micros(951_782_400_000_000), "2000-02-29 00:00:00");
+        assert_eq!(
+            format_micros(1_767_236_400_250_000),
+            "2026-01-01 03:00:00.250000"
+        );
+        assert_eq!(format_micros(-1_000_000), "1969-12-31 23:59:59");
+    }
 
     #[test]
     fn parse_and_canonical_text() {
