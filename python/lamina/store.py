@@ -154,10 +154,15 @@ class Store:
         try:
             with _Interrupt() as stop:
                 quiet_since = time.monotonic()
+                fixed: tuple[pa.Schema, str | None] | None = None
                 while not stop.requested:
                     state = source_state(self._core, source)
-                    schema = None if self._core.status()["latest_commit"] == 0 else self.schema
-                    time_column = self._core.status().get("time_column") or self._time_option
+                    if fixed is None:
+                        # Until the first commit fixes the schema, ask; after, it never changes.
+                        status = self._core.status()
+                        if status["latest_commit"] > 0:
+                            fixed = (self.schema, status.get("time_column") or self._time_option)
+                    schema, time_column = fixed if fixed is not None else (None, self._time_option)
                     delivered = False
                     for d in source.read(state, schema, time_column, batch_rows, batch_ms):
                         mark = json.dumps({"source": source.id, **d.progress})
