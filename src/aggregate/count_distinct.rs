@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 
 use super::input::{distinct_keys, int64_values, Keys};
 use super::sketch::{key_hash, HllSketch};
@@ -410,10 +410,7 @@ impl GroupsAccumulator for CountDistinct {
         let vals = int64_values(&state_column(batch, name, file)?)
             .map_err(|_| Error::corruption(file, format!("{name:?}: not integers")))?;
         let what = format!("__{name}__sketch");
-        let sk = state_column(batch, &what, file)?;
-        let sk = sk
-            .as_binary_opt::<i32>()
-            .ok_or_else(|| Error::corruption(file, format!("{what}: not a binary column")))?;
+        let sk = super::binary_state_column(batch, &what, file)?;
         let mut groups = Vec::with_capacity(sk.len());
         for i in 0..sk.len() {
             let sketch = HllSketch::from_bytes(sk.value(i))

@@ -203,6 +203,20 @@ pub(crate) fn state_column(batch: &RecordBatch, col: &str, file: &Path) -> Resul
         .ok_or_else(|| Error::corruption(file, format!("batch view lacks column {col:?}")))
 }
 
+/// A hidden binary state column (serialized sketches and accumulators), or corruption naming
+/// the file.
+pub(crate) fn binary_state_column(
+    batch: &RecordBatch,
+    col: &str,
+    file: &Path,
+) -> Result<crate::arrow::array::BinaryArray> {
+    use crate::arrow::array::AsArray;
+    state_column(batch, col, file)?
+        .as_binary_opt::<i32>()
+        .cloned()
+        .ok_or_else(|| Error::corruption(file, format!("{col}: not a binary column")))
+}
+
 /// Call `f(group, value)` for each row with a group and a non-null value.
 #[inline]
 pub(crate) fn for_each_valid<T: Copy>(

@@ -270,10 +270,7 @@ impl GroupsAccumulator for Quantile {
         file: &Path,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let what = format!("__{name}__kll");
-        let sk = state_column(batch, &what, file)?;
-        let sk = sk
-            .as_binary_opt::<i32>()
-            .ok_or_else(|| Error::corruption(file, format!("{what}: not a binary column")))?;
+        let sk = super::binary_state_column(batch, &what, file)?;
         let mut values = Vec::with_capacity(self.outputs.len());
         let mut exact = Vec::with_capacity(self.outputs.len());
         for (out, _) in &self.outputs {

@@ -6,14 +6,13 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
 
 use super::exact_sum::{ExactSum, FixedSum};
 use super::input::float64_values;
 use super::mean::SumState;
 use super::{
-    binary_column, counts_column, downcast, for_each_valid, need, read_counts, state_column,
-    GroupsAccumulator,
+    binary_column, counts_column, downcast, for_each_valid, need, read_counts, GroupsAccumulator,
 };
 use crate::error::{Error, Result};
 
@@ -116,10 +115,7 @@ impl GroupsAccumulator for FloatSum {
         file: &Path,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let what = format!("__{name}__state");
-        let s = state_column(batch, &what, file)?;
-        let s = s
-            .as_binary_opt::<i32>()
-            .ok_or_else(|| Error::corruption(file, format!("{what}: not a binary column")))?;
+        let s = super::binary_state_column(batch, &what, file)?;
         let sum = (0..s.len())
             .map(|i| {
                 s.is_valid(i)

@@ -364,10 +364,7 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
         file: &Path,
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let what = format!("__{name}__freq");
-        let col = state_column(batch, &what, file)?;
-        let bin = col
-            .as_binary_opt::<i32>()
-            .ok_or_else(|| Error::corruption(file, format!("{what}: not a binary column")))?;
+        let bin = super::binary_state_column(batch, &what, file)?;
         let ex = state_column(batch, &format!("{name}_exact"), file)?;
         let ex = ex
             .as_boolean_opt()
