@@ -24,6 +24,7 @@ from lamina.errors import (
     StoreClosedError,
     SumOverflowError,
 )
+from lamina.partial import finalize_partial_states, merge_partial_states, partial_states
 from lamina.sources import DirectorySource, KafkaSource
 from lamina.store import Status, Store
 from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, quantile, sum, top_k
@@ -44,6 +45,9 @@ __all__ = [
     "count_distinct",
     "quantile",
     "top_k",
+    "partial_states",
+    "merge_partial_states",
+    "finalize_partial_states",
     "LaminaError",
     "SchemaError",
     "LockError",

@@ -249,6 +249,7 @@ class Store:
         background: bool = False,
         threads: int | None = None,
         progress: bool | Callable[[int, int], None] | None = None,
+        executor: Any = None,
     ) -> Any:
         """Batch layer: recompute every view (or those named) from scratch over the latest
         snapshot, in parallel, and publish the new batch views atomically. Returns the commit the
@@ -257,6 +258,12 @@ class Store:
 
         ``progress``: None shows a bar when interactive, True/False force it, or a callable
         ``f(rows_done, rows_total)``.
+
+        ``executor``: a ``dask.distributed.Client`` (or any ``concurrent.futures.Executor``)
+        whose workers compute the partial states of sets of segments; they are merged in a tree
+        and published here. The workers need lamina installed and this store's directory at the
+        same path. The result is identical, bit for bit, to the local recompute.
+        ``threads`` then bounds the publish only.
         """
         if isinstance(views, str):
             views = [views]
@@ -265,12 +272,18 @@ class Store:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lamina-batch")
             quiet = progress if callable(progress) else False
-            return self._executor.submit(self._recompute, names, threads, quiet)
-        return self._recompute(names, threads, progress)
+            return self._executor.submit(self._recompute, names, threads, quiet, executor)
+        return self._recompute(names, threads, progress, executor)
 
-    def _recompute(self, names: list[str] | None, threads: int | None, progress: Any) -> int:
+    def _recompute(
+        self, names: list[str] | None, threads: int | None, progress: Any, executor: Any = None
+    ) -> int:
         cb = callback(progress, "recompute")
         try:
+            if executor is not None:
+                from lamina.distributed import recompute_on
+
+                return recompute_on(self._core, executor, names, threads=threads, progress=cb)
             return self._core.recompute(names, threads=threads, progress=cb)
         finally:
             if isinstance(cb, Progress):

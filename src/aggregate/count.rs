@@ -1,11 +1,13 @@
 //! `count()` (rows) and `count(column)` (non-null values): a u64 per group, exact everywhere.
+//!
+//! Partial-state layout (v1): the count, u64.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BinaryArray, Int64Array, RecordBatch};
 
-use super::{downcast, read_counts, GroupsAccumulator, NO_GROUP};
+use super::{downcast, read_counts, read_partials, GroupsAccumulator, NO_GROUP};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,14 @@ impl GroupsAccumulator for Count {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Count::default())
+    }
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.n[g].to_le_bytes());
+        Ok(())
+    }
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let n = read_partials(values, what, |r| r.u64())?;
+        Ok(Box::new(Count { n }))
     }
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(self)

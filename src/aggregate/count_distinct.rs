@@ -2,16 +2,23 @@
 //! sketch in the speed layer. Served and persisted batch states are sketches tagged with their
 //! exact count, so a group that only the batch layer saw stays exact, and any merge with speed
 //! data goes through the sketch and is marked approximate with its bounds.
+//!
+//! Partial-state layout (v1), by the first byte: 0, no key; 1, exact 64-bit keys (u64 count,
+//! then the sorted distinct keys, u64 each); 2, exact 128-bit keys (u64 count, then u128 each);
+//! 3, a sketch (one byte, 1 if an exact count follows as u64, then the sketch's own codec).
 
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, Int64Array, RecordBatch};
 
 use super::input::{distinct_keys, int64_values, Keys};
 use super::sketch::{key_hash, HllSketch};
-use super::{binary_column, downcast, need, state_column, GroupsAccumulator, Layer, NO_GROUP};
+use super::{
+    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
+    GroupsAccumulator, Layer, NO_GROUP,
+};
 use crate::error::{Error, Result};
 
 /// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
@@ -55,6 +62,18 @@ impl<T: Ord + Copy> KeyVec<T> {
             v.dedup();
             Cow::Owned(v)
         }
+    }
+}
+
+impl<T: Ord + Copy> KeyVec<T> {
+    /// Keys read from a partial state: taken as sorted and distinct only if they are.
+    fn from_keys(keys: Vec<T>) -> Self {
+        let clean = if keys.windows(2).all(|w| w[0] < w[1]) {
+            keys.len()
+        } else {
+            0
+        };
+        KeyVec { keys, clean }
     }
 }
 
@@ -436,6 +455,89 @@ impl GroupsAccumulator for CountDistinct {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::new(self.layer, self.precision))
+    }
+
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        match &self.groups[g] {
+            DistinctState::Empty => out.push(0),
+            DistinctState::Exact(KeySet::Narrow(s)) => {
+                let keys = s.distinct();
+                out.push(1);
+                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                for k in keys.iter() {
+                    out.extend_from_slice(&k.to_le_bytes());
+                }
+            }
+            DistinctState::Exact(KeySet::Wide(s)) => {
+                let keys = s.distinct();
+                out.push(2);
+                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                for k in keys.iter() {
+                    out.extend_from_slice(&k.to_le_bytes());
+                }
+            }
+            DistinctState::Sketch { sketch, exact } => {
+                out.push(3);
+                match exact {
+                    Some(e) => {
+                        out.push(1);
+                        out.extend_from_slice(&e.to_le_bytes());
+                    }
+                    None => out.push(0),
+                }
+                sketch.write_bytes(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let precision = self.precision;
+        let read = |r: &mut ByteReader<'_>| -> std::result::Result<DistinctState, BytesError> {
+            Ok(match r.u8()? {
+                0 => DistinctState::Empty,
+                1 => {
+                    let n = r.count(8)?;
+                    let keys = (0..n)
+                        .map(|_| r.u64())
+                        .collect::<std::result::Result<_, _>>()?;
+                    DistinctState::Exact(KeySet::Narrow(KeyVec::from_keys(keys)))
+                }
+                2 => {
+                    let n = r.count(16)?;
+                    let keys = (0..n)
+                        .map(|_| r.u128())
+                        .collect::<std::result::Result<_, _>>()?;
+                    DistinctState::Exact(KeySet::Wide(KeyVec::from_keys(keys)))
+                }
+                3 => {
+                    let exact = match r.u8()? {
+                        0 => None,
+                        1 => Some(r.u64()?),
+                        _ => return Err(r.error("bad exact flag")),
+                    };
+                    let sketch = HllSketch::from_bytes(r.rest())
+                        .map_err(|e| BytesError(format!("sketch: {e}")))?;
+                    if sketch.precision() != precision {
+                        return Err(BytesError(format!(
+                            "sketch precision {} where the view has {precision}",
+                            sketch.precision()
+                        )));
+                    }
+                    DistinctState::Sketch {
+                        sketch: Arc::new(sketch),
+                        exact,
+                    }
+                }
+                _ => return Err(r.error("bad tag")),
+            })
+        };
+        let groups = read_partials(values, what, read)?;
+        Ok(Box::new(CountDistinct {
+            groups,
+            layer: self.layer,
+            precision,
+        }))
     }
 
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {

@@ -342,6 +342,43 @@ impl ExactSum {
         Some(s)
     }
 
+    /// The same exact sum (and flags) with canonical partials: the greedy expansion whose
+    /// largest term is the sum correctly rounded, the next the remainder correctly rounded, and
+    /// so on. It depends only on the exact value, so equal sums serialize to equal bytes
+    /// whatever order their values were added in. (Sums at or above `2^1000`, which carry an
+    /// integer multiple of it, are returned as they are.)
+    pub fn canonical(&self) -> ExactSum {
+        if self.big() != 0 || self.partials().len() <= 1 {
+            return self.clone();
+        }
+        let mut rest = ExactSum::new();
+        for &p in self.partials() {
+            rest.add_finite(p);
+        }
+        let mut terms = Vec::new();
+        loop {
+            let r = round_partials(rest.partials());
+            if r == 0.0 {
+                break;
+            }
+            terms.push(r);
+            rest.add_finite(-r);
+        }
+        terms.reverse();
+        let mut out = Self {
+            flags: self.flags & SPECIAL_MASK,
+            ..Self::default()
+        };
+        if terms.len() <= INLINE {
+            out.inline[..terms.len()].copy_from_slice(&terms);
+            out.len = terms.len() as u8;
+        } else {
+            out.ext_mut().partials = terms;
+            out.flags |= FLAG_SPILLED;
+        }
+        out
+    }
+
     // ----------------------------------------------------------------------
     // internals
 
@@ -756,6 +793,37 @@ mod tests {
         for &x in p {
             assert!(x != 0.0 && x.is_finite() && x.abs() < BIG_UNIT);
         }
+    }
+
+    #[test]
+    fn canonical_bytes_depend_only_on_the_exact_sum() {
+        let mut rng = SplitMix(7);
+        for case in 0..300 {
+            let n = 1 + rng.below(40) as usize;
+            let xs: Vec<f64> = (0..n)
+                .map(|_| {
+                    let m = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                    m * 10f64.powi(rng.below(60) as i32 - 30)
+                })
+                .collect();
+            let mut ys = xs.clone();
+            // Another order, and the same values split and merged.
+            for i in (1..ys.len()).rev() {
+                ys.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let a = sum_add(&xs);
+            let mut b = sum_add(&ys[..n / 2]);
+            b.merge(&sum_add(&ys[n / 2..]));
+            let (ca, cb) = (a.canonical(), b.canonical());
+            check_invariants(&ca);
+            assert_eq!(ca.to_bytes(), cb.to_bytes(), "case {case}");
+            assert_eq!(ca.finalize().to_bits(), a.finalize().to_bits());
+            let back = ExactSum::from_bytes(&ca.to_bytes()).unwrap();
+            assert_eq!(back.to_bytes(), ca.to_bytes());
+        }
+        let mut c = sum_add(&[1e16, 1.0, -1e16, f64::INFINITY]);
+        c = c.canonical();
+        assert_eq!(c.finalize(), f64::INFINITY);
     }
 
     /// Reference: exact i128 fixed-point sum in units of 2^unit, rounded half-even.

@@ -1,10 +1,12 @@
 //! `mean`: the exact sum and the non-null count of its sum aggregate (integer or float), divided
 //! only when evaluated, so merges stay exact.
+//!
+//! Partial-state layout: its sum's (`sum.rs` or `sum_float.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use crate::arrow::array::{ArrayRef, BinaryArray, Float64Array, RecordBatch};
 
 use super::{downcast, GroupsAccumulator};
 use crate::error::Result;
@@ -70,6 +72,14 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Mean { sum: S::default() })
+    }
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        self.sum.write_partial(g, out)
+    }
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let inner = self.sum.load_partial(values, what)?;
+        let sum = downcast::<S>(inner.as_ref())?.clone();
+        Ok(Box::new(Mean { sum }))
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         self.settle();

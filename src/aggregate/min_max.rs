@@ -1,17 +1,22 @@
 //! `min` and `max`, generic over the input's native type: int64 (narrower integers and
 //! timestamps widened), uint64 (compared unsigned) and float64 (NaN above +inf, as in DuckDB).
+//!
+//! Partial-state layout (v1): one byte, 0 for a group without values, or 1 followed by the value
+//! (8 bytes: the integer, or the float's IEEE 754 bits).
 
 use std::cmp::Ordering;
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
+use crate::arrow::array::{
+    Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, UInt64Array,
+};
 use crate::arrow::buffer::{NullBuffer, ScalarBuffer};
 use crate::arrow::datatypes::DataType;
 
 use super::input::{float64_values, int64_values, uint64_values};
-use super::{downcast, for_each_valid, need, state_column, GroupsAccumulator};
+use super::{downcast, for_each_valid, need, read_partials, state_column, GroupsAccumulator};
 use crate::error::{Error, Result};
 
 /// A native type with a total order that min/max fold.
@@ -26,6 +31,8 @@ pub trait Extremum:
         self
     }
     fn array(values: Vec<Option<Self>>) -> ArrayRef;
+    fn to_bits(self) -> u64;
+    fn from_bits(bits: u64) -> Self;
 }
 
 impl Extremum for i64 {
@@ -39,6 +46,12 @@ impl Extremum for i64 {
     fn array(values: Vec<Option<Self>>) -> ArrayRef {
         Arc::new(Int64Array::from(values))
     }
+    fn to_bits(self) -> u64 {
+        self as u64
+    }
+    fn from_bits(bits: u64) -> Self {
+        bits as i64
+    }
 }
 
 impl Extremum for u64 {
@@ -51,6 +64,12 @@ impl Extremum for u64 {
     }
     fn array(values: Vec<Option<Self>>) -> ArrayRef {
         Arc::new(UInt64Array::from(values))
+    }
+    fn to_bits(self) -> u64 {
+        self
+    }
+    fn from_bits(bits: u64) -> Self {
+        bits
     }
 }
 
@@ -71,6 +90,12 @@ impl Extremum for f64 {
     }
     fn array(values: Vec<Option<Self>>) -> ArrayRef {
         Arc::new(Float64Array::from(values))
+    }
+    fn to_bits(self) -> u64 {
+        f64::to_bits(self)
+    }
+    fn from_bits(bits: u64) -> Self {
+        f64::from_bits(bits)
     }
 }
 
@@ -186,6 +211,28 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::new(self.max))
+    }
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        if self.has[g] {
+            out.push(1);
+            out.extend_from_slice(&self.v[g].to_bits().to_le_bytes());
+        } else {
+            out.push(0);
+        }
+        Ok(())
+    }
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let parts = read_partials(values, what, |r| match r.u8()? {
+            0 => Ok((T::default(), false)),
+            1 => Ok((T::from_bits(r.u64()?).canon(), true)),
+            _ => Err(r.error("bad tag")),
+        })?;
+        let (v, has) = parts.into_iter().unzip();
+        Ok(Box::new(MinMax {
+            v,
+            has,
+            max: self.max,
+        }))
     }
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(self)

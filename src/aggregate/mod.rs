@@ -10,7 +10,13 @@
 //! * `state` / `load_state`: the state as Arrow columns (what batch views persist); a persisted
 //!   state loads as an accumulator with one group per row and joins through `merge`, the same path
 //!   every other merge takes;
-//! * `evaluate`: the user-visible columns.
+//! * `evaluate`: the user-visible columns;
+//! * `write_partial` / `load_partial`: the whole state of a group, lossless, as one binary value
+//!   (the partial-state protocol of `batch::partial`, which distributed recomputes ship between
+//!   processes). Unlike `state`, which keeps what serving needs (sketches for distinct counts and
+//!   quantiles), a partial state keeps every distinct key, value and count, so merged partial
+//!   states finalize to exactly the single-pass answer. Each aggregate's file documents its
+//!   layout; all integers are little-endian.
 //!
 //! Invariants: `merge` is associative and commutative, and `update` over any split of the rows,
 //! merged in any order, gives the same state as one `update` over all of them (tested in
@@ -21,7 +27,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::path::Path;
 
-use crate::arrow::array::{ArrayRef, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
 use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
@@ -40,6 +46,7 @@ pub mod sum_float;
 pub mod top_k;
 
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
+pub(crate) use sketch::bytes::{ByteReader, BytesError};
 
 /// Which layer builds a state: the batch layer keeps exact distinct sets, the speed layer sketches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,14 @@ pub trait GroupsAccumulator: AccumulatorAny + Debug + Send + Sync {
 
     /// An empty accumulator of the same aggregate.
     fn fresh(&self) -> Box<dyn GroupsAccumulator>;
+
+    /// Append group `g`'s whole state to `out`, lossless, in this aggregate's partial-state
+    /// layout (see the module header).
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()>;
+
+    /// An accumulator of the same aggregate with one group per value of `values`, each written
+    /// by `write_partial`. A malformed value is an error naming `what` and its row.
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>>;
 
     /// The served form of a batch-layer state (exact distinct sets become exact-tagged sketches).
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>>;
@@ -215,6 +230,32 @@ pub(crate) fn binary_state_column(
         .as_binary_opt::<i32>()
         .cloned()
         .ok_or_else(|| Error::corruption(file, format!("{col}: not a binary column")))
+}
+
+/// Decode every value of a partial-state column with `read` (one group per value); a null or
+/// malformed value is an error naming the column and the row.
+pub(crate) fn read_partials<T>(
+    values: &BinaryArray,
+    what: &str,
+    mut read: impl FnMut(&mut ByteReader<'_>) -> std::result::Result<T, BytesError>,
+) -> Result<Vec<T>> {
+    let bad = |row: usize, msg: &str| {
+        Error::new(
+            crate::error::ErrorKind::Corruption,
+            format!("partial state {what:?}, row {row}: {msg}"),
+        )
+    };
+    let mut out = Vec::with_capacity(values.len());
+    for row in 0..values.len() {
+        if values.is_null(row) {
+            return Err(bad(row, "null value"));
+        }
+        let mut r = ByteReader::new(values.value(row), "partial state");
+        let v = read(&mut r).map_err(|e| bad(row, &e.0))?;
+        r.finish().map_err(|e| bad(row, &e.0))?;
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// Call `f(group, value)` for each row with a group and a non-null value.

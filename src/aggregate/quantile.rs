@@ -10,15 +10,24 @@
 //!
 //! Persisted columns, per quantile metric `p`: `p`, `p_exact`, `p_lower`, `p_upper` (as the
 //! result has them), plus one hidden `__{first}__kll` column with the serialized sketch.
+//!
+//! Partial-state layout (v1), by the first byte: 0, no value; 1, every value (u64 count, then
+//! the values sorted, f64 each); 2, a sketch (one byte, 1 if exact answers follow as a u64
+//! count and f64 each, then the sketch's own codec).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch};
+use crate::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, RecordBatch,
+};
 use crate::arrow::datatypes::Float64Type;
 
 use super::sketch::kll::{exact_quantile, KllSketch};
-use super::{binary_column, downcast, need, state_column, GroupsAccumulator, Layer};
+use super::{
+    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
+    GroupsAccumulator, Layer,
+};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
@@ -315,6 +324,66 @@ impl GroupsAccumulator for Quantile {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::new(self.layer, self.outputs.clone()))
+    }
+
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        let floats = |out: &mut Vec<u8>, v: &[f64]| {
+            out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            for x in v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+        match &self.groups[g] {
+            QuantileState::Empty => out.push(0),
+            QuantileState::Values(v) => {
+                out.push(1);
+                floats(out, &sorted(v));
+            }
+            QuantileState::Sketch { sketch, exact } => {
+                out.push(2);
+                match exact {
+                    Some(e) => {
+                        out.push(1);
+                        floats(out, e);
+                    }
+                    None => out.push(0),
+                }
+                sketch.write_bytes(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let floats = |r: &mut ByteReader<'_>| -> std::result::Result<Vec<f64>, BytesError> {
+            let n = r.count(8)?;
+            (0..n).map(|_| r.f64()).collect()
+        };
+        let read = |r: &mut ByteReader<'_>| -> std::result::Result<QuantileState, BytesError> {
+            Ok(match r.u8()? {
+                0 => QuantileState::Empty,
+                1 => QuantileState::Values(floats(r)?),
+                2 => {
+                    let exact = match r.u8()? {
+                        0 => None,
+                        1 => Some(floats(r)?.into()),
+                        _ => return Err(r.error("bad exact flag")),
+                    };
+                    let sketch = KllSketch::from_bytes(r.rest())?;
+                    QuantileState::Sketch {
+                        sketch: Arc::new(sketch),
+                        exact,
+                    }
+                }
+                _ => return Err(r.error("bad tag")),
+            })
+        };
+        let groups = read_partials(values, what, read)?;
+        Ok(Box::new(Quantile {
+            outputs: self.outputs.clone(),
+            layer: self.layer,
+            groups,
+        }))
     }
 
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {

@@ -1,19 +1,24 @@
 //! `sum` of an integer column: an exact i128 accumulator and a non-null count per group, generic
 //! over the input's native type (int64, with narrower integers widened, or uint64). The result is
 //! int64; a total outside its range is a `SumOverflowError`, never a wrapped value.
+//!
+//! Partial-state layout (v1): the exact sum as i128, then the non-null count as u64.
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch};
+use crate::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, Int64Array, RecordBatch,
+};
 use crate::arrow::datatypes::Decimal128Type;
 
 use super::input::{int64_values, uint64_values};
 use super::mean::SumState;
 use super::{
-    counts_column, downcast, for_each_valid, need, read_counts, state_column, GroupsAccumulator,
+    counts_column, downcast, for_each_valid, need, read_counts, read_partials, state_column,
+    GroupsAccumulator,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -138,6 +143,20 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::default())
+    }
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.sum[g].to_le_bytes());
+        out.extend_from_slice(&self.n[g].to_le_bytes());
+        Ok(())
+    }
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let parts = read_partials(values, what, |r| Ok((r.u128()? as i128, r.u64()?)))?;
+        let (sum, n) = parts.into_iter().unzip();
+        Ok(Box::new(IntSum::<T> {
+            sum,
+            n,
+            _input: PhantomData,
+        }))
     }
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(self)

@@ -1,18 +1,23 @@
 //! `sum` of a float column: an exact accumulator (Shewchuk partials, see `exact_sum`) and a
 //! non-null count per group. The result is correctly rounded, so it never depends on the order
 //! of rows, the segment layout or the number of threads.
+//!
+//! Partial-state layout (v1): the non-null count as u64, then the exact sum in its own codec
+//! (`ExactSum::write_bytes`). Persisted and partial sums are written in canonical form
+//! (`ExactSum::canonical`), so equal sums give equal bytes whatever the split or merge order.
 
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BinaryArray, Float64Array, RecordBatch};
 
 use super::exact_sum::{ExactSum, FixedSum};
 use super::input::float64_values;
 use super::mean::SumState;
 use super::{
-    binary_column, counts_column, downcast, for_each_valid, need, read_counts, GroupsAccumulator,
+    binary_column, counts_column, downcast, for_each_valid, need, read_counts, read_partials,
+    GroupsAccumulator,
 };
 use crate::error::{Error, Result};
 
@@ -97,7 +102,8 @@ impl GroupsAccumulator for FloatSum {
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.evaluate(name, order)?;
         let arr = binary_column(order.len(), |i, out| {
-            self.total(order[i] as usize).write_bytes(out);
+            // Canonical partials: equal sums give equal bytes, whatever the merge tree.
+            self.total(order[i] as usize).canonical().write_bytes(out);
             Ok(())
         })?;
         cols.push((format!("__{name}__state"), arr));
@@ -139,6 +145,20 @@ impl GroupsAccumulator for FloatSum {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::default())
+    }
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.count(g).to_le_bytes());
+        self.total(g).canonical().write_bytes(out);
+        Ok(())
+    }
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let parts = read_partials(values, what, |r| {
+            let n = r.u64()?;
+            let sum = ExactSum::from_bytes(r.rest()).ok_or_else(|| r.error("bad exact sum"))?;
+            Ok((sum, FixedSum::with_count(n)))
+        })?;
+        let (sum, fixed) = parts.into_iter().unzip();
+        Ok(Box::new(FloatSum { sum, fixed }))
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         self.settle();

@@ -11,19 +11,26 @@
 //! Result columns for metric `top`: `top`, a list of `{value, count, lower, upper}` sorted by
 //! count descending then value, and `top_exact`. Persisted: the same two columns plus the hidden
 //! `__top__freq` (the serialized summary).
+//!
+//! Partial-state layout (v1), by the first byte: 0, no value; 1, a summary (one byte, 1 if it
+//! is tagged exact, then every item in the summary's own codec: a batch-layer summary is never
+//! reduced, so it holds every value with its exact count).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray,
-    StructArray, UInt64Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, RecordBatch,
+    StringArray, StructArray, UInt64Array,
 };
 use crate::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use crate::arrow::datatypes::{DataType, Field, Fields, UInt64Type};
 
 use super::sketch::frequent::{Counter, FreqKey, FrequentItems};
-use super::{binary_column, downcast, need, state_column, GroupsAccumulator, Layer, NO_GROUP};
+use super::{
+    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
+    GroupsAccumulator, Layer, NO_GROUP,
+};
 use crate::error::{Error, Result};
 
 /// Items a bounded summary keeps for a `top_k(k)` metric.
@@ -392,6 +399,44 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
         Box::new(Self::new(self.layer, self.k))
+    }
+
+    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
+        match &self.groups[g] {
+            TopState::Empty => out.push(0),
+            TopState::Summary { items, exact } => {
+                out.push(1);
+                out.push(u8::from(*exact));
+                items.write_bytes(out);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
+        let read = |r: &mut ByteReader<'_>| -> std::result::Result<TopState<K>, BytesError> {
+            Ok(match r.u8()? {
+                0 => TopState::Empty,
+                1 => {
+                    let exact = match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(r.error("bad exact flag")),
+                    };
+                    TopState::Summary {
+                        items: Arc::new(FrequentItems::<K>::from_bytes(r.rest())?),
+                        exact,
+                    }
+                }
+                _ => return Err(r.error("bad tag")),
+            })
+        };
+        let groups = read_partials(values, what, read)?;
+        Ok(Box::new(TopK::<K> {
+            k: self.k,
+            layer: self.layer,
+            groups,
+        }))
     }
 
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {

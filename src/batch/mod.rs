@@ -3,6 +3,10 @@
 //! Work is split into (segment, row group) units run on a rayon pool; each worker folds its
 //! units into private tables (one per view), which are merged at the end. Every aggregate state is
 //! exact and its merge is exact, so the result does not depend on the split or the thread count.
+//!
+//! Beyond one process, `job` splits a recompute into tasks over sets of segments that worker
+//! processes run, and `partial` is the protocol their states travel in (Arrow tables of
+//! versioned binary states, merged in a tree by the caller, then published by the writer).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,6 +21,8 @@ use crate::master::manifest::SegmentSlice;
 use crate::master::parquet_io::ParquetBytes;
 use crate::view::table::{AggTable, ViewPlan};
 
+pub mod job;
+pub mod partial;
 pub mod profile;
 use profile::Profile;
 
@@ -257,6 +263,38 @@ mod tests {
             let got = got[0].finalize(&plan.def.by, &plan.metrics).unwrap();
             assert_eq!(got, want, "{threads} threads");
         }
+        // Split across processes: tasks over sets of segments, their partial tables merged.
+        let spec = job::JobSpec {
+            format: job::JOB_FORMAT,
+            root: dir.path().into(),
+            snapshot: 4,
+            schema: store.clone(),
+            views: vec![plan.def.clone()],
+            segments: slices.clone(),
+        };
+        let spec = job::JobSpec::from_json(&spec.to_json()).unwrap();
+        for tasks in [1, 2, 3, 4] {
+            let split = spec.split(tasks);
+            assert_eq!(split.len(), tasks.min(4));
+            let tables: Vec<_> = split
+                .iter()
+                .rev()
+                .map(|segs| {
+                    let p = job::run_task(&spec, segs, Some(1), &Control::default())
+                        .unwrap()
+                        .remove(0);
+                    let b = p.to_batches().unwrap();
+                    (b[0].schema(), b)
+                })
+                .collect();
+            let merged = partial::merge_all(&tables).unwrap();
+            assert_eq!(merged.finalize().unwrap(), want, "{tasks} tasks");
+        }
+        let mut bad = spec.clone();
+        bad.segments[0].file.file = "../0.parquet".into();
+        let e = job::JobSpec::from_json(&bad.to_json()).unwrap_err();
+        assert!(e.message.contains("leaves the store"), "{}", e.message);
+
         let ctl = Control::default();
         ctl.cancel.store(true, Ordering::Relaxed);
         let e = recompute(dir.path(), &slices, &[plan], &pool(Some(2)).unwrap(), &ctl).unwrap_err();

@@ -77,7 +77,7 @@ impl SegmentInfo {
 }
 
 /// The rows of one segment that a read needs: skip `skip` rows, then take `rows`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SegmentSlice {
     pub file: FileRef,
     /// All rows of the file (checked against its footer).

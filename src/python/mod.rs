@@ -19,6 +19,7 @@ use crate::store::{OpenOptions, Store};
 use crate::view::def::{Filter, ViewDef};
 
 mod arrow_ffi;
+mod distributed;
 
 /// Raise the `lamina.errors` class matching the core error.
 fn to_py(err: Error) -> PyErr {
@@ -239,6 +240,17 @@ impl CoreStore {
         run_interruptible(py, progress.as_ref(), move |ctl| {
             store.recompute(views.as_deref(), threads, ctl)
         })
+    }
+
+    /// Stage 1 of a recompute whose partial states workers compute (see `distributed.rs`).
+    #[pyo3(signature = (views=None, root=None))]
+    fn begin_recompute(
+        &self,
+        py: Python<'_>,
+        views: Option<Vec<String>>,
+        root: Option<std::path::PathBuf>,
+    ) -> PyResult<distributed::CoreBatchJob> {
+        distributed::begin_recompute(py, &self.inner, views, root)
     }
 
     /// `part` is "served", "batch" or "speed"; `filters` is a JSON list of filters.
@@ -519,6 +531,16 @@ mod _core {
     use super::_failpoint_release;
     #[pymodule_export]
     use super::_failpoint_wait;
+    #[pymodule_export]
+    use super::distributed::finalize_partial_states;
+    #[pymodule_export]
+    use super::distributed::merge_partial_states;
+    #[pymodule_export]
+    use super::distributed::partial_states;
+    #[pymodule_export]
+    use super::distributed::run_recompute_task;
+    #[pymodule_export]
+    use super::distributed::CoreBatchJob;
     #[pymodule_export]
     use super::quantile_sketch;
     #[pymodule_export]

@@ -44,7 +44,7 @@ use crate::serving::{Part, Query, Serving};
 
 pub use append::AppendOutcome;
 pub use maintenance::{COMPACT_RUN, GRACE, SMALL_SEGMENT_ROWS};
-pub use views::{ViewStatus, MAX_THREADS};
+pub use views::{check_threads, BatchJob, ViewStatus, MAX_THREADS};
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -90,7 +90,7 @@ pub struct Store {
     closed: AtomicBool,
     garbage: maintenance::Garbage,
     /// Reads in flight that may use files a compaction or publish just replaced.
-    pins: AtomicUsize,
+    pins: Arc<AtomicUsize>,
     /// The time split of the last finished recompute (see `batch::profile`).
     last_recompute: Mutex<Option<RecomputeReport>>,
 }
@@ -107,17 +107,18 @@ pub struct RecomputeReport {
     pub phases: Vec<(String, f64)>,
 }
 
-/// Keeps replaced files on disk while a read that may use them runs.
-pub(crate) struct Pin<'a>(&'a AtomicUsize);
+/// Keeps replaced files on disk while a read that may use them runs (owned, so a recompute
+/// split into stages can hold it between calls).
+pub(crate) struct Pin(Arc<AtomicUsize>);
 
-impl<'a> Pin<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
+impl Pin {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::AcqRel);
-        Pin(count)
+        Pin(count.clone())
     }
 }
 
-impl Drop for Pin<'_> {
+impl Drop for Pin {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -186,7 +187,7 @@ impl Store {
             closed: AtomicBool::new(false),
             garbage: maintenance::Garbage::default(),
             last_recompute: Mutex::new(None),
-            pins: AtomicUsize::new(0),
+            pins: Arc::new(AtomicUsize::new(0)),
         };
         if !store.read_only {
             store.clean_leftovers()?;

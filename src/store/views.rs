@@ -19,6 +19,42 @@ use crate::view::table::{AggTable, ViewPlan};
 /// The most threads a recompute may ask for.
 pub const MAX_THREADS: usize = 1024;
 
+/// A thread count a recompute accepts (None: one per core).
+pub fn check_threads(threads: Option<usize>) -> Result<()> {
+    match threads {
+        Some(t) if t == 0 || t > MAX_THREADS => Err(Error::invalid(format!(
+            "threads must be between 1 and {MAX_THREADS}, not {t}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A recompute between its stages (see `Store::begin_recompute`): the snapshot it covers,
+/// pinned on disk until the job is finished or dropped, and the views it recomputes.
+pub struct BatchJob {
+    pub snapshot: u64,
+    pub plans: Vec<ViewPlan>,
+    pub slices: Vec<crate::master::manifest::SegmentSlice>,
+    pub schema: Option<crate::master::schema::StoreSchema>,
+    started: std::time::Instant,
+    _pin: Pin,
+}
+
+impl BatchJob {
+    /// The job as worker processes run it, with the store's directory at `root` (as they see
+    /// it). None when there is nothing to read (no schema yet).
+    pub fn spec(&self, root: &std::path::Path) -> Option<batch::job::JobSpec> {
+        Some(batch::job::JobSpec {
+            format: batch::job::JOB_FORMAT,
+            root: root.to_path_buf(),
+            snapshot: self.snapshot,
+            schema: self.schema.clone()?,
+            views: self.plans.iter().map(|p| p.def.clone()).collect(),
+            segments: self.slices.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ViewStatus {
     pub name: String,
@@ -412,14 +448,22 @@ impl Store {
         threads: Option<usize>,
         ctl: &Control,
     ) -> Result<u64> {
-        if let Some(t) = threads {
-            if t == 0 || t > MAX_THREADS {
-                return Err(Error::invalid(format!(
-                    "threads must be between 1 and {MAX_THREADS}, not {t}"
-                )));
-            }
+        check_threads(threads)?;
+        let job = self.begin_recompute(views)?;
+        if job.plans.is_empty() {
+            return Ok(job.snapshot);
         }
-        // 1. Pin a snapshot and seal the speed chunks at it, in one step with respect to appends.
+        // 2. Compute, holding no lock: appends and queries go on. The job's pin keeps the
+        // snapshot's segments on disk even if an append compacts them meanwhile.
+        let pool = batch::pool(threads)?;
+        let tables = batch::recompute(&self.root, &job.slices, &job.plans, &pool, ctl)?;
+        self.finish_recompute(job, tables, &pool, ctl)
+    }
+
+    /// Stage 1 of a recompute: pin a snapshot and seal the views' speed chunks at it, in one
+    /// step with respect to appends. The job's tables can then be computed anywhere (here, or
+    /// by worker processes from `BatchJob::spec`) and handed to `finish_recompute`.
+    pub fn begin_recompute(&self, views: Option<&[String]>) -> Result<BatchJob> {
         let (state, plans) = {
             let m = self.begin_write()?;
             let state = m.state();
@@ -441,19 +485,31 @@ impl Store {
             (state, plans)
         };
         let snapshot = state.last_commit();
-        if plans.is_empty() {
-            return Ok(snapshot);
+        Ok(BatchJob {
+            snapshot,
+            slices: state.slices(0, snapshot),
+            schema: state.schema.clone(),
+            plans,
+            started: std::time::Instant::now(),
+            _pin: Pin::new(&self.pins),
+        })
+    }
+
+    /// Stage 3 of a recompute: persist and publish each view's table (one per plan of the job,
+    /// in order), with `pool`'s threads.
+    pub fn finish_recompute(
+        &self,
+        job: BatchJob,
+        tables: Vec<AggTable>,
+        pool: &rayon::ThreadPool,
+        ctl: &Control,
+    ) -> Result<u64> {
+        if tables.len() != job.plans.len() {
+            return Err(Error::internal("a recompute needs one table per view"));
         }
-        // 2. Compute, holding no lock: appends and queries go on. The pin keeps the snapshot's
-        // segments on disk even if an append compacts them meanwhile.
-        let started = std::time::Instant::now();
-        let _pin = Pin::new(&self.pins);
-        let slices = state.slices(0, snapshot);
-        let pool = batch::pool(threads)?;
-        let tables = batch::recompute(&self.root, &slices, &plans, &pool, ctl)?;
-        // 3. Persist and publish each view.
+        let snapshot = job.snapshot;
         pool.install(|| {
-            for (plan, table) in plans.iter().zip(tables) {
+            for (plan, table) in job.plans.iter().zip(tables) {
                 ctl.check()?;
                 self.publish(plan, snapshot, table, ctl)?;
             }
@@ -461,10 +517,10 @@ impl Store {
         })?;
         let report = RecomputeReport {
             snapshot,
-            rows: ctl.rows_total.load(std::sync::atomic::Ordering::Relaxed),
-            views: plans.len(),
+            rows: job.slices.iter().map(|s| s.rows).sum(),
+            views: job.plans.len(),
             threads: pool.current_num_threads(),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: job.started.elapsed().as_secs_f64(),
             phases: ctl.profile.seconds(),
         };
         *self

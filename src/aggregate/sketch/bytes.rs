@@ -65,6 +65,27 @@ impl<'a> ByteReader<'a> {
     pub fn f64(&mut self) -> Result<f64, BytesError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
+    pub fn u128(&mut self) -> Result<u128, BytesError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+
+    /// Every byte not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        let s = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        s
+    }
+
+    /// A count of items of `size` bytes each that must fit in the bytes left (so a corrupt
+    /// count cannot make a reader allocate more than the buffer holds).
+    pub fn count(&mut self, size: usize) -> Result<usize, BytesError> {
+        let n = self.u64()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        if size > 0 && n > left / size as u64 {
+            return Err(self.error("count exceeds the bytes left"));
+        }
+        Ok(n as usize)
+    }
 
     /// Every byte was read.
     pub fn finish(&self) -> Result<(), BytesError> {

@@ -7,7 +7,7 @@
 //! Each sketch has a versioned binary codec with its own magic byte; decoding validates every
 //! field and never panics on bad bytes.
 
-mod bytes;
+pub mod bytes;
 pub mod frequent;
 pub mod hll;
 mod huffman;

@@ -1,0 +1,217 @@
+//! Bindings of the partial-state protocol (`batch::partial`) and of a recompute split across
+//! processes (`batch::job`): what `lamina.partial` and `lamina.distributed` call.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use super::{arrow_ffi, run_interruptible, to_py};
+use crate::aggregate::Layer;
+use crate::batch::job::{run_task, JobSpec};
+use crate::batch::partial::{merge_all, partial_of, Partial};
+use crate::error::Error;
+use crate::store::{BatchJob, Store};
+use crate::view::def::ViewDef;
+
+fn partial_table(py: Python<'_>, p: &Partial) -> PyResult<Py<PyAny>> {
+    let batches = p.to_batches().map_err(to_py)?;
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => return Err(to_py(Error::internal("a partial table without batches"))),
+    };
+    arrow_ffi::to_pyarrow(py, schema, batches)
+}
+
+fn read_partial(obj: &Bound<'_, PyAny>) -> PyResult<Partial> {
+    let (schema, batches) = arrow_ffi::read_batches(obj)?;
+    obj.py()
+        .detach(|| Partial::from_batches(&schema, &batches))
+        .map_err(to_py)
+}
+
+/// The partial state of a view (JSON definition) over table-like `data`.
+#[pyfunction]
+pub fn partial_states(
+    py: Python<'_>,
+    definition: &str,
+    data: Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let def = ViewDef::from_json(definition).map_err(to_py)?;
+    let (schema, batches) = arrow_ffi::read_batches(&data)?;
+    let p = py
+        .detach(|| partial_of(def, &schema, &batches))
+        .map_err(to_py)?;
+    partial_table(py, &p)
+}
+
+/// Merge partial tables of one view into one.
+#[pyfunction]
+pub fn merge_partial_states(py: Python<'_>, parts: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    let parts = parts
+        .iter()
+        .map(arrow_ffi::read_batches)
+        .collect::<PyResult<Vec<_>>>()?;
+    let p = py.detach(|| merge_all(&parts)).map_err(to_py)?;
+    partial_table(py, &p)
+}
+
+/// The view's answer from a partial table.
+#[pyfunction]
+pub fn finalize_partial_states(py: Python<'_>, part: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let p = read_partial(&part)?;
+    let b = py.detach(|| p.finalize()).map_err(to_py)?;
+    super::batch_table(py, b)
+}
+
+/// A worker's task: the partial state of each view of the job over the segments numbered
+/// `segments`, one table per view in the job's order.
+#[pyfunction]
+#[pyo3(signature = (spec, segments, threads=None))]
+pub fn run_recompute_task(
+    py: Python<'_>,
+    spec: &str,
+    segments: Vec<usize>,
+    threads: Option<usize>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    crate::store::check_threads(threads).map_err(to_py)?;
+    let spec = JobSpec::from_json(spec).map_err(to_py)?;
+    let parts = run_interruptible(py, None, move |ctl| {
+        crate::failpoint::hit("recompute.task")?;
+        run_task(&spec, &segments, threads, ctl)
+    })?;
+    parts.iter().map(|p| partial_table(py, p)).collect()
+}
+
+/// A recompute between its stages, held by the Python driver while workers compute.
+#[pyclass(frozen, module = "lamina._core")]
+pub struct CoreBatchJob {
+    store: Arc<Store>,
+    job: Mutex<Option<BatchJob>>,
+    parsed: Option<JobSpec>,
+    spec: Option<String>,
+    snapshot: u64,
+    views: Vec<String>,
+}
+
+#[pymethods]
+impl CoreBatchJob {
+    /// The job as JSON for the workers, or None when there is nothing to read.
+    #[getter]
+    fn spec(&self) -> Option<String> {
+        self.spec.clone()
+    }
+    #[getter]
+    fn snapshot(&self) -> u64 {
+        self.snapshot
+    }
+    /// The job's segments split into at most `tasks` tasks of similar row counts: a list of
+    /// (segment numbers, rows).
+    fn split(&self, tasks: usize) -> Vec<(Vec<usize>, u64)> {
+        match &self.parsed {
+            None => Vec::new(),
+            Some(spec) => spec
+                .split(tasks)
+                .into_iter()
+                .map(|s| {
+                    let rows = spec.rows(&s);
+                    (s, rows)
+                })
+                .collect(),
+        }
+    }
+
+    /// The views the job recomputes, in the order `publish` takes their partial states.
+    #[getter]
+    fn views(&self) -> Vec<String> {
+        self.views.clone()
+    }
+
+    /// Publish one merged partial table per view (None: the views are empty); returns the
+    /// snapshot the new batch views cover.
+    #[pyo3(signature = (partials, threads=None, progress=None))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        partials: Option<Vec<Bound<'_, PyAny>>>,
+        threads: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        crate::store::check_threads(threads).map_err(to_py)?;
+        let job = self
+            .job
+            .lock()
+            .map_err(|_| to_py(Error::internal("job lock poisoned")))?
+            .take()
+            .ok_or_else(|| to_py(Error::invalid("this recompute job was already published")))?;
+        let read = match &partials {
+            Some(list) => Some(
+                list.iter()
+                    .map(arrow_ffi::read_batches)
+                    .collect::<PyResult<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let store = self.store.clone();
+        run_interruptible(py, progress.as_ref(), move |ctl| {
+            let tables = match read {
+                None => job
+                    .plans
+                    .iter()
+                    .map(|p| p.new_table(Layer::Batch))
+                    .collect(),
+                Some(read) => {
+                    if read.len() != job.plans.len() {
+                        return Err(Error::invalid(format!(
+                            "the job recomputes {} views; {} partial states were given",
+                            job.plans.len(),
+                            read.len()
+                        )));
+                    }
+                    let mut tables = Vec::with_capacity(read.len());
+                    let schema = job.schema.clone().ok_or_else(|| {
+                        Error::invalid("partial states were given for a store without data")
+                    })?;
+                    for (plan, (arrow, batches)) in job.plans.iter().zip(&read) {
+                        let p = Partial::from_batches(arrow, batches)?;
+                        let expected = Partial::new(plan.def.clone(), &schema, Layer::Batch)?;
+                        if p.meta != expected.meta {
+                            return Err(Error::invalid(format!(
+                                "the partial state given for view {:?} is not of this job",
+                                plan.def.name
+                            )));
+                        }
+                        tables.push(p.table);
+                    }
+                    tables
+                }
+            };
+            let pool = crate::batch::pool(threads)?;
+            store.finish_recompute(job, tables, &pool, ctl)
+        })
+    }
+}
+
+/// Stage 1 of a recompute whose partial states workers compute (`CoreStore.begin_recompute`):
+/// pin the snapshot, seal the speed chunks, and describe the job with the store's directory at
+/// `root` (default: as this process sees it).
+pub fn begin_recompute(
+    py: Python<'_>,
+    store: &Arc<Store>,
+    views: Option<Vec<String>>,
+    root: Option<std::path::PathBuf>,
+) -> PyResult<CoreBatchJob> {
+    let s = store.clone();
+    let job = py
+        .detach(|| s.begin_recompute(views.as_deref()))
+        .map_err(to_py)?;
+    let root = root.unwrap_or_else(|| store.root().to_path_buf());
+    let parsed = job.spec(&root);
+    Ok(CoreBatchJob {
+        spec: parsed.as_ref().map(|s| s.to_json()),
+        parsed,
+        snapshot: job.snapshot,
+        views: job.plans.iter().map(|p| p.def.name.clone()).collect(),
+        store: store.clone(),
+        job: Mutex::new(Some(job)),
+    })
+}
