@@ -4,7 +4,8 @@
 The writer resolves the snapshot and pins it (``begin_recompute``); each task reads a set of the
 snapshot's segments in a worker process (the store's directory must be visible there at the same
 path, or at ``root=``) and returns one partial table per view; partial tables are merged in a tree
-(with dask, on the workers); the writer publishes the merged states as a local recompute would.
+(with dask, on the workers) down to a few, which the writer merges and publishes as a local
+recompute would.
 Every state is exact and every merge is exact, so the published batch views are identical, bit for
 bit, to a local recompute. A task that fails or whose worker dies is retried by the executor
 (dask reschedules the tasks of a lost worker); Ctrl-C cancels the tasks and publishes nothing.
@@ -23,7 +24,7 @@ from lamina._progress import Progress
 from lamina.errors import InvalidArgumentError
 
 #: Tasks per worker: small enough to balance uneven segments, large enough to amortize a task.
-TASKS_PER_WORKER = 4
+TASKS_PER_WORKER = 1
 #: Partial tables merged per merge task.
 FAN_IN = 4
 
@@ -135,24 +136,23 @@ def recompute_on(
         leaves = [run.submit(run_task, spec, segments, None) for segments, _ in split]
         rows = [r for _, r in split]
         if run.dask:
-            # The merge tree runs on the workers: futures passed as arguments never come back
-            # to this process until the root.
+            # Merges run on the workers (futures passed as arguments never come back here)
+            # until FAN_IN results are left; the writer merges those while it decodes them.
             level = leaves
-            while len(level) > 1:
-                level = [
-                    run.submit(merge_tasks, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)
-                ]
+            while len(level) > FAN_IN:
+                level = [run.submit(merge_tasks, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
             run.wait(leaves, rows)
-            merged = run.wait(level)[0]
+            results = run.wait(level)
         else:
             results = run.wait(leaves, rows)
-            while len(results) > 1:
+            while len(results) > FAN_IN:
                 groups = [results[i : i + FAN_IN] for i in range(0, len(results), FAN_IN)]
                 results = run.wait([run.submit(merge_tasks, *g) for g in groups])
-            merged = results[0]
     except BaseException:
         run.cancel()
         raise
     if isinstance(progress, Progress):
         progress.close()
-    return job.publish(merged, threads)
+    # Per view, the partial tables of every remaining result.
+    per_view = [[r[v] for r in results] for v in range(len(job.views))]
+    return job.publish(per_view, threads)

@@ -125,8 +125,8 @@ impl Partial {
         self.table.update(&self.plan, &conformed.batch)
     }
 
-    /// Merge another partial state of the same view.
-    pub fn merge(&mut self, other: &Partial) -> Result<()> {
+    /// Merge another partial state of the same view into this one.
+    pub fn merge(&mut self, mut other: Partial) -> Result<()> {
         if other.meta != self.meta {
             return Err(Error::invalid(format!(
                 "partial states of different views or data types cannot merge ({:?} over {:?} \
@@ -136,10 +136,9 @@ impl Partial {
         }
         // Merge the smaller into the larger: fewer keys to translate.
         if other.table.keys.len() > self.table.keys.len() {
-            let mut big = other.table.clone();
-            big.merge_same(&self.table)?;
-            self.table = big;
-        } else {
+            std::mem::swap(&mut self.table, &mut other.table);
+        }
+        if !other.table.keys.is_empty() {
             self.table.merge_same(&other.table)?;
         }
         Ok(())
@@ -346,7 +345,7 @@ pub fn merge_all(parts: &[(SchemaRef, Vec<RecordBatch>)]) -> Result<Partial> {
         let p = Partial::from_batches(schema, batches)?;
         match &mut out {
             None => out = Some(p),
-            Some(acc) => acc.merge(&p)?,
+            Some(acc) => acc.merge(p)?,
         }
     }
     out.ok_or_else(|| Error::invalid("no partial states to merge"))

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
+use rayon::prelude::*;
 
 use super::{arrow_ffi, run_interruptible, to_py};
 use crate::aggregate::Layer;
@@ -126,13 +127,14 @@ impl CoreBatchJob {
         self.views.clone()
     }
 
-    /// Publish one merged partial table per view (None: the views are empty); returns the
-    /// snapshot the new batch views cover.
+    /// Publish the views from their partial tables: per view (in `views` order), a list of
+    /// partial tables, merged here (None: the views are empty). Returns the snapshot the new
+    /// batch views cover.
     #[pyo3(signature = (partials, threads=None, progress=None))]
     fn publish(
         &self,
         py: Python<'_>,
-        partials: Option<Vec<Bound<'_, PyAny>>>,
+        partials: Option<Vec<Vec<Bound<'_, PyAny>>>>,
         threads: Option<usize>,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
@@ -144,15 +146,22 @@ impl CoreBatchJob {
             .take()
             .ok_or_else(|| to_py(Error::invalid("this recompute job was already published")))?;
         let read = match &partials {
-            Some(list) => Some(
-                list.iter()
-                    .map(arrow_ffi::read_batches)
+            Some(per_view) => Some(
+                per_view
+                    .iter()
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(arrow_ffi::read_batches)
+                            .collect::<PyResult<Vec<_>>>()
+                    })
                     .collect::<PyResult<Vec<_>>>()?,
             ),
             None => None,
         };
         let store = self.store.clone();
         run_interruptible(py, progress.as_ref(), move |ctl| {
+            let pool = crate::batch::pool(threads)?;
             let tables = match read {
                 None => job
                     .plans
@@ -171,21 +180,30 @@ impl CoreBatchJob {
                     let schema = job.schema.clone().ok_or_else(|| {
                         Error::invalid("partial states were given for a store without data")
                     })?;
-                    for (plan, (arrow, batches)) in job.plans.iter().zip(&read) {
-                        let p = Partial::from_batches(arrow, batches)?;
+                    for (plan, parts) in job.plans.iter().zip(&read) {
                         let expected = Partial::new(plan.def.clone(), &schema, Layer::Batch)?;
-                        if p.meta != expected.meta {
-                            return Err(Error::invalid(format!(
-                                "the partial state given for view {:?} is not of this job",
-                                plan.def.name
-                            )));
+                        let decoded: Vec<Partial> = pool.install(|| {
+                            parts
+                                .par_iter()
+                                .map(|(arrow, batches)| Partial::from_batches(arrow, batches))
+                                .collect::<crate::Result<_>>()
+                        })?;
+                        let mut merged = expected.clone();
+                        for p in decoded {
+                            if p.meta != expected.meta {
+                                return Err(Error::invalid(format!(
+                                    "a partial state given for view {:?} is not of this job",
+                                    plan.def.name
+                                )));
+                            }
+                            ctl.check()?;
+                            merged.merge(p)?;
                         }
-                        tables.push(p.table);
+                        tables.push(merged.table);
                     }
                     tables
                 }
             };
-            let pool = crate::batch::pool(threads)?;
             store.finish_recompute(job, tables, &pool, ctl)
         })
     }
