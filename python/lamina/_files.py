@@ -27,6 +27,8 @@ FORMATS = {
 }
 COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 _CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+#: Field metadata marking text the core parses into the store's number or boolean type.
+TEXT_KEY = "lamina.text"
 
 
 def infer_format(path: Path) -> str | None:
@@ -71,7 +73,11 @@ def fit_columns(
     table: pa.Table, schema: pa.Schema | None, time_column: str | None, lenient: bool = False
 ) -> pa.Table:
     """Small repairs of what text formats cannot say: all-null columns, numbers read from text
-    where the store holds strings, event times left as strings. The core checks the rest."""
+    where the store holds strings, event times left as strings. Text where the store holds
+    numbers or booleans is marked (field metadata ``lamina.text``) for the core to parse value by
+    value: a value that does not parse is a row-level error (quarantined with its row), not a
+    refusal of the whole file. The core checks the rest."""
+    text_columns = []
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         target = schema.field(name).type if schema is not None and name in schema.names else None
@@ -84,9 +90,21 @@ def fit_columns(
         elif target is not None and pa.types.is_string(target) and not pa.types.is_string(column.type):
             if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
                 column = column.cast(pa.string())
+        elif (
+            target is not None
+            and pa.types.is_string(column.type)
+            and (pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target))
+        ):
+            text_columns.append(name)
+            continue
         else:
             continue
         table = table.set_column(i, name, column)
+    if text_columns:
+        fields = [
+            f.with_metadata({TEXT_KEY: "1"}) if f.name in text_columns else f for f in table.schema
+        ]
+        table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
     return table
 
 

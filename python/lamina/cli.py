@@ -242,7 +242,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 hint = ""
                 if "no timestamp column" in str(e):
                     hint = " (name it with --time COLUMN)"
-                raise type(e)(f"{path}: {e}{hint}; nothing was written from this file") from e
+                text = _with_line(str(e), fmt)
+                tail = "" if "nothing was written" in text else "; nothing was written from this file"
+                raise type(e)(f"{path}: {text}{hint}{tail}") from e
             info = store.commits().filter(pc.equal(store.commits().column("commit"), commit))
             rows = info.column("rows")[0].as_py()
             quarantined = info.column("quarantined")[0].as_py()
@@ -251,7 +253,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 plural = "s" if quarantined != 1 else ""
                 line += f", {quarantined:,} row{plural} quarantined (set aside with a reason)"
             print(line)
+            if quarantined:
+                q = store.quarantined()
+                q = q.filter(pc.equal(q.column("commit"), commit))
+                for row, reason in list(zip(q["row"].to_pylist(), q["reason"].to_pylist(), strict=True))[:5]:
+                    print(f"  {path}:{_line(row, fmt)}: {reason}")
+                if quarantined > 5:
+                    print(f"  ... see `lamina quarantined {args.store}`")
     return 0
+
+
+def _line(row: int, fmt: str) -> int:
+    """The 1-based line of a file's data row (CSV: after the header line)."""
+    return row + (2 if fmt == "csv" else 1)
+
+
+def _with_line(message: str, fmt: str) -> str:
+    """A core error naming a row, with the file's line added (text formats)."""
+    if fmt == "parquet":
+        return message
+    import re
+
+    return re.sub(r"at row (\d+)", lambda m: f"at row {m.group(1)} (line {_line(int(m.group(1)), fmt)})", message)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -254,6 +254,42 @@ pub fn conform(
         let have = col.data_type();
         let class_have = classify(have);
         let class_want = classify(want);
+        // Text read from a file (CSV, JSON lines) for a number or boolean column: each value is
+        // parsed, and one that does not parse is a row-level error (quarantined with its row),
+        // not a refusal of the whole file. Only columns marked as text by the reader qualify:
+        // a string column appended from a frame is still a type error.
+        let from_text = matches!(have, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            && matches!(
+                class_want,
+                Some(ColumnClass::Int | ColumnClass::Float | ColumnClass::Bool)
+            )
+            && incoming
+                .field_with_name(name)
+                .is_ok_and(|f| f.metadata().contains_key(TEXT_KEY));
+        if from_text {
+            let parsed = crate::arrow::compute::cast_with_options(
+                col,
+                want,
+                &crate::arrow::compute::CastOptions {
+                    safe: true,
+                    ..Default::default()
+                },
+            )?;
+            let text = cast(col, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            for row in 0..n {
+                if col.is_valid(row) && parsed.is_null(row) {
+                    let v: String = text.value(row).chars().take(40).collect();
+                    mark(
+                        row,
+                        format!("column {name:?}: cannot read {v:?} as {want}"),
+                        &mut bad,
+                    );
+                }
+            }
+            columns.push(parsed);
+            continue;
+        }
         let compatible = class_have == class_want
             || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int));
         if !compatible {
@@ -368,6 +404,10 @@ pub fn conform(
     let batch = filter_record_batch(&full, &keep)?;
     Ok(Conformed { batch, rejected })
 }
+
+/// Field metadata a file reader sets on a text column whose values are to be parsed into the
+/// store's number or boolean type row by row (see `conform`).
+pub const TEXT_KEY: &str = "lamina.text";
 
 /// Cast that fails instead of turning out-of-range values into nulls.
 fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {

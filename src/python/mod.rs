@@ -348,6 +348,7 @@ impl CoreStore {
             vd.set_item("metric_bytes_per_group", per)?;
             vd.set_item("speed_saved", v.speed_saved)?;
             vd.set_item("warning", v.warning)?;
+            vd.set_item("batch_error", v.batch_error)?;
             list.append(vd)?;
         }
         d.set_item("views", list)?;

@@ -39,6 +39,9 @@ pub struct ServedView {
     /// Set when the view's speed state could not be kept in step with the master dataset: its
     /// answers would be wrong, so queries fail with this message until a recompute repairs it.
     pub broken: Option<String>,
+    /// Why the last recompute could not publish this view (its other views were published);
+    /// the view keeps serving its previous batch view and the speed layer. Shown in `status()`.
+    pub batch_error: Option<String>,
     cache: Mutex<ServedCache>,
 }
 
@@ -84,6 +87,7 @@ impl ServedView {
             speed,
             warning: None,
             broken: None,
+            batch_error: None,
             cache: Mutex::new(ServedCache::default()),
         }
     }
@@ -206,6 +210,7 @@ impl ServedView {
         self.batch = Some(batch);
         self.warning = None;
         self.broken = None;
+        self.batch_error = None;
         match speed {
             Some(s) => self.speed = s,
             // The caller checked `straddles` under the writer lock; should a chunk still

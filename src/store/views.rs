@@ -74,6 +74,8 @@ pub struct ViewStatus {
     pub speed_saved: Option<(u64, u64)>,
     /// Why the view is served from less than it should be, if it is.
     pub warning: Option<String>,
+    /// Why the last recompute could not publish the view, if it could not.
+    pub batch_error: Option<String>,
 }
 
 /// A file name for a view: a readable prefix of its name and a hash of all of it, so any name
@@ -508,13 +510,30 @@ impl Store {
             return Err(Error::internal("a recompute needs one table per view"));
         }
         let snapshot = job.snapshot;
+        // A view that cannot be published (an integer sum that overflows) does not block the
+        // others: its error is kept for `status()` and raised once the others are published.
+        let mut failed: Vec<(String, Error)> = Vec::new();
         pool.install(|| {
             for (plan, table) in job.plans.iter().zip(tables) {
                 ctl.check()?;
-                self.publish(plan, snapshot, table, ctl)?;
+                match self.publish(plan, snapshot, table, ctl) {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Closed) => {
+                        return Err(e)
+                    }
+                    Err(e) => failed.push((plan.def.name.clone(), e)),
+                }
             }
             Ok::<_, Error>(())
         })?;
+        if !failed.is_empty() {
+            let mut s = self.serving_write()?;
+            for (name, e) in &failed {
+                if let Some(v) = s.views.get_mut(name) {
+                    v.batch_error = Some(format!("recompute at commit {snapshot}: {}", e.message));
+                }
+            }
+        }
         let report = RecomputeReport {
             snapshot,
             rows: job.slices.iter().map(|s| s.rows).sum(),
@@ -527,6 +546,17 @@ impl Store {
             .last_recompute
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(report);
+        let published = job.plans.len() - failed.len();
+        if let Some((name, e)) = failed.into_iter().next() {
+            return Err(Error::new(
+                e.kind,
+                format!(
+                    "view {name:?} was not recomputed ({}); it keeps serving its previous batch \
+                     view and the speed layer; {published} other view(s) were published",
+                    e.message
+                ),
+            ));
+        }
         Ok(snapshot)
     }
 
@@ -717,6 +747,7 @@ impl Store {
                     .and_then(|e| e.saved_speed.as_ref())
                     .map(|p| (p.first, p.last)),
                 warning: v.broken.clone().or_else(|| v.warning.clone()),
+                batch_error: v.batch_error.clone(),
             })
             .collect();
         Ok((state, views))
