@@ -103,3 +103,39 @@ def test_a_string_column_from_a_frame_is_still_a_type_error(tmp_path) -> None:
     with pytest.raises(lamina.SchemaError, match="qty"):
         s.append(pa.table({"ts": ts(1), "qty": pa.array(["2"])}), quarantine=True)
     s.close()
+
+
+# ------------------------------------------------------------------ ISO weeks start on Monday
+
+
+@pytest.mark.parametrize("grain,interval", [("1w", "1 week"), ("2w", "2 weeks")])
+def test_weekly_buckets_start_on_monday_as_in_duckdb(grain, interval) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    base = np.datetime64("1969-12-01T00:00:00", "us")
+    t = pa.table(
+        {
+            "ts": pa.array(base + rng.integers(0, 60 * 86_400 * 10**6, 2_000).astype("timedelta64[us]")),
+            "k": pa.array(rng.choice(["a", "ß", None], 2_000)),
+        }
+    )
+    s = lamina.Store()
+    s.define(lamina.View("w", time="ts", grain=grain, by=["k"], metrics={"n": lamina.count()}))
+    s.append(t.slice(0, 1_000))
+    s.recompute(progress=False)
+    s.append(t.slice(1_000))  # half in the batch view, half in the speed layer
+    got = s.query("w")
+    want = duckdb.sql(
+        f"select time_bucket(interval {interval}, ts) as b, k, count(*) as n from t group by all "
+        "order by b, k nulls last"
+    ).fetchall()
+    rows = [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in got.to_pylist()]
+    assert rows == want
+    assert all(b.weekday() == 0 for b, _, _ in rows)
+    # Days roll up into the same Monday weeks.
+    s.define(lamina.View("d", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    weekly = s.query("d", grain=grain)
+    assert [r["bucket"].weekday() for r in weekly.to_pylist()] == [0] * weekly.num_rows
+    assert sum(weekly["n"].to_pylist()) == 2_000
+    s.close()

@@ -258,14 +258,15 @@ pub fn conform(
         // parsed, and one that does not parse is a row-level error (quarantined with its row),
         // not a refusal of the whole file. Only columns marked as text by the reader qualify:
         // a string column appended from a frame is still a type error.
-        let from_text = matches!(have, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            && matches!(
-                class_want,
-                Some(ColumnClass::Int | ColumnClass::Float | ColumnClass::Bool)
-            )
-            && incoming
-                .field_with_name(name)
-                .is_ok_and(|f| f.metadata().contains_key(TEXT_KEY));
+        let from_text = matches!(
+            have,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) && matches!(
+            class_want,
+            Some(ColumnClass::Int | ColumnClass::Float | ColumnClass::Bool)
+        ) && incoming
+            .field_with_name(name)
+            .is_ok_and(|f| f.metadata().contains_key(TEXT_KEY));
         if from_text {
             let parsed = crate::arrow::compute::cast_with_options(
                 col,

@@ -151,7 +151,12 @@ impl ViewDef {
         if let Ok(g) = self.grain() {
             canon.grain = g.text();
         }
-        let text = serde_json::to_string(&canon).unwrap_or_default();
+        let mut text = serde_json::to_string(&canon).unwrap_or_default();
+        if self.grain().is_ok_and(|g| g.is_weekly()) {
+            // Weeks became Monday-aligned: a weekly view persisted before is recomputed, never
+            // mixed with buckets of the old alignment.
+            text.insert_str(0, "weeks-from-monday/");
+        }
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
     }
 

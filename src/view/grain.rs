@@ -1,13 +1,19 @@
 //! Event-time grains ("15m", "1h", "1d") and bucketing.
 //!
 //! Buckets are aligned to the Unix epoch in UTC: a `1d` bucket starts at midnight UTC, a `1h`
-//! bucket on the hour. Bucket starts are reported in microseconds since the epoch.
+//! bucket on the hour. Weeks (any whole number of weeks) start on Monday, as ISO weeks do in
+//! DuckDB's `time_bucket` and pandas: they are aligned to Monday 2000-01-03, DuckDB's origin, so
+//! `2w` buckets match DuckDB's too. Bucket starts are reported in microseconds since the epoch.
 
 use crate::arrow::array::{Array, ArrayRef, AsArray};
 use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::master::schema::units_per_second;
+
+const WEEK_SECONDS: i64 = 7 * 86_400;
+/// Monday 2000-01-03 00:00 UTC.
+const MONDAY_ORIGIN_SECONDS: i64 = 946_857_600;
 
 /// A bucket width, in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,6 +50,21 @@ impl Grain {
         self.seconds * 1_000_000
     }
 
+    /// Whether buckets are whole weeks (aligned to a Monday).
+    pub fn is_weekly(&self) -> bool {
+        self.seconds % WEEK_SECONDS == 0
+    }
+
+    /// The start of one bucket, in seconds since the epoch: Monday 2000-01-03 for weeks, the
+    /// epoch otherwise.
+    pub fn origin_seconds(&self) -> i64 {
+        if self.is_weekly() {
+            MONDAY_ORIGIN_SECONDS
+        } else {
+            0
+        }
+    }
+
     /// The canonical text of the grain ("90m" stays "90m", "60m" becomes "1h").
     pub fn text(&self) -> String {
         let s = self.seconds;
@@ -59,7 +80,8 @@ impl Grain {
     #[inline]
     pub fn floor_micros(&self, micros: i64) -> i64 {
         let g = self.micros();
-        micros.div_euclid(g) * g
+        let o = self.origin_seconds() * 1_000_000;
+        (micros - o).div_euclid(g) * g + o
     }
 }
 
@@ -100,9 +122,10 @@ fn bad(text: &str) -> Error {
 
 /// The bucket start of `t` (in 1/per_s seconds) in i128, for times where i64 would overflow.
 #[cold]
-fn wide_bucket(t: i64, seconds: i64, per_s: i64) -> Result<i64> {
-    let g = seconds as i128 * per_s as i128;
-    let b = (t as i128).div_euclid(g) * g;
+fn wide_bucket(t: i64, grain: Grain, per_s: i64) -> Result<i64> {
+    let g = grain.seconds as i128 * per_s as i128;
+    let o = grain.origin_seconds() as i128 * per_s as i128;
+    let b = (t as i128 - o).div_euclid(g) * g + o;
     i64::try_from(b * 1_000_000 / per_s as i128).map_err(|_| {
         Error::schema(format!(
             "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
@@ -140,9 +163,13 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
     // range (an ns time in 1677 or 2262) the floor may not fit: those rows take the exact i128
     // path, so a bucket never wraps around; the common path costs one division per row.
     let g = grain.seconds.saturating_mul(per_s);
+    let o = grain.origin_seconds() * per_s;
     let mut out = Vec::with_capacity(values.len());
     for &t in values.iter() {
-        let floor = t.div_euclid(g).checked_mul(g);
+        let floor = t
+            .checked_sub(o)
+            .and_then(|x| x.div_euclid(g).checked_mul(g))
+            .and_then(|b| b.checked_add(o));
         let micros = match floor {
             Some(b) if per_s >= 1_000_000 => Some(b / (per_s / 1_000_000)),
             Some(b) => b.checked_mul(1_000_000 / per_s),
@@ -150,7 +177,7 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
         };
         out.push(match micros {
             Some(m) => m,
-            None => wide_bucket(t, grain.seconds, per_s)?,
+            None => wide_bucket(t, grain, per_s)?,
         });
     }
     Ok(out)
@@ -171,6 +198,25 @@ mod tests {
             "2026-01-01 03:00:00.250000"
         );
         assert_eq!(format_micros(-1_000_000), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let w = Grain::parse("1w").unwrap();
+        // Thursday 1970-01-01 falls in the week of Monday 1969-12-29.
+        assert_eq!(w.floor_micros(0), -3 * 86_400_000_000);
+        // Monday 2026-03-02 00:00 starts its own week; Sunday 2026-03-08 23:59 is in it.
+        let monday = 1_772_409_600_000_000i64;
+        assert_eq!(format_micros(monday), "2026-03-02 00:00:00");
+        assert_eq!(w.floor_micros(monday), monday);
+        assert_eq!(w.floor_micros(monday + 7 * 86_400_000_000 - 1), monday);
+        let col: ArrayRef = Arc::new(TimestampSecondArray::from(vec![monday / 1_000_000 - 1]));
+        assert_eq!(
+            bucket_column(&col, w).unwrap(),
+            vec![monday - 7 * 86_400_000_000]
+        );
+        // Days stay aligned to the epoch.
+        assert_eq!(Grain::parse("1d").unwrap().floor_micros(monday + 5), monday);
     }
 
     #[test]
