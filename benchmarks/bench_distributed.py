@@ -3,10 +3,12 @@
 protocol that carries the work between them.
 
 One durable store of ~250k-row segments (4M rows; quick: 600k) with one view, hour x country x
-page (7 pages, about 55,000 groups), every metric family (count, int and float sums, mean, min, exact distinct users, p95, top-3
-pages). Before every timed recompute a commit of 1,000 new events is appended (not timed), so
-every run publishes. Each cluster's batch view is checked to count every stored row before its
-time is used (bit-identity with the local recompute is tested in tests/test_distributed.py). Ratios are local time / distributed time (above 1: the cluster is faster).
+page (7 pages, about 55,000 groups), every metric family (count, int and float sums, mean, min,
+exact distinct users, p95, top-3 pages). Before every timed recompute a commit of 1,000 new
+events is appended (not timed), so every run publishes. Each cluster's batch view is checked to
+count every stored row before its time is used (bit-identity with the local recompute is tested
+in tests/test_distributed.py). Ratios are local time / cluster time (above 1: the cluster is
+faster).
 
 Protocol overhead, on the same view's partial table over all rows: bytes per group (what a task
 ships), the time to write it from the aggregation state and to read it back (a merge of one
@@ -93,7 +95,9 @@ def run(cfg: Config) -> BenchResult:
             times = _timed(store, extra, repeat, executor=client)
         med = sorted(times)[len(times) // 2]
         results[workers] = med
-        table.append([f"{workers} x {threads}", fmt_time(med), f"{sorted(local)[len(local) // 2] / med:.2f}x"])
+        table.append(
+            [f"{workers} x {threads}", fmt_time(med), f"{sorted(local)[len(local) // 2] / med:.2f}x"]
+        )
     local_med = sorted(local)[len(local) // 2]
     for workers, med in results.items():
         res.rows.append(
@@ -117,7 +121,9 @@ def run(cfg: Config) -> BenchResult:
     lamina.merge_partial_states([part])
     roundtrip = time.perf_counter() - t0
     state_bytes = sum(
-        part.column(i).nbytes for i, f in enumerate(part.schema) if f.metadata and b"lamina.state" in f.metadata
+        part.column(i).nbytes
+        for i, f in enumerate(part.schema)
+        if f.metadata and b"lamina.state" in f.metadata
     )
     pickled = len(pickle.dumps(part, protocol=5))
     per_metric = {

@@ -26,7 +26,18 @@ sys.path.insert(0, str(HERE))
 
 from common import BenchResult, Config, core_built, core_file_mtime, fmt_ratio, log, md_table  # noqa: E402
 
-BENCHES = ["append", "batch", "speed", "sketch", "quantiles", "serving", "sources", "distributed", "history", "build"]
+BENCHES = [
+    "append",
+    "batch",
+    "speed",
+    "sketch",
+    "quantiles",
+    "serving",
+    "sources",
+    "distributed",
+    "history",
+    "build",
+]
 
 
 def _versions() -> str:

@@ -44,7 +44,11 @@ def test_an_overflowing_sum_does_not_block_the_other_views(tmp_path) -> None:
         s.recompute(progress=False)
     assert {v["name"]: v["covered_commit"] for v in s.status()["views"]} == {"counts": 3, "sums": 1}
     # Redefining the view (a float sum does not overflow) clears the error.
-    s.define(lamina.View("sums", time="ts", grain="1h", metrics={"total": lamina.sum("qty")}, where={"qty": {"<": 2**40}}))
+    s.define(
+        lamina.View(
+            "sums", time="ts", grain="1h", metrics={"total": lamina.sum("qty")}, where={"qty": {"<": 2**40}}
+        )
+    )
     assert s.recompute(progress=False) == 3
     assert all(v["batch_error"] is None for v in s.status()["views"])
     s.close()
@@ -88,7 +92,7 @@ def test_cli_quarantines_a_bad_value_with_its_line_not_the_whole_file(tmp_path) 
     r = run_cli("ingest", "st", "b.csv", "--quarantine", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "2 rows quarantined" in r.stdout
-    assert "b.csv:3: column \"qty\"" in r.stdout and "b.csv:4: column \"ok\"" in r.stdout, r.stdout
+    assert 'b.csv:3: column "qty"' in r.stdout and 'b.csv:4: column "ok"' in r.stdout, r.stdout
     s = lamina.Store(str(tmp_path / "st"), read_only=True)
     snap = s.snapshot()
     assert snap["qty"].to_pylist() == [7, 1, 4] and snap["ok"].to_pylist() == [True, True, None]

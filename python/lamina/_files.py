@@ -101,9 +101,7 @@ def fit_columns(
             continue
         table = table.set_column(i, name, column)
     if text_columns:
-        fields = [
-            f.with_metadata({TEXT_KEY: "1"}) if f.name in text_columns else f for f in table.schema
-        ]
+        fields = [f.with_metadata({TEXT_KEY: "1"}) if f.name in text_columns else f for f in table.schema]
         table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
     return table
 

@@ -274,7 +274,9 @@ def _with_line(message: str, fmt: str) -> str:
         return message
     import re
 
-    return re.sub(r"at row (\d+)", lambda m: f"at row {m.group(1)} (line {_line(int(m.group(1)), fmt)})", message)
+    return re.sub(
+        r"at row (\d+)", lambda m: f"at row {m.group(1)} (line {_line(int(m.group(1)), fmt)})", message
+    )
 
 
 # ---------------------------------------------------------------------------------------------

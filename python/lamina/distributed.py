@@ -140,7 +140,9 @@ def recompute_on(
             # until FAN_IN results are left; the writer merges those while it decodes them.
             level = leaves
             while len(level) > FAN_IN:
-                level = [run.submit(merge_tasks, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)]
+                level = [
+                    run.submit(merge_tasks, *level[i : i + FAN_IN]) for i in range(0, len(level), FAN_IN)
+                ]
             run.wait(leaves, rows)
             results = run.wait(level)
         else:
