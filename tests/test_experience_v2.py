@@ -143,3 +143,151 @@ def test_weekly_buckets_start_on_monday_as_in_duckdb(grain, interval) -> None:
     assert [r["bucket"].weekday() for r in weekly.to_pylist()] == [0] * weekly.num_rows
     assert sum(weekly["n"].to_pylist()) == 2_000
     s.close()
+
+
+# ------------------------------------------------------------------ != and not in
+
+
+def test_not_equal_and_not_in_filter_like_sql(tmp_path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    t = pa.table(
+        {
+            "ts": ts(*rng.uniform(0, 48, 3_000)),
+            "country": pa.array(
+                rng.choice(["DE", "FR", "日本", "", "US"], 3_000), mask=rng.random(3_000) < 0.1
+            ),
+        }
+    )
+    s = lamina.Store(str(tmp_path / "s"))
+    s.define(lamina.View("v", time="ts", grain="1d", by=["country"], metrics={"n": lamina.count()}))
+    s.append(t)
+
+    def total(where):
+        return sum(s.query("v", by=[], where=where)["n"].to_pylist())
+
+    con = duckdb.connect()
+    con.register("t", t)
+    assert (
+        total({"country": {"!=": "DE"}})
+        == con.sql("select count(*) from t where country <> 'DE'").fetchall()[0][0]
+    )
+    assert (
+        total({"country": {"not in": ["DE", "日本"]}})
+        == con.sql("select count(*) from t where country not in ('DE', '日本')").fetchall()[0][0]
+    )
+    # A view can filter with it too.
+    s.define(
+        lamina.View(
+            "w",
+            time="ts",
+            grain="1d",
+            metrics={"n": lamina.count()},
+            where={"country": {"not in": ["", "US"]}},
+        )
+    )
+    assert (
+        sum(s.query("w")["n"].to_pylist())
+        == con.sql("select count(*) from t where country not in ('', 'US')").fetchall()[0][0]
+    )
+    with pytest.raises(lamina.InvalidArgumentError, match="cannot be combined"):
+        s.query("v", where={"country": {"!=": "DE", ">": "A"}})
+    s.close()
+    # The command line: COLUMN!=VALUE and 'COLUMN not in A,B'.
+    r = run_cli(
+        "query",
+        "s",
+        "v",
+        "--by",
+        "",
+        "--where",
+        "country!=DE",
+        "--where",
+        "country!=FR",
+        "--output",
+        "csv",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    got = sum(int(line.split(",")[-1]) for line in r.stdout.splitlines()[1:])
+    assert got == con.sql("select count(*) from t where country not in ('DE', 'FR')").fetchall()[0][0]
+    r = run_cli(
+        "query", "s", "v", "--by", "", "--where", "country not in DE,日本", "--output", "csv", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    got = sum(int(line.split(",")[-1]) for line in r.stdout.splitlines()[1:])
+    assert got == con.sql("select count(*) from t where country not in ('DE', '日本')").fetchall()[0][0]
+
+
+# ------------------------------------------------------------------ CLI tools
+
+
+def test_cli_quarantined_drop_compact_export_and_no_store_left_by_a_failure(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    (tmp_path / "bad.csv").write_text("x\n1\n")
+    r = run_cli("ingest", "new", "bad.csv", cwd=tmp_path)
+    assert r.returncode == 1 and "no timestamp column" in r.stderr
+    assert not (tmp_path / "new").exists(), "a failed first ingest left a store behind"
+
+    (tmp_path / "a.csv").write_text("ts,qty\n2026-03-02T10:00:00,1\n")
+    (tmp_path / "b.csv").write_text("ts,qty\n2026-03-02T11:00:00,x\n2026-03-02T12:00:00,3\n")
+    assert run_cli("ingest", "st", "a.csv", cwd=tmp_path).returncode == 0
+    assert run_cli("ingest", "st", "b.csv", "--quarantine", cwd=tmp_path).returncode == 0
+    # A failure in an existing store leaves it as it was.
+    r = run_cli("ingest", "st", "bad.csv", cwd=tmp_path)
+    assert r.returncode == 1 and (tmp_path / "st").is_dir()
+
+    r = run_cli("quarantined", "st", "--output", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    rows = json.loads(r.stdout)
+    assert [(q["commit"], q["row"], q["qty"]) for q in rows] == [(2, 0, "x")]
+
+    r = run_cli("export", "st", "snap.parquet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert pq.read_table(tmp_path / "snap.parquet")["qty"].to_pylist() == [1, 3]
+    r = run_cli("export", "st", "first.parquet", "--commit", "1", cwd=tmp_path)
+    assert pq.read_table(tmp_path / "first.parquet").num_rows == 1
+
+    (tmp_path / "v.toml").write_text(
+        '[[view]]\nname = "v"\ntime = "ts"\ngrain = "1h"\nmetrics = { n = "count()" }\n'
+    )
+    assert run_cli("define", "st", "v.toml", cwd=tmp_path).returncode == 0
+    r = run_cli("drop", "st", "v", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("query", "st", "v", cwd=tmp_path)
+    assert r.returncode == 1 and "v" in r.stderr
+    r = run_cli("compact", "st", cwd=tmp_path)
+    assert r.returncode == 0 and "compacted" in r.stdout, r.stderr
+    r = run_cli("export", "st", "after.parquet", cwd=tmp_path)
+    assert pq.read_table(tmp_path / "after.parquet")["qty"].to_pylist() == [1, 3]
+
+
+def test_cli_wait_queues_behind_a_held_writer_lock(tmp_path) -> None:
+    import threading
+
+    (tmp_path / "a.csv").write_text("ts,qty\n2026-03-02T10:00:00,1\n")
+    assert run_cli("ingest", "st", "a.csv", cwd=tmp_path).returncode == 0
+    holder = lamina.Store(str(tmp_path / "st"))  # this process holds the writer lock
+    r = run_cli("ingest", "st", "a.csv", cwd=tmp_path)
+    assert r.returncode == 1 and "lock" in r.stderr.lower()
+    # With --wait, the command waits; the holder closes once the command has started waiting
+    # (it prints nothing until it has the lock, so release after a first failed attempt shows).
+    result = {}
+
+    def run():
+        result["r"] = run_cli("ingest", "st", "a.csv", "--wait", "60", cwd=tmp_path)
+
+    th = threading.Thread(target=run)
+    th.start()
+    th.join(timeout=3)  # still waiting: the lock is held
+    assert th.is_alive()
+    holder.close()
+    th.join(timeout=60)
+    assert result["r"].returncode == 0, result["r"].stderr
+    s = lamina.Store(str(tmp_path / "st"), read_only=True)
+    assert s.snapshot().num_rows == 2
+    s.close()

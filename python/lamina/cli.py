@@ -16,6 +16,7 @@ on stderr, and 2 for a command-line usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -26,7 +27,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,7 +37,7 @@ import pyarrow.compute as pc
 import lamina
 from lamina._files import infer_format, read_file
 from lamina._html import _bytes
-from lamina.errors import InvalidArgumentError, LaminaError, NotFoundError
+from lamina.errors import InvalidArgumentError, LaminaError, LockError, NotFoundError
 
 # ---------------------------------------------------------------------------------------------
 # errors
@@ -157,10 +158,36 @@ def format_table(table: pa.Table, max_rows: int | None = 20, indent: str = "") -
 # opening stores
 
 
+#: Seconds a writing command waits for a store's writer lock held by another process (--wait).
+_WAIT = {"seconds": 0.0}
+
+
 def _open(path: str, *, read_only: bool = False, must_exist: bool = True, **options: Any) -> lamina.Store:
     if must_exist and not Path(path).is_dir():
         raise NotFoundError(f"{path} is not a lamina store (no such directory)")
-    return lamina.Store(path, read_only=read_only, **options)
+    deadline = time.monotonic() + _WAIT["seconds"]
+    while True:
+        try:
+            return lamina.Store(path, read_only=read_only, **options)
+        except LockError:
+            # Overlapping cron runs queue instead of failing: wait for the lock, up to --wait.
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+@contextlib.contextmanager
+def _new_store_guard(path: str) -> Iterator[None]:
+    """A command that creates a store and fails leaves no new store behind."""
+    existed = Path(path).exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and Path(path).is_dir():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _store_schema(store: lamina.Store) -> pa.Schema | None:
@@ -511,7 +538,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 # query
 
-_CONDITION = re.compile(r"^\s*([^=<>!]+?)\s*(>=|<=|==|=|>|<)\s*(.*)$", re.S)
+_CONDITION = re.compile(r"^\s*([^=<>!]+?)\s*(>=|<=|==|!=|=|>|<)\s*(.*)$", re.S)
+_NOT_IN = re.compile(r"^\s*(.+?)\s+not\s+in\s+(.*)$", re.S | re.I)
 
 
 def _typed(value: str, column: str, schema: pa.Schema | None) -> Any:
@@ -534,13 +562,26 @@ def _typed(value: str, column: str, schema: pa.Schema | None) -> Any:
 def parse_where(conditions: Sequence[str], schema: pa.Schema | None) -> dict[str, Any] | None:
     """``["country=DE", "country=FR", "hour>=8"]`` -> ``{"country": ["DE", "FR"], "hour": {">=": 8}}``."""
     where: dict[str, Any] = {}
+    excluded: dict[str, list[Any]] = {}
     for text in conditions:
+        n = _NOT_IN.match(text)
+        if n is not None:
+            column = n.group(1).strip()
+            excluded.setdefault(column, []).extend(
+                _typed(v.strip(), column, schema) for v in n.group(2).split(",")
+            )
+            continue
         m = _CONDITION.match(text)
         if m is None:
-            raise UsageError(f"--where {text!r}: expected COLUMN=VALUE (or >=, >, <=, <)")
+            raise UsageError(
+                f"--where {text!r}: expected COLUMN=VALUE (or >=, >, <=, <, !=), or 'COLUMN not in A,B'"
+            )
         column, op, raw = m.group(1).strip(), m.group(2), m.group(3)
         value = _typed(raw, column, schema)
         current = where.get(column)
+        if op == "!=":
+            excluded.setdefault(column, []).append(value)
+            continue
         if op in ("=", "=="):
             if isinstance(current, dict):
                 raise UsageError(f"--where {column}: cannot mix = with a range")
@@ -549,6 +590,10 @@ def parse_where(conditions: Sequence[str], schema: pa.Schema | None) -> dict[str
             if isinstance(current, list):
                 raise UsageError(f"--where {column}: cannot mix = with a range")
             where.setdefault(column, {})[op] = value
+    for column, values in excluded.items():
+        if column in where:
+            raise UsageError(f"--where {column}: cannot mix != or 'not in' with = or a range")
+        where[column] = {"not in": values}
     return {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in where.items()} or None
 
 
@@ -602,6 +647,11 @@ def cmd_query(args: argparse.Namespace) -> int:
     with _open(args.store, read_only=True) as store:
         where = parse_where(args.where, _store_schema(store)) if args.where else None
         table = store.query(args.view, start=args.start, end=args.end, grain=args.grain, by=by, where=where)
+    return _write_output(table, output, args)
+
+
+def _write_output(table: pa.Table, output: str, args: argparse.Namespace) -> int:
+    """Write a result table as --output/--out ask (a table on stdout by default)."""
     if output == "parquet":
         import pyarrow.parquet as pq
 
@@ -925,6 +975,75 @@ In JSON: {"view": [{"name": "traffic", ..., "metrics": {"events": "count()"}}]}.
 """
 
 
+# ---------------------------------------------------------------------------------------------
+# quarantined, drop, compact, export
+
+
+def _output_of(args: argparse.Namespace) -> str:
+    output = args.output
+    if output is None:
+        output = _OUTPUTS.get(Path(args.out).suffix.lower(), "table") if args.out else "table"
+    if output == "parquet" and not args.out:
+        raise UsageError("--output parquet needs --out FILE")
+    return output
+
+
+def cmd_quarantined(args: argparse.Namespace) -> int:
+    output = _output_of(args)
+    with _open(args.store, read_only=True) as store:
+        table = store.quarantined()
+    if args.commit is not None:
+        table = table.filter(pc.equal(table.column("commit"), args.commit))
+    return _write_output(table, output, args)
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    with _open(args.store) as store:
+        store.drop(args.view)
+    print(f"dropped view {args.view!r} (the master dataset is unchanged)")
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    with _open(args.store) as store:
+        merged = store.compact()
+    print(f"compacted {merged:,} segment{'s' if merged != 1 else ''}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
+    with _open(args.store, read_only=True) as store:
+        table = store.snapshot(args.commit)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.partial")
+    pq.write_table(table, tmp)
+    tmp.replace(out)  # never a half-written file under the final name
+    at = f"commit {args.commit}" if args.commit is not None else "the latest commit"
+    print(f"wrote {table.num_rows:,} rows ({at}) to {out}")
+    return 0
+
+
+def _wait_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another process holds the store's writer lock, wait for it up to SECONDS "
+        "(overlapping cron runs queue instead of failing)",
+    )
+
+
+def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--output", choices=["table", "csv", "json", "parquet"], help="default: table, or from --out"
+    )
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--max-rows", type=int, default=40, metavar="N", help="rows shown as a table (0: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lamina",
@@ -968,6 +1087,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep good rows and set bad ones aside instead of refusing the file",
     )
     p.add_argument("--time", metavar="COLUMN", help="the event-time column (first ingest only)")
+    _wait_arg(p)
     p.set_defaults(subparser=p, func=cmd_ingest)
 
     p = sub.add_parser(
@@ -979,12 +1099,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("store", metavar="STORE")
     p.add_argument("spec", metavar="SPEC", help="views.toml or views.json")
+    _wait_arg(p)
     p.set_defaults(subparser=p, func=cmd_define)
 
     p = sub.add_parser("recompute", help="batch layer: recompute views over the latest snapshot")
     p.add_argument("store", metavar="STORE")
     p.add_argument("--view", action="append", metavar="VIEW", help="only this view (repeatable)")
     p.add_argument("--threads", type=int, metavar="N", help="worker threads (default: all cores)")
+    _wait_arg(p)
     p.set_defaults(subparser=p, func=cmd_recompute)
 
     p = sub.add_parser("query", help="the served answer of a view (batch merged with speed)")
@@ -999,14 +1121,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="COND",
-        help="COLUMN=VALUE (repeat for several values), or COLUMN>=VALUE, >, <=, <",
+        help="COLUMN=VALUE (repeat for several values), COLUMN>=VALUE (>, <=, <), COLUMN!=VALUE, "
+        "or 'COLUMN not in A,B' (a null never passes != or not in)",
     )
-    p.add_argument(
-        "--output", choices=["table", "csv", "json", "parquet"], help="default: table, or from --out"
-    )
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--max-rows", type=int, default=40, metavar="N", help="rows shown as a table (0: all)")
+    _output_args(p)
     p.set_defaults(subparser=p, func=cmd_query)
+
+    p = sub.add_parser("quarantined", help="the rows set aside by --quarantine, with their reasons")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--commit", type=int, metavar="N", help="only the rows of commit N")
+    _output_args(p)
+    p.set_defaults(subparser=p, func=cmd_quarantined)
+
+    p = sub.add_parser("drop", help="drop a view (its batch view files go; the master dataset stays)")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("view", metavar="VIEW")
+    _wait_arg(p)
+    p.set_defaults(subparser=p, func=cmd_drop)
+
+    p = sub.add_parser("compact", help="merge runs of small segments into larger ones")
+    p.add_argument("store", metavar="STORE")
+    _wait_arg(p)
+    p.set_defaults(subparser=p, func=cmd_compact)
+
+    p = sub.add_parser("export", help="write a snapshot of the master dataset as one Parquet file")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("out", metavar="FILE", help="the Parquet file to write")
+    p.add_argument("--commit", type=int, metavar="N", help="as of commit N (default: the latest)")
+    p.set_defaults(subparser=p, func=cmd_export)
 
     p = sub.add_parser("status", help="commits, rows, and each view's batch and speed layers")
     p.add_argument("store", metavar="STORE")
@@ -1038,7 +1180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or a usage error already reported by argparse
         return _exit_code(e.code)
+    _WAIT["seconds"] = max(0.0, float(getattr(args, "wait", 0.0) or 0.0))
     try:
+        if args.command == "ingest":
+            with _new_store_guard(args.store):
+                return args.func(args)
         return args.func(args)
     except UsageError as e:
         getattr(args, "subparser", parser).print_usage(sys.stderr)

@@ -105,19 +105,29 @@ _RANGE_OPS = {">=": "ge", ">": "gt", "<=": "le", "<": "lt", "ge": "ge", "gt": "g
 
 
 def filters_to_json(where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """``{"country": "DE"}``, ``{"country": ["DE", "FR"]}`` or ``{"age": {">=": 18, "<": 65}}``."""
+    """``{"country": "DE"}``, ``{"country": ["DE", "FR"]}``, ``{"age": {">=": 18, "<": 65}}``,
+    ``{"country": {"!=": "DE"}}`` or ``{"country": {"not in": ["DE", "FR"]}}`` (as in SQL, a null
+    never passes ``!=`` or ``not in``)."""
     if not where:
         return []
     if not isinstance(where, Mapping):
         raise InvalidArgumentError(f"where must be a dict of column -> value(s), not {type(where).__name__}")
     out = []
     for column, cond in where.items():
-        if isinstance(cond, Mapping):
+        if isinstance(cond, Mapping) and any(op in ("!=", "not in") for op in cond):
+            if len(cond) != 1:
+                raise InvalidArgumentError(
+                    f"where[{column!r}]: != and 'not in' cannot be combined with other tests"
+                )
+            ((op, v),) = cond.items()
+            values = v if op == "not in" and isinstance(v, list | tuple | set | frozenset) else [v]
+            out.append({"column": column, "predicate": {"not_in": [_scalar(x) for x in values]}})
+        elif isinstance(cond, Mapping):
             bounds = {}
             for op, v in cond.items():
                 if op not in _RANGE_OPS:
                     raise InvalidArgumentError(
-                        f"where[{column!r}]: unknown comparison {op!r} (use >=, >, <=, <)"
+                        f"where[{column!r}]: unknown comparison {op!r} (use >=, >, <=, <, != or 'not in')"
                     )
                 bounds[_RANGE_OPS[op]] = _scalar(v)
             out.append({"column": column, "predicate": {"range": bounds}})

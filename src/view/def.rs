@@ -78,11 +78,13 @@ pub enum Scalar {
     Str(String),
 }
 
-/// A filter on one column: the value is in a set, or lies in a range.
+/// A filter on one column: the value is in a set, is not in a set, or lies in a range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Predicate {
     In(Vec<Scalar>),
+    /// Not null and not in the set (as SQL's `<>` and `NOT IN`: a null never passes).
+    NotIn(Vec<Scalar>),
     Range {
         #[serde(default)]
         ge: Option<Scalar>,
@@ -357,7 +359,7 @@ pub fn check_predicate_types(
         Scalar::Str(_) => class == ColumnClass::Str,
     };
     let values: Vec<&Scalar> = match p {
-        Predicate::In(v) => v.iter().collect(),
+        Predicate::In(v) | Predicate::NotIn(v) => v.iter().collect(),
         Predicate::Range { ge, gt, le, lt } => [ge, gt, le, lt].into_iter().flatten().collect(),
     };
     for v in values {

@@ -567,6 +567,7 @@ impl Translator {
 pub fn predicate_matches(p: &Predicate, v: DimValue<'_>) -> bool {
     match p {
         Predicate::In(values) => values.iter().any(|s| scalar_eq(s, v)),
+        Predicate::NotIn(values) => v != DimValue::Null && !values.iter().any(|s| scalar_eq(s, v)),
         Predicate::Range { ge, gt, le, lt } => {
             if v == DimValue::Null {
                 return false;
