@@ -18,6 +18,24 @@ def interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+def _tqdm() -> Any:
+    """tqdm's notebook bar in Jupyter when ipywidgets is installed, its text bar otherwise
+    (``tqdm.auto`` would warn ``IProgress not found`` on every bar without ipywidgets)."""
+    try:
+        from IPython import get_ipython  # type: ignore[attr-defined]
+
+        if get_ipython() is not None and "IPKernelApp" in get_ipython().config:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+
+            return tqdm
+    except Exception:  # noqa: BLE001 - no IPython, no kernel or no widgets: the text bar
+        pass
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 class Progress:
     """A callback for the core: called with (rows done, rows total) about every 100 ms."""
 
@@ -30,9 +48,7 @@ class Progress:
         if not self.enabled or total == 0:
             return
         if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=self.description, unit="row", unit_scale=True, leave=False)
+            self.bar = _tqdm()(total=total, desc=self.description, unit="row", unit_scale=True, leave=False)
         self.bar.total = total
         self.bar.n = done
         self.bar.refresh()

@@ -238,6 +238,44 @@ class Store:
         """Forget a view and its batch view."""
         self._core.drop_view(name)
 
+    def sql(self, query: str) -> pa.Table:
+        """SQL over the served views, through DuckDB (``pip install 'lamina[sql]'``): each view
+        is a table holding its served answer (``query(view)``: batch merged with speed, with the
+        ``_exact``/``_lower``/``_upper`` columns of approximate metrics). Only the views the query
+        names are computed. Returns a ``pyarrow.Table``.
+
+        >>> store.sql("select country, sum(events) from traffic group by country")  # doctest: +SKIP
+        """
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be a SQL string, not {type(query).__name__}")
+        try:
+            import duckdb
+        except ImportError as e:
+            raise InvalidArgumentError("store.sql needs DuckDB: pip install 'lamina[sql]'") from e
+        import re
+
+        con = duckdb.connect()
+        try:
+            lowered = query.lower()
+            names = list(self.views())
+            for name in names:
+                # A view is computed only if the query can name it (as a word or quoted).
+                if re.search(r"(?<![\w])" + re.escape(name.lower()) + r"(?![\w])", lowered):
+                    con.register(name, self.query(name))
+            try:
+                relation = con.sql(query)
+                if relation is None:  # a statement without a result (SET, CREATE, ...)
+                    return pa.table({})
+                fetch = getattr(relation, "to_arrow_table", None)
+                if fetch is not None:
+                    return fetch()
+                out = relation.arrow()  # DuckDB 1.x: a Table (or a reader in some versions)
+                return out.read_all() if isinstance(out, pa.RecordBatchReader) else out
+            except duckdb.Error as e:
+                raise InvalidArgumentError(f"store.sql: {e} (views: {', '.join(names) or 'none'})") from e
+        finally:
+            con.close()
+
     def views(self) -> dict[str, View]:
         """The defined views by name."""
         return {v.name: v for v in (View.from_json(t) for t in self._core.views())}
