@@ -88,6 +88,10 @@ def test_stress_appends_queries_recomputes(tmp_path):
     assert final == prefix[-1] == store.snapshot().num_rows
     status = store.status()
     assert {v["name"] for v in status["views"]} == {"traffic", "daily"}
+    # The layers agree with a fresh recompute of the final snapshot (issue 15).
+    from lamina.testing import assert_consistent
+
+    assert_consistent(store)
     store.close()
 
 

@@ -1025,6 +1025,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _open(args.store, read_only=True) as store:
+        diff = store.verify(args.view)
+    if diff.num_rows == 0:
+        print("consistent: the served answers equal a fresh recompute (approximate values within bounds)")
+        return 0
+    print(format_table(diff, max_rows=40))
+    print(f"{diff.num_rows} difference(s)", file=sys.stderr)
+    return 1
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    with _open(args.store, read_only=True) as store:
+        where = parse_where(args.where, _store_schema(store)) if args.where else None
+        table = store.explain(args.view, args.at, where)
+    print(format_table(table, max_rows=0))
+    return 0
+
+
 def _wait_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
@@ -1154,6 +1173,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store", metavar="STORE")
     p.add_argument("--json", action="store_true", help="machine-readable")
     p.set_defaults(subparser=p, func=cmd_status)
+
+    p = sub.add_parser(
+        "verify", help="check the served answers against a fresh recompute (exit 1 on a difference)"
+    )
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("--view", metavar="VIEW", help="only this view")
+    p.set_defaults(subparser=p, func=cmd_verify)
+
+    p = sub.add_parser("explain", help="the parts (batch, speed chunks) of one served row")
+    p.add_argument("store", metavar="STORE")
+    p.add_argument("view", metavar="VIEW")
+    p.add_argument("--at", required=True, help="the bucket start (ISO date-time, UTC)")
+    p.add_argument("--where", action="append", default=[], metavar="DIM=VALUE", help="one per dimension")
+    p.set_defaults(subparser=p, func=cmd_explain)
 
     p = sub.add_parser("demo", help="a guided tour of the three layers on generated web-shop events")
     p.add_argument("--events", type=int, default=40_000, metavar="N", help="how many events (default 40,000)")

@@ -38,6 +38,7 @@ __all__ = [
     "assert_matches_oracle",
     "assert_within_bounds",
     "assert_every_event_counted",
+    "assert_consistent",
 ]
 
 MAX_SHOWN = 5  # mismatches spelled out in a message
@@ -445,6 +446,25 @@ def assert_within_bounds(table: Any, metric: str, truth: Any) -> None:
         _fail(
             f"{metric}: {len(problems)} problems, {inside} of {len(got)} served rows within their bounds:",
             problems,
+        )
+
+
+def assert_consistent(store: Store, view: str | None = None) -> None:
+    """Fail unless ``store.verify(view)`` finds no difference: a fresh recompute of the snapshot
+    the served answer stands at gives the same exact values, and approximate values inside
+    their bounds. The message lists the first differences."""
+    __tracebackhide__ = True
+    diff = store.verify(view)
+    if diff.num_rows:
+        rows = diff.to_pylist()
+        _fail(
+            f"{diff.num_rows} difference(s) between the served answer and a fresh recompute",
+            (
+                f"{r['view']} {r['bucket']} {r['group']} {r['metric']}: served {r['served']}, "
+                f"fresh {r['fresh']} ({r['problem']})"
+                for r in rows
+            ),
+            diff.num_rows,
         )
 
 

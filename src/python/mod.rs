@@ -106,6 +106,15 @@ fn run_interruptible<T: Send>(
     })
 }
 
+/// Filters given as a JSON list (see `lamina.view.filters_to_json`).
+fn parse_filters(filters: Option<&str>) -> PyResult<Vec<Filter>> {
+    match filters {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| to_py(Error::invalid(format!("bad filter: {e}")))),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The core of `lamina.Store`; the Python class wraps it with a friendlier signature.
 #[pyclass(frozen, module = "lamina._core")]
 struct CoreStore {
@@ -253,6 +262,79 @@ impl CoreStore {
         distributed::begin_recompute(py, &self.inner, views, root)
     }
 
+    /// The answer as it stood after `commit`, computed exactly from the snapshot.
+    #[pyo3(signature = (view, commit, start=None, end=None, grain=None, by=None, filters=None, threads=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn query_as_of(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        commit: u64,
+        start: Option<i64>,
+        end: Option<i64>,
+        grain: Option<String>,
+        by: Option<Vec<String>>,
+        filters: Option<&str>,
+        threads: Option<usize>,
+        progress: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        crate::store::check_threads(threads).map_err(to_py)?;
+        let q = Query {
+            start,
+            end,
+            grain,
+            by,
+            filter: parse_filters(filters)?,
+        };
+        let store = self.inner.clone();
+        let view = view.to_string();
+        let b = run_interruptible(py, progress.as_ref(), move |ctl| {
+            store.query_as_of(&view, &q, commit, threads, ctl)
+        })?;
+        batch_table(py, b)
+    }
+
+    /// The served answer of a whole view and the last commit it covers, read in one step.
+    fn query_with_commit(&self, py: Python<'_>, view: &str) -> PyResult<(Py<PyAny>, u64)> {
+        let (b, commit) = py
+            .detach(|| self.inner.query_with_commit(view, &Query::default()))
+            .map_err(to_py)?;
+        Ok((batch_table(py, b)?, commit))
+    }
+
+    /// The parts of one served row (see `store::audit`): `at` is the bucket start in
+    /// microseconds, `filters` a JSON list giving every dimension one value.
+    #[pyo3(signature = (view, at, filters=None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        at: i64,
+        filters: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        let filter = parse_filters(filters)?;
+        let store = &self.inner;
+        let b = py
+            .detach(|| -> crate::Result<_> {
+                let dims = store
+                    .view_defs()?
+                    .iter()
+                    .find(|d| d.name == view)
+                    .map(|d| d.by.len())
+                    .unwrap_or(0);
+                let parts = store.explain(view, at, filter)?;
+                crate::store::audit::explain_table(&parts, dims)
+            })
+            .map_err(to_py)?;
+        batch_table(py, b)
+    }
+
+    /// Test hook: fold the latest commit into a view's speed layer a second time.
+    fn _plant_double_count(&self, py: Python<'_>, view: &str) -> PyResult<()> {
+        py.detach(|| self.inner.plant_double_count(view))
+            .map_err(to_py)
+    }
+
     /// `part` is "served", "batch" or "speed"; `filters` is a JSON list of filters.
     #[pyo3(signature = (view, start=None, end=None, grain=None, by=None, filters=None, part="served"))]
     #[allow(clippy::too_many_arguments)]
@@ -267,11 +349,7 @@ impl CoreStore {
         filters: Option<&str>,
         part: &str,
     ) -> PyResult<Py<PyAny>> {
-        let filter: Vec<Filter> = match filters {
-            Some(text) => serde_json::from_str(text)
-                .map_err(|e| to_py(Error::invalid(format!("bad filter: {e}"))))?,
-            None => Vec::new(),
-        };
+        let filter = parse_filters(filters)?;
         let part = match part {
             "served" => Part::Served,
             "batch" => Part::Batch,

@@ -19,6 +19,7 @@
 //! post-commit hooks (speed fold, compaction, garbage collection).
 
 mod append;
+pub mod audit;
 mod maintenance;
 mod quarantine;
 mod reader;

@@ -1,0 +1,98 @@
+"""``Store.verify``: compare a served answer with a fresh recompute of the same snapshot.
+
+Exact values must be identical (floats bit for bit: exact sums are correctly rounded, so the two
+paths give the same double); approximate values (``m_exact`` false) must lie inside the served
+bounds: for distinct counts and quantiles the fresh exact value within ``[m_lower, m_upper]``, for
+top-k every value both lists hold within its served ``[lower, upper]``. Groups present on one
+side only are differences too. This runs per group in Python: verify is a debugging and audit
+tool, not a query path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA = pa.schema(
+    [
+        ("view", pa.string()),
+        ("bucket", pa.timestamp("us", tz="UTC")),
+        ("group", pa.string()),
+        ("metric", pa.string()),
+        ("served", pa.string()),
+        ("fresh", pa.string()),
+        ("problem", pa.string()),
+    ]
+)
+_SUFFIXES = ("_exact", "_lower", "_upper")
+
+
+def empty() -> pa.Table:
+    return SCHEMA.empty_table()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    return a == b
+
+
+def _show(v: Any) -> str:
+    return json.dumps(v, default=str, ensure_ascii=False)
+
+
+def compare(view: str, served: pa.Table, fresh: pa.Table, dims: int) -> pa.Table:
+    keys = fresh.column_names[: 1 + dims]
+    metrics = [
+        c
+        for c in fresh.column_names[1 + dims :]
+        if not (c.endswith(_SUFFIXES) and c[: -len(c.split("_")[-1]) - 1] in fresh.column_names)
+    ]
+    s_rows = {tuple(r[k] for k in keys): r for r in served.to_pylist()}
+    f_rows = {tuple(r[k] for k in keys): r for r in fresh.to_pylist()}
+    out: list[dict[str, Any]] = []
+
+    def add(key: tuple, metric: str, s: Any, f: Any, problem: str) -> None:
+        out.append(
+            {
+                "view": view,
+                "bucket": key[0],
+                "group": _show(dict(zip(keys[1:], key[1:], strict=True))),
+                "metric": metric,
+                "served": _show(s),
+                "fresh": _show(f),
+                "problem": problem,
+            }
+        )
+
+    for key in sorted(set(s_rows) | set(f_rows), key=lambda k: tuple((v is None, str(v)) for v in k)):
+        s, f = s_rows.get(key), f_rows.get(key)
+        if s is None or f is None:
+            add(
+                key,
+                "*",
+                None if s is None else "row",
+                None if f is None else "row",
+                "group missing from the served answer" if s is None else "group not in the recompute",
+            )
+            continue
+        for m in metrics:
+            exact = s.get(f"{m}_exact", True)
+            if exact is not False:
+                if not _same(s[m], f[m]):
+                    add(key, m, s[m], f[m], "exact value differs")
+                continue
+            if isinstance(f[m], list):  # top_k: each value both lists hold, within its bounds
+                fresh_counts = {e["value"]: e["count"] for e in f[m]}
+                for e in s[m]:
+                    c = fresh_counts.get(e["value"])
+                    if c is not None and not (e["lower"] <= c <= e["upper"]):
+                        add(key, m, e, c, "exact count outside the served bounds")
+                continue
+            lo, hi = s.get(f"{m}_lower"), s.get(f"{m}_upper")
+            if f[m] is None or lo is None or hi is None or not (lo <= f[m] <= hi):
+                add(key, m, [s[m], lo, hi], f[m], "exact value outside the served bounds")
+    return pa.Table.from_pylist(out, schema=SCHEMA)
