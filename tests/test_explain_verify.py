@@ -186,3 +186,61 @@ def test_as_of_equals_the_answers_seen_at_those_commits(store) -> None:
     want = store.query("exact", as_of=4, grain="1d", by=[], where={"country": {"not in": ["DE"]}})
     assert by_day.equals(want)
     assert sum(store.query("exact", as_of=4, grain="1d", by=[])["n"].to_pylist()) == 1_600
+
+
+def test_explain_names_the_source_positions_of_each_part(tmp_path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    land = tmp_path / "landing"
+    land.mkdir()
+    s = lamina.Store(str(tmp_path / "s"))
+    s.define(lamina.View("v", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    src = lamina.DirectorySource(str(land), pattern="*.parquet")
+    pq.write_table(make_events(300, seed=1, days=0.5), land / "a.parquet")
+    s.ingest(src, idle_ms=0)
+    s.recompute(progress=False)
+    pq.write_table(make_events(200, seed=2, days=0.5), land / "b.parquet")
+    s.ingest(src, idle_ms=0)
+    row = s.query("v").to_pylist()[0]
+    parts = s.explain("v", row["bucket"]).to_pylist()
+    by_part = {p["part"]: json.loads(p["sources"]) for p in parts}
+    (sid,) = by_part["batch"]
+    assert by_part["batch"][sid]["files"] == ["a.parquet"]
+    assert by_part["speed"][sid]["files"] == ["b.parquet"]
+    assert sorted(by_part["served"][sid]["files"]) == ["a.parquet", "b.parquet"]
+    s.close()
+
+
+def test_cli_verify_and_explain(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "lamina.cli", *map(str, args)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+            env=dict(os.environ, PYTHONIOENCODING="utf-8"),
+        )
+
+    s = lamina.Store(str(tmp_path / "st"))
+    s.define(every_kind())
+    s.append(make_events(1_000, seed=1, days=0.3))
+    s.recompute(progress=False)
+    s.append(make_events(300, seed=2, days=0.3))
+    row = busiest(s)
+    s.close()
+    r = run("verify", "st")
+    assert r.returncode == 0 and "consistent" in r.stdout, r.stderr
+    at = row["bucket"].strftime("%Y-%m-%dT%H:%M:%S")
+    r = run("explain", "st", "v", "--at", at, "--where", f"country={row['country']}")
+    assert r.returncode == 0, r.stderr
+    assert "batch" in r.stdout and "speed" in r.stdout and "served" in r.stdout
+    r = run("explain", "st", "v", "--at", at)
+    assert r.returncode == 1 and "country" in r.stderr

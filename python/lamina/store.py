@@ -408,8 +408,9 @@ class Store:
         One row per part: ``"batch"`` (the published batch view, commits 1..N), each ``"speed"``
         chunk (its commit range), then ``"served"`` (their merge, equal to ``query()``'s row).
         Columns: ``part``, ``first_commit``, ``last_commit``, ``rows`` (master-dataset rows the
-        part covers, all groups), ``note`` (why a value is exact or approximate), then the
-        metric columns.
+        part covers, all groups), ``note`` (why a value is exact or approximate), ``sources``
+        (JSON: the source positions its commits hold, per source the files or the offsets
+        ``[first, next)`` per partition; null for plain appends), then the metric columns.
         """
         import json
 
@@ -417,7 +418,35 @@ class Store:
         if micros is None:
             raise InvalidArgumentError("explain needs the bucket: at=...")
         filters = filters_to_json(where)
-        return self._core.explain(view, micros, json.dumps(filters) if filters else None)
+        parts = self._core.explain(view, micros, json.dumps(filters) if filters else None)
+        return parts.add_column(5, "sources", pa.array(self._sources_of(parts), pa.string()))
+
+    def _sources_of(self, parts: pa.Table) -> list[str | None]:
+        """Per part, the source positions its commits hold (JSON, None without sources): per
+        source, the files, or per partition the offsets ``[first, next)``."""
+        import json
+
+        commits = self.commits().select(["commit", "source"]).to_pylist()
+        marks = [(c["commit"], json.loads(c["source"])) for c in commits if c["source"]]
+        out: list[str | None] = []
+        for first, last in zip(
+            parts["first_commit"].to_pylist(), parts["last_commit"].to_pylist(), strict=True
+        ):
+            held: dict[str, Any] = {}
+            for commit, mark in marks:
+                if not first <= commit <= last:
+                    continue
+                entry = held.setdefault(mark["source"], {})
+                if mark.get("kind") == "files":
+                    entry.setdefault("files", []).extend(f["name"] for f in mark.get("files", []))
+                else:
+                    offsets = entry.setdefault("offsets", {})
+                    for partition, nxt in mark.get("offsets", {}).items():
+                        start = mark.get("start", {}).get(partition, nxt)
+                        lo, hi = offsets.get(partition, [start, nxt])
+                        offsets[partition] = [min(lo, start), max(hi, nxt)]
+            out.append(json.dumps(held, ensure_ascii=False) if held else None)
+        return out
 
     def verify(self, view: str | None = None) -> pa.Table:
         """Recompute ``view`` (default: every view) from scratch over the snapshot the served
