@@ -350,3 +350,11 @@ def test_progress_bars_never_warn_without_ipywidgets(recwarn) -> None:
     p.close()
     assert not [w for w in recwarn if "tqdm" in str(w.category).lower() or "IProgress" in str(w.message)]
     assert p.bar is not None and type(p.bar).__module__ == "tqdm.std"
+
+
+def test_testing_assertions_hide_their_own_frames() -> None:
+    import lamina.testing as t
+
+    for name in t.__all__:
+        if name.startswith("assert_"):
+            assert "__tracebackhide__" in getattr(t, name).__code__.co_varnames, name

@@ -69,6 +69,21 @@ class CoreStore:
         progress: Callable[[int, int], Any] | None = None,
     ) -> int: ...
     def begin_recompute(self, views: list[str] | None = None, root: str | None = None) -> CoreBatchJob: ...
+    def query_as_of(
+        self,
+        view: str,
+        commit: int,
+        start: int | None = None,
+        end: int | None = None,
+        grain: str | None = None,
+        by: list[str] | None = None,
+        filters: str | None = None,
+        threads: int | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> pa.Table: ...
+    def query_with_commit(self, view: str) -> tuple[pa.Table, int]: ...
+    def explain(self, view: str, at: int, filters: str | None = None) -> pa.Table: ...
+    def _plant_double_count(self, view: str) -> None: ...
     def query(
         self,
         view: str,

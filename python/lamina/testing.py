@@ -171,6 +171,7 @@ def assert_tables_equal(
     timestamps compare as instants whatever their unit or time zone. Floats are equal within
     ``float_rtol`` (relative; 0 means bit-equal, and NaN equals NaN). Nulls equal only nulls.
     """
+    __tracebackhide__ = True
     actual = _as_table(actual, "actual")
     expected = _as_table(expected, "expected")
     names = list(actual.column_names)
@@ -326,6 +327,7 @@ def assert_matches_oracle(
     have its true count within the served ``lower`` and ``upper``.
     ``grain``, ``start``, ``end`` and ``where`` are passed to :meth:`lamina.Store.query`.
     """
+    __tracebackhide__ = True
     oracle = _as_table(oracle_table, "oracle_table")
     distinct = _distinct_metrics(store, view)
     top_k = _top_k_metrics(store, view)
@@ -393,6 +395,7 @@ def assert_within_bounds(table: Any, metric: str, truth: Any) -> None:
     every true value a served row. Rows marked exact (``<metric>_exact``) must equal the truth.
     A plain number is accepted as ``truth`` when ``table`` has a single row.
     """
+    __tracebackhide__ = True
     table = _as_table(table, "table")
     for suffix in ("_lower", "_upper"):
         if f"{metric}{suffix}" not in table.column_names:
@@ -474,6 +477,7 @@ def assert_every_event_counted(store: Store, view: str, count_metric: str, expec
     and that the batch part plus the speed part add up to the served answer: no event is
     missed and none is counted twice. Call it while no other thread appends to the store.
     """
+    __tracebackhide__ = True
     definition = store.views().get(view)
     if definition is None:
         from lamina.errors import NotFoundError
