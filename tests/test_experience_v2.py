@@ -358,3 +358,18 @@ def test_testing_assertions_hide_their_own_frames() -> None:
     for name in t.__all__:
         if name.startswith("assert_"):
             assert "__tracebackhide__" in getattr(t, name).__code__.co_varnames, name
+
+
+def test_cli_delimiter_and_types_for_csv(tmp_path) -> None:
+    (tmp_path / "a.csv").write_text("ts;zip;qty\n2026-03-02T10:00:00;01234;1\n2026-03-02T11:00:00;99999;2\n")
+    r = run_cli("ingest", "st", "a.csv", "--delimiter", ";", "--types", "zip=string,qty=int32", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = lamina.Store(str(tmp_path / "st"), read_only=True)
+    snap = s.snapshot()
+    # Without --types, the zip code would be read as an integer and lose its leading zero.
+    assert snap["zip"].to_pylist() == ["01234", "99999"]
+    assert snap["qty"].to_pylist() == [1, 2]
+    s.close()
+    r = run_cli("ingest", "st2", "a.csv", "--delimiter", ";", "--types", "zip=nosuchtype", cwd=tmp_path)
+    assert r.returncode == 1 and "nosuchtype" in r.stderr
+    assert not (tmp_path / "st2").exists()

@@ -106,10 +106,38 @@ def fit_columns(
     return table
 
 
+def parse_types(text: str | None) -> dict[str, pa.DataType]:
+    """``"qty=int64,price=float64,day=date32"`` -> column types (pyarrow type names)."""
+    out: dict[str, pa.DataType] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, type_name = item.partition("=")
+        if not sep or not name.strip():
+            raise InputFileError(f"--types: expected COLUMN=TYPE, got {item.strip()!r}")
+        try:
+            out[name.strip()] = pa.type_for_alias(type_name.strip())
+        except (ValueError, KeyError):
+            raise InputFileError(
+                f"--types {name.strip()}: unknown type {type_name.strip()!r} "
+                "(use pyarrow names: int64, float64, string, bool, timestamp[us], date32)"
+            ) from None
+    return out
+
+
 def read_file(
-    path: Path, fmt: str, schema: pa.Schema | None, time_column: str | None, data: Any = None
+    path: Path,
+    fmt: str,
+    schema: pa.Schema | None,
+    time_column: str | None,
+    data: Any = None,
+    *,
+    delimiter: str | None = None,
+    types: dict[str, pa.DataType] | None = None,
 ) -> pa.Table:
-    """Read one input file as an Arrow table (from ``data``, its bytes, when given)."""
+    """Read one input file as an Arrow table (from ``data``, its bytes, when given). For CSV,
+    ``delimiter`` overrides the one the extension implies (``,``, or a tab for ``.tsv``) and
+    ``types`` fixes column types instead of inferring them."""
     source: Any = path
     if data is not None:
         source = pa.BufferReader(data)
@@ -126,9 +154,10 @@ def read_file(
 
             tsv = ".tsv" in [s.lower() for s in path.suffixes]
             strings = {} if schema is None else {f.name: f.type for f in schema if pa.types.is_string(f.type)}
+            strings.update(types or {})
             table = pcsv.read_csv(
                 source,
-                parse_options=pcsv.ParseOptions(delimiter="\t" if tsv else ","),
+                parse_options=pcsv.ParseOptions(delimiter=delimiter or ("\t" if tsv else ",")),
                 # Only empty fields are null: "NA" is Namibia and "null" may be a page name.
                 convert_options=pcsv.ConvertOptions(
                     column_types=strings, null_values=[""], strings_can_be_null=True

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import lamina
-from lamina._files import infer_format, read_file
+from lamina._files import infer_format, parse_types, read_file
 from lamina._html import _bytes
 from lamina.errors import InvalidArgumentError, LaminaError, LockError, NotFoundError
 
@@ -259,7 +259,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for path, fmt in zip(files, formats, strict=True):
             schema = _store_schema(store)
             time_column = args.time or store.status().get("time_column")
-            table = read_file(path, fmt, schema, time_column)
+            table = read_file(
+                path, fmt, schema, time_column, delimiter=args.delimiter, types=parse_types(args.types)
+            )
             if table.num_rows == 0:
                 print(f"{path}: no rows; nothing committed")
                 continue
@@ -1106,6 +1108,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep good rows and set bad ones aside instead of refusing the file",
     )
     p.add_argument("--time", metavar="COLUMN", help="the event-time column (first ingest only)")
+    p.add_argument(
+        "--delimiter", metavar="CHAR", help="CSV: the field delimiter (default , or a tab for .tsv)"
+    )
+    p.add_argument(
+        "--types",
+        metavar="COL=TYPE,...",
+        help="CSV: column types instead of inferred ones (pyarrow names: int64, float64, string, "
+        "bool, timestamp[us], date32), e.g. --types zip=string,qty=int64",
+    )
     _wait_arg(p)
     p.set_defaults(subparser=p, func=cmd_ingest)
 
