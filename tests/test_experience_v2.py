@@ -373,3 +373,21 @@ def test_cli_delimiter_and_types_for_csv(tmp_path) -> None:
     r = run_cli("ingest", "st2", "a.csv", "--delimiter", ";", "--types", "zip=nosuchtype", cwd=tmp_path)
     assert r.returncode == 1 and "nosuchtype" in r.stderr
     assert not (tmp_path / "st2").exists()
+
+
+def test_plot_gives_many_series_distinct_colours_at_bucket_centres() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_hex
+
+    s = lamina.Store()
+    s.define(lamina.View("v", time="ts", grain="1h", by=["k"], metrics={"n": lamina.count()}))
+    keys = [f"k{i:02d}" for i in range(25)]
+    s.append(pa.table({"ts": ts(*([0.5] * 25)), "k": keys}))
+    ax = s.plot("v", "n", by=["k"])
+    lines = ax.get_lines()
+    assert len(lines) == 25
+    assert len({to_hex(line.get_color()) for line in lines}) == 25
+    x = matplotlib.dates.num2date(matplotlib.dates.date2num(lines[0].get_xdata())[0])
+    assert (x.hour, x.minute) == (0, 30)  # the 00:00 bucket, drawn at its centre
+    s.close()

@@ -111,7 +111,9 @@ def test_lines_per_group_match_duckdb(
     for line in lines:
         want = expected[line.get_label()]
         got = {
-            as_naive(x): y for x, y in zip(mdates.date2num(line.get_xdata()), line.get_ydata(), strict=True)
+            # points sit at bucket centres
+            as_naive(x) - dt.timedelta(minutes=30): y
+            for x, y in zip(mdates.date2num(line.get_xdata()), line.get_ydata(), strict=True)
         }
         assert got == want, line.get_label()
 
@@ -191,7 +193,7 @@ def test_coarser_grain_and_time_range(store: lamina.Store, parts: dict[str, pa.T
         "select time_bucket(interval 6 hour, ts, timestamp '2026-03-02') as b, sum(amount) from events "
         "where ts < timestamp '2026-03-03' group by all order by b",
     )
-    xs = [as_naive(x) for x in mdates.date2num(line.get_xdata())]
+    xs = [as_naive(x) - dt.timedelta(hours=3) for x in mdates.date2num(line.get_xdata())]  # centres
     assert xs == [b for b, _ in rows]
     assert list(line.get_ydata()) == pytest.approx([v for _, v in rows], rel=1e-12)
     # the late events fall in the second 6h bucket: shaded at the plotted grain

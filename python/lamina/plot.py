@@ -63,6 +63,20 @@ def _grain_seconds(grain: str) -> int:
     return int(number or 1) * _UNITS[unit]
 
 
+def _colors(plt: Any, n: int) -> list[Any]:
+    """``n`` distinct colours: matplotlib's default cycle up to 10 series, tab20 up to 20, then
+    evenly spaced hues of a perceptual colormap (the default cycle would repeat colours)."""
+    if n <= 10:
+        cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", [])
+        if len(cycle) >= n:
+            return list(cycle[:n])
+    if n <= 20:
+        cmap = plt.get_cmap("tab20")
+        return [cmap(i) for i in range(n)]
+    cmap = plt.get_cmap("turbo")
+    return [cmap(i / max(1, n - 1)) for i in range(n)]
+
+
 def _naive_utc(values: Iterable[Any]) -> list[dt.datetime]:
     """Bucket starts as naive UTC datetimes (what matplotlib's date axis expects)."""
     out = []
@@ -160,12 +174,16 @@ def plot(
     for i in range(table.num_rows):
         groups.setdefault(keys[i] if keys is not None else (), []).append(i)
 
-    for key, rows in groups.items():
+    # Each point stands for a whole bucket: drawn at the bucket's centre, so a line and the
+    # shaded speed span [start, end) of the same bucket line up.
+    half = dt.timedelta(seconds=_grain_seconds(grain or definition.grain) / 2)
+    colors = _colors(plt, len(groups))
+    for (key, rows), color in zip(groups.items(), colors, strict=True):
         part = table.take(pa.array(rows, pa.int64()))
-        x = _naive_utc(part.column("bucket").to_pylist())
+        x = [b + half for b in _naive_utc(part.column("bucket").to_pylist())]
         y = _floats(part.column(metric))
         (line,) = ax.plot(
-            x, y, marker="o" if len(x) < 60 else None, markersize=3, label=_label(key) or metric
+            x, y, marker="o" if len(x) < 60 else None, markersize=3, label=_label(key) or metric, color=color
         )
         if approximate:
             inexact = pc.invert(pc.fill_null(part.column(f"{metric}_exact"), True)).to_pylist()
@@ -191,7 +209,7 @@ def plot(
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlabel("bucket start (UTC)")
+    ax.set_xlabel("time (UTC); each point at its bucket's centre")
     ax.set_ylabel(metric)
     title = f"{view}: {metric} per {grain or definition.grain}"
     if dims:
