@@ -391,3 +391,22 @@ def test_plot_gives_many_series_distinct_colours_at_bucket_centres() -> None:
     x = matplotlib.dates.num2date(matplotlib.dates.date2num(lines[0].get_xdata())[0])
     assert (x.hour, x.minute) == (0, 30)  # the 00:00 bucket, drawn at its centre
     s.close()
+
+
+# ------------------------------------------------------------------ explicit event time
+
+
+def test_several_timestamp_columns_need_an_explicit_event_time(tmp_path) -> None:
+    t = pa.table({"created": ts(0, 1), "shipped": ts(30, 50), "n": [1, 2]})
+    s = lamina.Store(str(tmp_path / "a"))
+    with pytest.raises(lamina.SchemaError, match=r'2 timestamp columns \("created", "shipped"\).*time='):
+        s.append(t)
+    assert s.status()["latest_commit"] == 0
+    s.close()
+    s = lamina.Store(str(tmp_path / "b"), time="shipped")
+    s.append(t)
+    assert s.status()["time_column"] == "shipped"
+    # A view may still bucket by the other one.
+    s.define(lamina.View("by_created", time="created", grain="1d", metrics={"n": lamina.count()}))
+    assert s.query("by_created")["n"].to_pylist() == [2]
+    s.close()

@@ -155,14 +155,36 @@ impl StoreSchema {
                 }
                 t.to_string()
             }
-            None => schema
-                .fields()
-                .iter()
-                .find(|f| classify(f.data_type()) == Some(ColumnClass::Time))
-                .map(|f| f.name().clone())
-                .ok_or_else(|| {
-                    Error::schema("the data has no timestamp column to use as event time")
-                })?,
+            None => {
+                let times: Vec<&String> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| classify(f.data_type()) == Some(ColumnClass::Time))
+                    .map(|f| f.name())
+                    .collect();
+                match times.as_slice() {
+                    [] => {
+                        return Err(Error::schema(
+                            "the data has no timestamp column to use as event time",
+                        ))
+                    }
+                    [one] => (*one).clone(),
+                    // Never a silent pick among several: the event time decides every bucket.
+                    many => {
+                        return Err(Error::schema(format!(
+                            "the data has {} timestamp columns ({}): name the event time, e.g. \
+                             Store(path, time={:?}) or `lamina ingest --time {}`",
+                            many.len(),
+                            many.iter()
+                                .map(|n| format!("{n:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            many[0],
+                            many[0]
+                        )))
+                    }
+                }
+            }
         };
         let s = StoreSchema {
             time_column,
