@@ -54,7 +54,8 @@ pub struct OpenOptions {
     pub read_only: bool,
     /// fsync files and directories (on by default for persistent stores).
     pub durable: bool,
-    /// The event-time column (default: the first timestamp column of the first append).
+    /// The event-time column (default: the only timestamp column of the first append; with
+    /// several, the append is refused until one is named).
     pub time_column: Option<String>,
     /// Compact runs of small segments automatically after appends.
     pub auto_compact: bool,
