@@ -410,3 +410,17 @@ def test_several_timestamp_columns_need_an_explicit_event_time(tmp_path) -> None
     s.define(lamina.View("by_created", time="created", grain="1d", metrics={"n": lamina.count()}))
     assert s.query("by_created")["n"].to_pylist() == [2]
     s.close()
+
+
+def test_help_explains_every_argument() -> None:
+    import inspect
+
+    for obj, method in ((lamina.View, None), (lamina.Store, None), (lamina.Store, "query")):
+        target = getattr(obj, method) if method else obj
+        doc = inspect.getdoc(target) or ""
+        params = inspect.signature(target if method else obj.__init__).parameters
+        for name in params:
+            if name in ("self", "args", "kwargs"):
+                continue
+            assert f"``{name}``" in doc, f"{obj.__name__}{'.' + method if method else ''}: {name} undocumented"
+    assert "_exact" in inspect.getdoc(lamina.Store.query) and "approximate" in inspect.getdoc(lamina.View)

@@ -41,6 +41,18 @@ class Store:
     process may write to a directory at a time (others get :class:`lamina.LockError`); open with
     ``read_only=True`` to read snapshots while another process writes.
 
+    Arguments: ``path`` (None: temporary); ``read_only``; ``durable`` (fsync every commit; off:
+    faster, a machine crash may lose the last commits); ``time`` (the event-time column; needed
+    when the first data has several timestamp columns); ``quarantine`` (the default policy for
+    bad rows: set them aside with a reason instead of refusing the append); ``auto_compact``
+    (merge runs of small segments after appends); ``schema`` (fix the schema before any data,
+    so views can be defined and checked at once).
+
+    The layers: ``append``/``ingest`` write the master dataset (immutable commits; ``snapshot``
+    and ``commits`` read it back), ``define`` adds views, ``recompute`` runs the batch layer
+    (locally or on a cluster with ``executor=``), ``query`` serves batch merged with speed;
+    ``explain``, ``verify`` and ``query(as_of=...)`` debug them; ``sql`` queries views with DuckDB.
+
     >>> import lamina, pyarrow as pa, datetime as dt
     >>> with lamina.Store() as store:
     ...     store.append(pa.table({"ts": [dt.datetime(2026, 1, 1)], "n": [1]}))
@@ -349,7 +361,7 @@ class Store:
     ) -> pa.Table:
         """The served answer: batch view (snapshot N) merged with the speed layer (commits > N).
 
-        ``start``/``end``: half-open range on bucket start (datetime, date or ISO string; naive
+        ``view``: the view's name. ``start``/``end``: half-open range on bucket start (datetime, date or ISO string; naive
         means UTC). ``grain``: a multiple of the view's grain. ``by``: a subset of the view's
         dimensions (the rest are rolled up). ``where``: ``{"dim": value}``, ``{"dim": [values]}``,
         ``{"dim": {">=": lo, "<": hi}}``, ``{"dim": {"!=": v}}`` or ``{"dim": {"not in": [..]}}``.
