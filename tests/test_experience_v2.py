@@ -422,5 +422,88 @@ def test_help_explains_every_argument() -> None:
         for name in params:
             if name in ("self", "args", "kwargs"):
                 continue
-            assert f"``{name}``" in doc, f"{obj.__name__}{'.' + method if method else ''}: {name} undocumented"
+            assert f"``{name}``" in doc, (
+                f"{obj.__name__}{'.' + method if method else ''}: {name} undocumented"
+            )
     assert "_exact" in inspect.getdoc(lamina.Store.query) and "approximate" in inspect.getdoc(lamina.View)
+
+
+# ------------------------------------------------------------------ calendar grains
+
+
+@pytest.mark.parametrize(
+    "grain,interval", [("1mo", "1 month"), ("1q", "3 months"), ("1y", "1 year"), ("2mo", "2 months")]
+)
+def test_calendar_grains_match_duckdb(grain, interval) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = np.datetime64("1969-06-01T00:00:00", "us")
+    n = 4_000
+    t = pa.table(
+        {
+            "ts": pa.array(base + rng.integers(0, 3 * 366 * 86_400 * 10**6, n).astype("timedelta64[us]")),
+            "k": pa.array(rng.choice(["a", "日本", None], n)),
+            "x": rng.normal(size=n),
+        }
+    )
+    # Leap days and month edges, to the microsecond.
+    edges = pa.array(
+        [
+            dt.datetime(1970, 2, 28, 23, 59, 59, 999_999),
+            dt.datetime(1970, 3, 1),
+            dt.datetime(1968, 2, 29, 12),
+        ],
+        pa.timestamp("us"),
+    )
+    t = pa.concat_tables([t, pa.table({"ts": edges, "k": ["a", "a", None], "x": [1.0, 2.0, 3.0]})])
+    s = lamina.Store()
+    s.define(
+        lamina.View(
+            "c", time="ts", grain=grain, by=["k"], metrics={"n": lamina.count(), "x": lamina.sum("x")}
+        )
+    )
+    s.define(lamina.View("d", time="ts", grain="1d", by=["k"], metrics={"n": lamina.count()}))
+    s.append(t.slice(0, 2_000))
+    s.recompute(progress=False)
+    s.append(t.slice(2_000))
+    con = duckdb.connect()
+    con.register("t", t)
+    want = con.sql(
+        f"select time_bucket(interval {interval}, ts) as b, k, count(*), sum(x) from t group by all "
+        "order by b, k nulls last"
+    ).fetchall()
+    got = s.query("c").to_pylist()
+    assert [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in got] == [
+        (w[0], w[1], w[2]) for w in want
+    ]
+    for r, w in zip(got, want, strict=True):
+        assert r["x"] == pytest.approx(w[3], rel=1e-9, abs=1e-9)
+    # A daily view rolls up into the same calendar buckets.
+    rolled = s.query("d", grain=grain)
+    assert [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in rolled.to_pylist()] == [
+        (w[0], w[1], w[2]) for w in want
+    ]
+    s.close()
+
+
+def test_calendar_grain_refusals() -> None:
+    s = lamina.Store()
+    s.define(lamina.View("w", time="ts", grain="1w", metrics={"n": lamina.count()}))
+    s.define(lamina.View("m", time="ts", grain="1mo", metrics={"n": lamina.count()}))
+    s.append(pa.table({"ts": ts(0, 24 * 40)}))
+    with pytest.raises(lamina.InvalidArgumentError, match="not a multiple"):
+        s.query("w", grain="1mo")  # weeks straddle months
+    with pytest.raises(lamina.InvalidArgumentError, match="not a multiple"):
+        s.query("m", grain="1d")
+    s.define(lamina.View("d", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    with pytest.raises(lamina.InvalidArgumentError, match="cuts the 1mo bucket starting 2026-03-01"):
+        s.query("d", grain="1mo", start=dt.datetime(2026, 3, 15))
+    assert sum(s.query("d", grain="1mo", start=dt.datetime(2026, 4, 1))["n"].to_pylist()) == 1
+    assert sum(s.query("m", grain="1y")["n"].to_pylist()) == 2
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    ax = s.plot("m", "n")
+    x = matplotlib.dates.num2date(ax.get_lines()[0].get_xdata(orig=False)[0])
+    assert (x.month, x.day) == (3, 16)  # the centre of March 2026
+    s.close()

@@ -51,16 +51,26 @@ def _matplotlib() -> tuple[Any, Any, Any]:
 
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_MONTHS = {"mo": 1, "q": 3, "y": 12}
 
 
-def _grain_seconds(grain: str) -> int:
-    """``"15m"`` -> 900 (the grammar of the core's grains). Sizes the shaded speed buckets."""
+def _parse_grain(grain: str) -> tuple[int, str]:
     text = grain.strip()
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = text[len(number) :]
-    if unit not in _UNITS or not (number == "" or number.isdigit()):
-        raise InvalidArgumentError(f"bad grain {grain!r}: use e.g. 30s, 15m, 1h, 1d or 1w")
-    return int(number or 1) * _UNITS[unit]
+    if (unit not in _UNITS and unit not in _MONTHS) or not (number == "" or number.isdigit()):
+        raise InvalidArgumentError(f"bad grain {grain!r}: use e.g. 30s, 15m, 1h, 1d, 1w, 1mo, 1q or 1y")
+    return int(number or 1), unit
+
+
+def _bucket_end(start: dt.datetime, grain: str) -> dt.datetime:
+    """The end of the bucket starting at ``start`` (the grammar of the core's grains; months,
+    quarters and years follow the calendar). Sizes the shaded speed buckets and centres points."""
+    n, unit = _parse_grain(grain)
+    if unit in _MONTHS:
+        months = start.year * 12 + start.month - 1 + n * _MONTHS[unit]
+        return start.replace(year=months // 12, month=months % 12 + 1)
+    return start + dt.timedelta(seconds=n * _UNITS[unit])
 
 
 def _colors(plt: Any, n: int) -> list[Any]:
@@ -103,14 +113,13 @@ def _speed_runs(
     speed = store.speed_view(view, start, end, grain, [], where)
     if speed.num_rows == 0:
         return []
-    step = dt.timedelta(seconds=_grain_seconds(grain))
     buckets = sorted(set(_naive_utc(speed.column("bucket").to_pylist())))
     runs: list[tuple[Any, Any]] = []
     for b in buckets:
         if runs and runs[-1][1] == b:
-            runs[-1] = (runs[-1][0], b + step)
+            runs[-1] = (runs[-1][0], _bucket_end(b, grain))
         else:
-            runs.append((b, b + step))
+            runs.append((b, _bucket_end(b, grain)))
     return runs
 
 
@@ -176,11 +185,11 @@ def plot(
 
     # Each point stands for a whole bucket: drawn at the bucket's centre, so a line and the
     # shaded speed span [start, end) of the same bucket line up.
-    half = dt.timedelta(seconds=_grain_seconds(grain or definition.grain) / 2)
+    plotted = grain or definition.grain
     colors = _colors(plt, len(groups))
     for (key, rows), color in zip(groups.items(), colors, strict=True):
         part = table.take(pa.array(rows, pa.int64()))
-        x = [b + half for b in _naive_utc(part.column("bucket").to_pylist())]
+        x = [b + (_bucket_end(b, plotted) - b) / 2 for b in _naive_utc(part.column("bucket").to_pylist())]
         y = _floats(part.column(metric))
         (line,) = ax.plot(
             x, y, marker="o" if len(x) < 60 else None, markersize=3, label=_label(key) or metric, color=color

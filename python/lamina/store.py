@@ -361,10 +361,12 @@ class Store:
     ) -> pa.Table:
         """The served answer: batch view (snapshot N) merged with the speed layer (commits > N).
 
-        ``view``: the view's name. ``start``/``end``: half-open range on bucket start (datetime, date or ISO string; naive
-        means UTC). ``grain``: a multiple of the view's grain. ``by``: a subset of the view's
-        dimensions (the rest are rolled up). ``where``: ``{"dim": value}``, ``{"dim": [values]}``,
-        ``{"dim": {">=": lo, "<": hi}}``, ``{"dim": {"!=": v}}`` or ``{"dim": {"not in": [..]}}``.
+        ``view``: the view's name. ``start``/``end``: half-open range on bucket start (datetime,
+        date or ISO string; naive means UTC). ``grain``: a multiple of the view's grain (a fixed
+        width, or ``"1mo"``, ``"1q"``, ``"1y"`` over views whose buckets tile a day). ``by``: a
+        subset of the view's dimensions (the rest are rolled up). ``where``: ``{"dim": value}``,
+        ``{"dim": [values]}``, ``{"dim": {">=": lo, "<": hi}}``, ``{"dim": {"!=": v}}`` or
+        ``{"dim": {"not in": [..]}}``.
         Sorted by bucket, then dimensions.
 
         Result columns: ``bucket`` (start, UTC), the dimensions, then per metric its value; a

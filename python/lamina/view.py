@@ -152,8 +152,9 @@ class View:
     * ``name``: the view's name (any text up to 128 characters).
     * ``time``: the timestamp column that decides each row's bucket (usually the store's event
       time; another timestamp column works too, its null rows are skipped).
-    * ``grain``: the bucket width, ``"<n>s|m|h|d|w"``: ``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``.
-      Buckets are aligned to the epoch in UTC; weeks start on Monday.
+    * ``grain``: the bucket width, ``"<n>s|m|h|d|w"``: ``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``,
+      or a calendar grain ``"1mo"``, ``"1q"``, ``"1y"``. Buckets are aligned to the epoch in UTC;
+      weeks start on Monday; months follow the calendar.
     * ``by``: the dimension columns (strings, integers, booleans) to group by.
     * ``metrics``: ``{"name": aggregate}`` with ``lamina.count()``, ``count(col)``, ``sum``,
       ``min``, ``max``, ``mean``, ``count_distinct``, ``quantile(col, q)``, ``top_k(col, k)``.

@@ -40,9 +40,10 @@ pub fn answer(
         None => None,
         Some(text) => {
             let g = Grain::parse(text)?;
-            if g.seconds % plan.grain.seconds != 0 {
+            if !plan.grain.nests_in(&g) {
                 return Err(Error::invalid(format!(
-                    "grain {text:?} is not a multiple of view {view:?}'s grain {:?}",
+                    "grain {text:?} is not a multiple of view {view:?}'s grain {:?} (its buckets \
+                     would cut the view's)",
                     plan.grain.text()
                 )));
             }
@@ -63,7 +64,7 @@ pub fn answer(
                     crate::view::grain::format_micros(before),
                     g.text(),
                     crate::view::grain::format_micros(before),
-                    crate::view::grain::format_micros(before + g.micros()),
+                    crate::view::grain::format_micros(g.end_of(before)),
                 )));
             }
         }

@@ -130,7 +130,7 @@ impl Store {
         }
         let q = Query {
             start: Some(at),
-            end: Some(at.saturating_add(plan.grain.micros())),
+            end: Some(plan.grain.end_of(at)),
             grain: None,
             by: None,
             filter,

@@ -15,14 +15,57 @@ const WEEK_SECONDS: i64 = 7 * 86_400;
 /// Monday 2000-01-03 00:00 UTC.
 const MONDAY_ORIGIN_SECONDS: i64 = 946_857_600;
 
-/// A bucket width, in whole seconds.
+/// A bucket width: whole seconds, or (`months` > 0) calendar months, quarters or years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Grain {
+    /// The width of a fixed grain; for a calendar grain, its shortest bucket (28 days a month).
     pub seconds: i64,
+    /// Calendar months per bucket (0: a fixed grain).
+    pub months: i64,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil (year, month, day) of a day since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Months since 2000-01 (DuckDB's origin for month buckets) of the month holding `micros`.
+fn month_index(micros: i64) -> i64 {
+    let (y, m, _) = civil_from_days(micros.div_euclid(DAY_MICROS));
+    (y - 2000) * 12 + (m - 1)
+}
+
+/// The start, in microseconds, of month `index` (months since 2000-01).
+fn month_start(index: i64) -> i64 {
+    let y = 2000 + index.div_euclid(12);
+    let m = index.rem_euclid(12) + 1;
+    days_from_civil(y, m, 1).saturating_mul(DAY_MICROS)
 }
 
 impl Grain {
-    /// Parse `"<n><unit>"` with unit one of `s`, `m`, `h`, `d`, `w` (n >= 1).
+    /// Parse `"<n><unit>"` with unit one of `s`, `m`, `h`, `d`, `w`, or the calendar units
+    /// `mo` (months), `q` (quarters) and `y` (years) (n >= 1).
     pub fn parse(text: &str) -> Result<Grain> {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -32,6 +75,21 @@ impl Grain {
         } else {
             num.parse().map_err(|_| bad(text))?
         };
+        let months = match unit {
+            "mo" => Some(1),
+            "q" => Some(3),
+            "y" => Some(12),
+            _ => None,
+        };
+        if let Some(per) = months {
+            if !(1..=12_000).contains(&n) {
+                return Err(bad(text));
+            }
+            return Ok(Grain {
+                seconds: 28 * 86_400 * n * per,
+                months: n * per,
+            });
+        }
         let per = match unit {
             "s" => 1,
             "m" | "min" => 60,
@@ -43,16 +101,49 @@ impl Grain {
         if !(1..=10_000_000).contains(&n) {
             return Err(bad(text));
         }
-        Ok(Grain { seconds: n * per })
+        Ok(Grain {
+            seconds: n * per,
+            months: 0,
+        })
     }
 
+    /// The width of a fixed grain; for a calendar grain, its shortest bucket (distinct buckets
+    /// are always at least this far apart).
     pub fn micros(&self) -> i64 {
         self.seconds * 1_000_000
     }
 
+    /// Whether buckets are calendar months (months, quarters, years).
+    pub fn is_calendar(&self) -> bool {
+        self.months > 0
+    }
+
     /// Whether buckets are whole weeks (aligned to a Monday).
     pub fn is_weekly(&self) -> bool {
-        self.seconds % WEEK_SECONDS == 0
+        !self.is_calendar() && self.seconds % WEEK_SECONDS == 0
+    }
+
+    /// The start of the bucket after the one starting at `start`.
+    pub fn end_of(&self, start: i64) -> i64 {
+        if self.is_calendar() {
+            month_start(month_index(start) + self.months)
+        } else {
+            start.saturating_add(self.micros())
+        }
+    }
+
+    /// Whether every bucket of `self` lies within one bucket of `coarser` (so a query can roll
+    /// `self`'s buckets up into `coarser`'s).
+    pub fn nests_in(&self, coarser: &Grain) -> bool {
+        match (self.is_calendar(), coarser.is_calendar()) {
+            (false, false) => {
+                coarser.seconds % self.seconds == 0 && coarser.origin_seconds() % self.seconds == 0
+            }
+            // Months start at midnight: fixed buckets that tile a day nest in them.
+            (false, true) => 86_400 % self.seconds == 0,
+            (true, true) => coarser.months % self.months == 0,
+            (true, false) => false,
+        }
     }
 
     /// The start of one bucket, in seconds since the epoch: Monday 2000-01-03 for weeks, the
@@ -65,8 +156,18 @@ impl Grain {
         }
     }
 
-    /// The canonical text of the grain ("90m" stays "90m", "60m" becomes "1h").
+    /// The canonical text of the grain ("90m" stays "90m", "60m" becomes "1h", "12mo" "1y").
     pub fn text(&self) -> String {
+        if self.is_calendar() {
+            let m = self.months;
+            return if m % 12 == 0 {
+                format!("{}y", m / 12)
+            } else if m % 3 == 0 {
+                format!("{}q", m / 3)
+            } else {
+                format!("{m}mo")
+            };
+        }
         let s = self.seconds;
         for (unit, per) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
             if s % per == 0 {
@@ -79,6 +180,9 @@ impl Grain {
     /// Start of the bucket holding `micros`, in microseconds.
     #[inline]
     pub fn floor_micros(&self, micros: i64) -> i64 {
+        if self.is_calendar() {
+            return month_start(month_index(micros).div_euclid(self.months) * self.months);
+        }
         let g = self.micros();
         let o = self.origin_seconds() * 1_000_000;
         (micros - o).div_euclid(g) * g + o
@@ -93,15 +197,7 @@ pub fn format_micros(micros: i64) -> String {
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (the proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     let mut out = format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         tod / 3_600,
@@ -116,7 +212,7 @@ pub fn format_micros(micros: i64) -> String {
 
 fn bad(text: &str) -> Error {
     Error::invalid(format!(
-        "bad grain {text:?}: expected a whole number and a unit, like \"30s\", \"15m\", \"1h\", \"1d\" or \"1w\""
+        "bad grain {text:?}: expected a whole number and a unit, like \"30s\", \"15m\", \"1h\", \"1d\", \"1w\", \"1mo\", \"1q\" or \"1y\""
     ))
 }
 
@@ -159,6 +255,23 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
         }
         _ => col.as_primitive::<Ns>().values(),
     };
+    if grain.is_calendar() {
+        return values
+            .iter()
+            .map(|&t| {
+                let micros = if per_s >= 1_000_000 {
+                    Some(t.div_euclid(per_s / 1_000_000))
+                } else {
+                    t.checked_mul(1_000_000 / per_s)
+                };
+                micros.map(|m| grain.floor_micros(m)).ok_or_else(|| {
+                    Error::schema(format!(
+                        "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets"
+                    ))
+                })
+            })
+            .collect();
+    }
     // Floor division in i64 (times before 1970 round down too). Near the ends of the int64
     // range (an ns time in 1677 or 2262) the floor may not fit: those rows take the exact i128
     // path, so a bucket never wraps around; the common path costs one division per row.
@@ -220,11 +333,45 @@ mod tests {
     }
 
     #[test]
+    fn calendar_buckets_follow_the_civil_calendar() {
+        let at = |y: i64, m: i64, d: i64| days_from_civil(y, m, d) * DAY_MICROS;
+        for days in [-800_000i64, -1, 0, 59, 11_016, 20_513, 2_000_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        let mo = Grain::parse("1mo").unwrap();
+        let q = Grain::parse("1q").unwrap();
+        let y = Grain::parse("1y").unwrap();
+        let t = at(2024, 2, 29) + 5 * 3_600_000_000; // a leap day
+        assert_eq!(mo.floor_micros(t), at(2024, 2, 1));
+        assert_eq!(mo.end_of(at(2024, 2, 1)), at(2024, 3, 1));
+        assert_eq!(q.floor_micros(t), at(2024, 1, 1));
+        assert_eq!(q.floor_micros(at(2024, 12, 31)), at(2024, 10, 1));
+        assert_eq!(y.floor_micros(t), at(2024, 1, 1));
+        assert_eq!(y.end_of(at(2024, 1, 1)), at(2025, 1, 1));
+        assert_eq!(mo.floor_micros(-1), at(1969, 12, 1));
+        let col: ArrayRef = Arc::new(TimestampSecondArray::from(vec![t / 1_000_000]));
+        assert_eq!(bucket_column(&col, q).unwrap(), vec![at(2024, 1, 1)]);
+        // What nests in what.
+        let day = Grain::parse("1d").unwrap();
+        let week = Grain::parse("1w").unwrap();
+        assert!(day.nests_in(&mo) && mo.nests_in(&q) && q.nests_in(&y) && mo.nests_in(&y));
+        assert!(!week.nests_in(&mo) && !q.nests_in(&mo) && !mo.nests_in(&day));
+        assert!(!Grain::parse("7h").unwrap().nests_in(&week)); // Monday origin not on a 7h edge
+        assert!(Grain::parse("2mo").unwrap().nests_in(&y));
+        assert!(!Grain::parse("5mo").unwrap().nests_in(&y));
+    }
+
+    #[test]
     fn parse_and_canonical_text() {
         assert_eq!(Grain::parse("60m").unwrap().text(), "1h");
         assert_eq!(Grain::parse("90m").unwrap().text(), "90m");
         assert!(Grain::parse("0h").is_err());
-        assert!(Grain::parse("1y").is_err());
+        assert!(Grain::parse("1x").is_err());
+        assert_eq!(Grain::parse("12mo").unwrap().text(), "1y");
+        assert_eq!(Grain::parse("3mo").unwrap().text(), "1q");
+        assert_eq!(Grain::parse("2mo").unwrap().text(), "2mo");
+        assert!(Grain::parse("0mo").is_err());
     }
 
     #[test]
