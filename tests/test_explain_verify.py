@@ -244,3 +244,20 @@ def test_cli_verify_and_explain(tmp_path) -> None:
     assert "batch" in r.stdout and "speed" in r.stdout and "served" in r.stdout
     r = run("explain", "st", "v", "--at", at)
     assert r.returncode == 1 and "country" in r.stderr
+
+
+def test_results_show_as_html_in_notebooks_and_other_tables_are_left_alone(store) -> None:
+    from lamina._html import result_html
+
+    store.append(make_events(500, seed=1, days=0.2))
+    q = store.query("v")
+    html = result_html(q)
+    assert html is not None and "served answer" in html and "<table>" in html
+    row = busiest(store)
+    e = result_html(store.explain("v", row["bucket"], {"country": row["country"]}))
+    assert e is not None and "approximate" in e or "exact" in e
+    v = result_html(store.verify())
+    assert v is not None and "consistent" in v
+    store._core._plant_double_count("v")
+    assert "difference(s) in v" in result_html(store.verify())
+    assert result_html(pa.table({"a": [1]})) is None  # not a lamina result: IPython's own repr

@@ -10,7 +10,7 @@ merges the two so every event is counted once. Everything comes back as Arrow ta
 >>> store.close()
 """
 
-from lamina import sources  # noqa: F401 - lamina.sources.Source, for type hints
+from lamina import _html, sources  # noqa: F401 - lamina.sources.Source, for type hints
 from lamina._core import __version__
 from lamina.errors import (
     CorruptionError,
@@ -28,6 +28,8 @@ from lamina.partial import finalize_partial_states, merge_partial_states, partia
 from lamina.sources import DirectorySource, KafkaSource
 from lamina.store import Status, Store
 from lamina.view import Aggregate, View, count, count_distinct, max, mean, min, quantile, sum, top_k
+
+_html.register_notebook_repr()
 
 __all__ = [
     "__version__",

@@ -102,3 +102,68 @@ def view_html(view: View) -> str:
         + where
         + f"<table><tr><th>metric</th><th>aggregate</th></tr>{metrics}</table></div>"
     )
+
+
+#: Schema metadata that marks a table lamina returned (``query``, ``explain``, ``verify``, ``sql``)
+#: and its one-line summary: the key the notebook formatter looks for.
+RESULT_KEY = b"lamina.result"
+SUMMARY_KEY = b"lamina.summary"
+MAX_HTML_ROWS = 20
+
+
+def tag_result(table: Any, kind: str, summary: str) -> Any:
+    """Mark a result table (zero-copy: schema metadata only) for its notebook repr."""
+    meta = dict(table.schema.metadata or {})
+    meta[RESULT_KEY] = kind.encode()
+    meta[SUMMARY_KEY] = summary.encode()
+    return table.replace_schema_metadata(meta)
+
+
+def result_html(table: Any) -> str | None:
+    """The notebook repr of a table lamina returned; None for any other table (IPython then
+    shows its usual repr), so other pyarrow tables in the session are left alone."""
+    meta = table.schema.metadata or {}
+    if RESULT_KEY not in meta:
+        return None
+    summary = meta.get(SUMMARY_KEY, b"").decode()
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in table.column_names)
+    rows = []
+    for row in table.slice(0, MAX_HTML_ROWS).to_pylist():
+        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values())
+        rows.append(f"<tr>{cells}</tr>")
+    more = (
+        f"<p>... {table.num_rows - MAX_HTML_ROWS:,} more rows</p>" if table.num_rows > MAX_HTML_ROWS else ""
+    )
+    return (
+        f'<div class="lamina">{_STYLE}<p><b>{html.escape(summary)}</b> '
+        f"({table.num_rows:,} rows x {table.num_columns} columns)</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}</div>"
+    )
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return ", ".join(
+            _cell(x) if not isinstance(x, dict) else f"{x.get('value')}: {x.get('count')}" for x in v[:10]
+        )
+    return "null" if v is None else str(v)
+
+
+def register_notebook_repr() -> None:
+    """In IPython, show tables lamina returned as HTML (tagged ones only)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return
+    try:
+        shell = ipython.get_ipython()
+        if shell is None:
+            return
+        import pyarrow as pa
+
+        shell.display_formatter.formatters["text/html"].for_type(pa.Table, result_html)
+    except Exception:  # noqa: BLE001 - a repr must never break an import
+        return

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from lamina import _core
 from lamina._convert import to_arrow, to_micros
+from lamina._html import tag_result
 from lamina._progress import Progress, callback, interactive
 from lamina.errors import InvalidArgumentError, NotFoundError
 from lamina.view import View, filters_to_json
@@ -380,8 +381,10 @@ class Store:
         definition; every value exact). For audits: "what did the dashboard show at 9:00?".
         """
         if as_of is not None:
-            return self._query_as_of(view, start, end, grain, by, where, as_of)
-        return self._query(view, start, end, grain, by, where, "served")
+            t = self._query_as_of(view, start, end, grain, by, where, as_of)
+            return tag_result(t, "query", f"{view}: as of commit {self._commit_at(as_of)} (exact)")
+        t = self._query(view, start, end, grain, by, where, "served")
+        return tag_result(t, "query", f"{view}: served answer (batch + speed)")
 
     def _commit_at(self, as_of: Any) -> int:
         """A commit number, or the last commit at or before a timestamp."""
@@ -433,7 +436,8 @@ class Store:
             raise InvalidArgumentError("explain needs the bucket: at=...")
         filters = filters_to_json(where)
         parts = self._core.explain(view, micros, json.dumps(filters) if filters else None)
-        return parts.add_column(5, "sources", pa.array(self._sources_of(parts), pa.string()))
+        parts = parts.add_column(5, "sources", pa.array(self._sources_of(parts), pa.string()))
+        return tag_result(parts, "explain", f"{view}: {parts['note'][-1].as_py()}")
 
     def _sources_of(self, parts: pa.Table) -> list[str | None]:
         """Per part, the source positions its commits hold (JSON, None without sources): per
@@ -478,7 +482,14 @@ class Store:
             tables.append(compare(name, served, fresh, len(self.views()[name].by)))
         from lamina._verify import empty
 
-        return pa.concat_tables(tables) if tables else empty()
+        diff = pa.concat_tables(tables) if tables else empty()
+        checked = ", ".join(names) or "no views"
+        summary = (
+            f"consistent: {checked} equal a fresh recompute"
+            if diff.num_rows == 0
+            else f"{diff.num_rows} difference(s) in {', '.join(sorted(set(diff['view'].to_pylist())))}"
+        )
+        return tag_result(diff, "verify", summary)
 
     def _query(self, view: str, start: Any, end: Any, grain: Any, by: Any, where: Any, part: str) -> pa.Table:
         import json
