@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lamina
+import lamina.distributed
 from lamina.distributed import KILL_ONCE_ENV
 
 from conftest import make_events
@@ -320,6 +321,18 @@ def test_partial_state_errors_are_typed_and_name_the_problem():
     bad = part.set_column(i, part.schema.field(i), damaged)
     with pytest.raises(lamina.CorruptionError, match=r'"users", row 0'):
         lamina.finalize_partial_states(bad)
+    # Key columns that are not bucket starts of the view's grain: refused, never misread.
+    i = part.schema.get_field_index("bucket")
+    for bucket, match in [
+        (pa.array([None] * part.num_rows, pa.timestamp("us", tz="UTC")), "null"),
+        (part.column("bucket").cast(pa.timestamp("ns", tz="UTC")), "not timestamp"),
+        (pa.compute.add(part.column("bucket"), pa.scalar(1_000_000, pa.duration("us"))), "not the start"),
+    ]:
+        field = part.schema.field(i).with_type(bucket.type).with_nullable(True)
+        with pytest.raises(lamina.CorruptionError, match=match):
+            lamina.finalize_partial_states(part.set_column(i, field, bucket))
+    with pytest.raises(lamina.InvalidArgumentError, match="part 0"):
+        lamina.merge_partial_states([5])
     # Unknown protocol versions are refused, not misread.
     meta = dict(part.schema.metadata)
     meta[b"lamina.partial"] = meta[b"lamina.partial"].replace(b'"format":1', b'"format":99')
@@ -389,3 +402,19 @@ def test_merged_partial_states_equal_the_single_pass_state(rows, cuts, seed):
     # repr: NaN equals NaN, and -0.0 differs from 0.0 (bit for bit).
     assert got.schema == whole.schema
     assert repr(got.to_pylist()) == repr(whole.to_pylist())
+
+
+def test_a_view_redefined_during_a_staged_recompute_is_not_blamed_for_the_stale_result(tmp_path) -> None:
+    """The stale plan's result (here: an integer sum that overflows) is dropped, not recorded
+    as the redefined view's error."""
+    s = lamina.Store(str(tmp_path / "s"))
+    s.define(lamina.View("v", time="ts", grain="1d", metrics={"s": lamina.sum("qty")}))
+    s.append(pa.table({"ts": pa.array([0, 1], pa.timestamp("us")), "qty": pa.array([2**62, 2**62])}))
+    job = s._core.begin_recompute(None, None)
+    parts = lamina.distributed.run_task(job.spec, [0])
+    s.define(lamina.View("v", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    assert job.publish([parts]) == 1  # no error: the stale view's result is dropped
+    (v,) = s.status()["views"]
+    assert v["batch_error"] is None and v["covered_commit"] == 0
+    assert s.query("v")["n"].to_pylist() == [2]
+    s.close()

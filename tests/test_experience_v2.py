@@ -137,6 +137,8 @@ def test_weekly_buckets_start_on_monday_as_in_duckdb(grain, interval) -> None:
     rows = [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in got.to_pylist()]
     assert rows == want
     assert all(b.weekday() == 0 for b, _, _ in rows)
+    # Weeks roll up into 2-week and 4-week buckets (both Monday-aligned).
+    assert sum(s.query("w", grain="4w")["n"].to_pylist()) == 2_000
     # Days roll up into the same Monday weeks.
     s.define(lamina.View("d", time="ts", grain="1d", metrics={"n": lamina.count()}))
     weekly = s.query("d", grain=grain)

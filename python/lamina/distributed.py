@@ -7,8 +7,9 @@ path, or at ``root=``) and returns one partial table per view; partial tables ar
 (with dask, on the workers) down to a few, which the writer merges and publishes as a local
 recompute would.
 Every state is exact and every merge is exact, so the published batch views are identical, bit for
-bit, to a local recompute. A task that fails or whose worker dies is retried by the executor
-(dask reschedules the tasks of a lost worker); Ctrl-C cancels the tasks and publishes nothing.
+bit, to a local recompute. With dask, a task that raises is retried twice and the tasks of a lost
+worker are rescheduled; a ``concurrent.futures`` executor retries nothing, so a failed task fails
+the recompute. Ctrl-C cancels the tasks and publishes nothing.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def recompute_on(
                 results = run.wait([run.submit(merge_tasks, *g) for g in groups])
     except BaseException:
         run.cancel()
+        job.cancel()  # the snapshot pin goes now, not when the traceback is collected
         raise
     if isinstance(progress, Progress):
         progress.close()

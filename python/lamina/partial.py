@@ -49,6 +49,11 @@ def merge_partial_states(parts: Iterable[Any]) -> pa.Table:
     parts = list(parts)
     if not parts:
         raise InvalidArgumentError("merge_partial_states needs at least one partial table")
+    for i, p in enumerate(parts):
+        if not hasattr(p, "__arrow_c_stream__"):
+            raise InvalidArgumentError(
+                f"part {i}: expected a partial table (pyarrow.Table), not {type(p).__name__}"
+            )
     return _core.merge_partial_states(parts)
 
 

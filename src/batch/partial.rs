@@ -274,6 +274,7 @@ impl Partial {
                     .ok_or_else(|| bad(format!("partial table lacks column {name:?}")))
             };
             let bucket = col("bucket")?;
+            check_buckets(&bucket, p.plan.grain)?;
             let dims: Vec<ArrayRef> = p
                 .plan
                 .def
@@ -306,6 +307,40 @@ impl Partial {
         }
         Ok(p)
     }
+}
+
+/// A partial table's `bucket` column: timestamp[us], no nulls, every value a bucket start of
+/// the view's grain (anything else would be read as other buckets, or none).
+fn check_buckets(bucket: &ArrayRef, grain: crate::view::grain::Grain) -> Result<()> {
+    use crate::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
+    if !matches!(
+        bucket.data_type(),
+        DataType::Timestamp(TimeUnit::Microsecond, _)
+    ) {
+        return Err(bad(format!(
+            "partial table column \"bucket\" has type {}, not timestamp[us]",
+            bucket.data_type()
+        )));
+    }
+    if let Some(row) = (0..bucket.len()).find(|&i| bucket.is_null(i)) {
+        return Err(bad(format!(
+            "partial table column \"bucket\", row {row}: null"
+        )));
+    }
+    let values = bucket.as_primitive::<TimestampMicrosecondType>();
+    if let Some((row, b)) = values
+        .values()
+        .iter()
+        .enumerate()
+        .find(|(_, &b)| grain.floor_micros(b) != b)
+    {
+        return Err(bad(format!(
+            "partial table column \"bucket\", row {row}: {} is not the start of a {} bucket",
+            crate::view::grain::format_micros(*b),
+            grain.text()
+        )));
+    }
+    Ok(())
 }
 
 /// The partial state of `view` over `batches` (any Arrow types the store accepts; the event

@@ -121,6 +121,13 @@ impl CoreBatchJob {
         }
     }
 
+    /// Give up the job: release its snapshot pin now (publishing it is then refused).
+    fn cancel(&self) {
+        if let Ok(mut j) = self.job.lock() {
+            j.take();
+        }
+    }
+
     /// The views the job recomputes, in the order `publish` takes their partial states.
     #[getter]
     fn views(&self) -> Vec<String> {

@@ -512,7 +512,7 @@ impl Store {
         let snapshot = job.snapshot;
         // A view that cannot be published (an integer sum that overflows) does not block the
         // others: its error is kept for `status()` and raised once the others are published.
-        let mut failed: Vec<(String, Error)> = Vec::new();
+        let mut failed: Vec<(String, String, Error)> = Vec::new();
         pool.install(|| {
             for (plan, table) in job.plans.iter().zip(tables) {
                 ctl.check()?;
@@ -521,14 +521,18 @@ impl Store {
                     Err(e) if matches!(e.kind, ErrorKind::Interrupted | ErrorKind::Closed) => {
                         return Err(e)
                     }
-                    Err(e) => failed.push((plan.def.name.clone(), e)),
+                    Err(e) => failed.push((plan.def.name.clone(), plan.fingerprint.clone(), e)),
                 }
             }
             Ok::<_, Error>(())
         })?;
         if !failed.is_empty() {
             let mut s = self.serving_write()?;
-            for (name, e) in &failed {
+            // A view redefined or dropped meanwhile is not blamed: its stale result is dropped.
+            failed.retain(|(name, fp, _)| {
+                s.views.get(name).is_some_and(|v| &v.plan.fingerprint == fp)
+            });
+            for (name, _, e) in &failed {
                 if let Some(v) = s.views.get_mut(name) {
                     v.batch_error = Some(format!("recompute at commit {snapshot}: {}", e.message));
                 }
@@ -547,7 +551,7 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(report);
         let published = job.plans.len() - failed.len();
-        if let Some((name, e)) = failed.into_iter().next() {
+        if let Some((name, _, e)) = failed.into_iter().next() {
             return Err(Error::new(
                 e.kind,
                 format!(

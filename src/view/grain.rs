@@ -137,7 +137,8 @@ impl Grain {
     pub fn nests_in(&self, coarser: &Grain) -> bool {
         match (self.is_calendar(), coarser.is_calendar()) {
             (false, false) => {
-                coarser.seconds % self.seconds == 0 && coarser.origin_seconds() % self.seconds == 0
+                coarser.seconds % self.seconds == 0
+                    && (coarser.origin_seconds() - self.origin_seconds()) % self.seconds == 0
             }
             // Months start at midnight: fixed buckets that tile a day nest in them.
             (false, true) => 86_400 % self.seconds == 0,
@@ -183,9 +184,11 @@ impl Grain {
         if self.is_calendar() {
             return month_start(month_index(micros).div_euclid(self.months) * self.months);
         }
-        let g = self.micros();
-        let o = self.origin_seconds() * 1_000_000;
-        (micros - o).div_euclid(g) * g + o
+        let g = self.micros() as i128;
+        let o = self.origin_seconds() as i128 * 1_000_000;
+        let b = (micros as i128 - o).div_euclid(g) * g + o;
+        // The bucket of a time within a bucket of the ends of i64: the nearest representable.
+        i64::try_from(b).unwrap_or(if b < 0 { i64::MIN } else { i64::MAX })
     }
 }
 
@@ -359,6 +362,9 @@ mod tests {
         assert!(!week.nests_in(&mo) && !q.nests_in(&mo) && !mo.nests_in(&day));
         assert!(!Grain::parse("7h").unwrap().nests_in(&week)); // Monday origin not on a 7h edge
         assert!(Grain::parse("2mo").unwrap().nests_in(&y));
+        assert!(week.nests_in(&Grain::parse("2w").unwrap()));
+        assert!(week.nests_in(&Grain::parse("4w").unwrap()));
+        assert!(day.nests_in(&week) && !week.nests_in(&day));
         assert!(!Grain::parse("5mo").unwrap().nests_in(&y));
     }
 
