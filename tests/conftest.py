@@ -1,9 +1,14 @@
-"""Shared test data: generated events with nulls, unicode keys, late and out-of-order times."""
+"""Shared test data: generated events with nulls, unicode keys, late and out-of-order times; and
+the `lamina` command run as a real subprocess."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -151,3 +156,17 @@ def as_duckdb(t: pa.Table) -> object:
     con = duckdb.connect()
     con.register("t", t)
     return con.sql("SELECT * FROM t ORDER BY id")
+
+
+def run_cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``lamina ARGS...`` in a subprocess (``python -m lamina.cli``), output captured as UTF-8."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "lamina.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        env=env,
+    )

@@ -6,12 +6,10 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import random
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +19,14 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import run_cli
+
 PAGES = ["/", "/suche", "/produkt/käse", "/produkt/crème-brûlée", "/カート", "/checkout"]
 COUNTRIES = ["DE", "FR", "NA", "JP", None]  # "NA" is Namibia, not a null
 START = dt.datetime(2026, 3, 2)
 
 
-def run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    return subprocess.run(
-        [sys.executable, "-m", "lamina.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        env=env,
-    )
+run = run_cli
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

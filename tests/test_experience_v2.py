@@ -11,6 +11,8 @@ import pytest
 
 import lamina
 
+from conftest import run_cli
+
 
 def ts(*hours: float) -> pa.Array:
     base = dt.datetime(2026, 3, 2)
@@ -55,22 +57,6 @@ def test_an_overflowing_sum_does_not_block_the_other_views(tmp_path) -> None:
 
 
 # ------------------------------------------------------------------ item 6: row-level CSV values
-
-
-def run_cli(*args, cwd):
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "lamina.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        env=dict(os.environ, PYTHONIOENCODING="utf-8"),
-    )
 
 
 def test_cli_quarantines_a_bad_value_with_its_line_not_the_whole_file(tmp_path) -> None:

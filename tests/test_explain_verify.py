@@ -12,7 +12,7 @@ import pytest
 import lamina
 from lamina.testing import assert_consistent
 
-from conftest import make_events
+from conftest import make_events, run_cli
 
 
 def every_kind() -> lamina.View:
@@ -214,20 +214,9 @@ def test_explain_names_the_source_positions_of_each_part(tmp_path) -> None:
 
 
 def test_cli_verify_and_explain(tmp_path) -> None:
-    import os
-    import subprocess
-    import sys
 
     def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "lamina.cli", *map(str, args)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=120,
-            env=dict(os.environ, PYTHONIOENCODING="utf-8"),
-        )
+        return run_cli(*args, cwd=tmp_path)
 
     s = lamina.Store(str(tmp_path / "st"))
     s.define(every_kind())

@@ -381,8 +381,9 @@ class Store:
         definition; every value exact). For audits: "what did the dashboard show at 9:00?".
         """
         if as_of is not None:
-            t = self._query_as_of(view, start, end, grain, by, where, as_of)
-            return tag_result(t, "query", f"{view}: as of commit {self._commit_at(as_of)} (exact)")
+            commit = self._commit_at(as_of)  # a timestamp reads commits() once
+            t = self._query(view, start, end, grain, by, where, "served", as_of=commit)
+            return tag_result(t, "query", f"{view}: as of commit {commit} (exact)")
         t = self._query(view, start, end, grain, by, where, "served")
         return tag_result(t, "query", f"{view}: served answer (batch + speed)")
 
@@ -400,23 +401,6 @@ class Store:
         numbers = commits.column("commit").to_pylist()
         before = [c for c, t in zip(numbers, times, strict=True) if t <= micros]
         return max(before, default=0)
-
-    def _query_as_of(
-        self, view: str, start: Any, end: Any, grain: Any, by: Any, where: Any, as_of: Any
-    ) -> pa.Table:
-        import json
-
-        commit = self._commit_at(as_of)
-        filters = filters_to_json(where)
-        return self._core.query_as_of(
-            view,
-            commit,
-            start=to_micros(start, "start"),
-            end=to_micros(end, "end"),
-            grain=grain,
-            by=[by] if isinstance(by, str) else (list(by) if by is not None else None),
-            filters=json.dumps(filters) if filters else None,
-        )
 
     def explain(self, view: str, at: Any, where: Mapping[str, Any] | None = None) -> pa.Table:
         """Where one served number comes from: the parts of the row of ``view`` at bucket ``at``
@@ -491,7 +475,18 @@ class Store:
         )
         return tag_result(diff, "verify", summary)
 
-    def _query(self, view: str, start: Any, end: Any, grain: Any, by: Any, where: Any, part: str) -> pa.Table:
+    def _query(
+        self,
+        view: str,
+        start: Any,
+        end: Any,
+        grain: Any,
+        by: Any,
+        where: Any,
+        part: str,
+        as_of: int | None = None,
+    ) -> pa.Table:
+        """One argument check for every query; ``as_of``: computed exactly at that commit."""
         import json
 
         if not isinstance(view, str):
@@ -522,6 +517,16 @@ class Store:
             if isinstance(e, InvalidArgumentError):
                 raise
             raise InvalidArgumentError(f"where: {e}") from e
+        if as_of is not None:
+            return self._core.query_as_of(
+                view,
+                as_of,
+                start=to_micros(start, "start"),
+                end=to_micros(end, "end"),
+                grain=grain,
+                by=by,
+                filters=text,
+            )
         return self._core.query(
             view,
             start=to_micros(start, "start"),

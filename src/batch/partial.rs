@@ -172,15 +172,8 @@ impl Partial {
     pub fn to_batches(&self) -> Result<Vec<RecordBatch>> {
         let order = self.table.keys.sorted_order();
         let keys = self.table.keys.to_arrays(&order);
-        let key_fields: Vec<Field> = {
-            // The key columns' fields as the result has them (bucket, then dimensions).
-            let empty = self.plan.new_table(Layer::Batch);
-            let b = empty.finalize(&self.plan.def.by, &self.plan.metrics)?;
-            b.schema().fields()[..1 + self.plan.def.by.len()]
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect()
-        };
+        // The key columns' fields as the result has them (bucket, then dimensions).
+        let key_fields = AggTable::key_fields(&self.plan.def.by, &self.table.keys.dims);
         let schema = self.schema(&key_fields)?;
         let states = &self.table.states;
         let mut batches = Vec::new();

@@ -309,7 +309,7 @@ impl AggTable {
     }
 
     /// Result schema fields for the key part.
-    fn key_fields(names: &[String], dims: &[DimKind]) -> Vec<Field> {
+    pub(crate) fn key_fields(names: &[String], dims: &[DimKind]) -> Vec<Field> {
         let mut fields = vec![Field::new(
             "bucket",
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from lamina.cli._common import _OUTPUTS, UsageError, _open, _store_schema, _write_output
+from lamina.cli._common import UsageError, _open, _output_of, _store_schema, _write_output
 
 _CONDITION = re.compile(r"^\s*([^=<>!]+?)\s*(>=|<=|==|!=|=|>|<)\s*(.*)$", re.S)
 
@@ -74,11 +73,7 @@ def parse_where(conditions: Sequence[str], schema: pa.Schema | None) -> dict[str
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    output = args.output
-    if output is None:
-        output = _OUTPUTS.get(Path(args.out).suffix.lower(), "table") if args.out else "table"
-    if output == "parquet" and not args.out:
-        raise UsageError("--output parquet needs --out FILE")
+    output = _output_of(args)
     by = None if args.by is None else [d.strip() for d in args.by.split(",") if d.strip()]
     with _open(args.store, read_only=True) as store:
         where = parse_where(args.where, _store_schema(store)) if args.where else None
