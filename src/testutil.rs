@@ -66,6 +66,7 @@ pub fn count_view(keys: &[i64]) -> (ViewPlan, RecordBatch) {
         metrics: vec![("n".into(), AggSpec::Count { column: None })],
         filter: vec![],
         precision: 12,
+        tz: None,
     };
     (ViewPlan::new(def, &store).expect("a valid view"), b)
 }

@@ -216,7 +216,7 @@ def test_cli_quarantined_drop_compact_export_and_no_store_left_by_a_failure(tmp_
 
     (tmp_path / "bad.csv").write_text("x\n1\n")
     r = run_cli("ingest", "new", "bad.csv", cwd=tmp_path)
-    assert r.returncode == 1 and "no timestamp column" in r.stderr
+    assert r.returncode == 1 and "no timestamp or date column" in r.stderr
     assert not (tmp_path / "new").exists(), "a failed first ingest left a store behind"
 
     (tmp_path / "a.csv").write_text("ts,qty\n2026-03-02T10:00:00,1\n")

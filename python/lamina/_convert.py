@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lamina.errors import InvalidArgumentError, SchemaError
+from lamina.errors import InvalidArgumentError, LaminaError, SchemaError
 
 # What converting user data can raise: pyarrow's ArrowInvalid / ArrowTypeError /
 # ArrowNotImplementedError / ArrowIndexError / ArrowKeyError derive from these, as do numpy's and
@@ -262,10 +262,36 @@ def _from_structured(array: Any) -> pa.Table:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def to_micros(value: Any, name: str) -> int | None:
-    """A time bound as microseconds since the epoch, UTC. Naive datetimes are taken as UTC."""
+def _is_naive(value: Any) -> bool:
+    """Whether a time bound names a wall-clock time without a zone."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return False
+    if hasattr(value, "to_pydatetime") and type(value).__name__ != "NaTType":
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.tzinfo is None
+    if isinstance(value, dt.date):
+        return True
+    return type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) == "M"
+
+
+def to_micros(value: Any, name: str, tz: str | None = None) -> int | None:
+    """A time bound as microseconds since the epoch, UTC. A naive datetime, a date or an ISO
+    string without an offset is a wall-clock time in ``tz`` (a zoned view's zone), else UTC."""
     if value is None:
         return None
+    if tz is not None and _is_naive(value):
+        from lamina import _core
+
+        local = to_micros(value, name)
+        assert local is not None
+        try:
+            return _core.zone_instant(tz, local)
+        except LaminaError as e:
+            raise InvalidArgumentError(f"{name}: {e}") from None
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)

@@ -363,8 +363,9 @@ class Store:
         """The served answer: batch view (snapshot N) merged with the speed layer (commits > N).
 
         ``view``: the view's name. ``start``/``end``: half-open range on bucket start (datetime,
-        date or ISO string; naive means UTC). ``grain``: a multiple of the view's grain (a fixed
-        width, or ``"1mo"``, ``"1q"``, ``"1y"`` over views whose buckets tile a day). ``by``: a
+        date or ISO string; naive means UTC, or the view's ``tz`` clock in a zoned view).
+        ``grain``: a multiple of the view's grain (a fixed width, or
+        ``"1mo"``, ``"1q"``, ``"1y"`` over views whose buckets tile a day). ``by``: a
         subset of the view's dimensions (the rest are rolled up). ``where``: ``{"dim": value}``,
         ``{"dim": [values]}``, ``{"dim": {">=": lo, "<": hi}}``, ``{"dim": {"!=": v}}`` or
         ``{"dim": {"not in": [..]}}``.
@@ -517,20 +518,26 @@ class Store:
             if isinstance(e, InvalidArgumentError):
                 raise
             raise InvalidArgumentError(f"where: {e}") from e
+        # In a zoned view, a bound without a zone is a time on that zone's clock.
+        tz = None
+        if start is not None or end is not None:
+            found = self.views().get(view) if isinstance(view, str) else None
+            tz = found.tz if found is not None else None
+        start, end = to_micros(start, "start", tz), to_micros(end, "end", tz)
         if as_of is not None:
             return self._core.query_as_of(
                 view,
                 as_of,
-                start=to_micros(start, "start"),
-                end=to_micros(end, "end"),
+                start=start,
+                end=end,
                 grain=grain,
                 by=by,
                 filters=text,
             )
         return self._core.query(
             view,
-            start=to_micros(start, "start"),
-            end=to_micros(end, "end"),
+            start=start,
+            end=end,
             grain=grain,
             by=by,
             filters=text,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,9 +97,13 @@ def _aggregate_from_json(v: Mapping[str, Any]) -> Aggregate:
 def _scalar(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
+    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+        return value.isoformat()  # a date column's filter value, compared as a day
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    raise InvalidArgumentError(f"filter values must be strings, integers, booleans or None, not {value!r}")
+        return _scalar(value.item())
+    raise InvalidArgumentError(
+        f"filter values must be strings, integers, booleans, dates or None, not {value!r}"
+    )
 
 
 _RANGE_OPS = {">=": "ge", ">": "gt", "<=": "le", "<": "lt", "ge": "ge", "gt": "gt", "le": "le", "lt": "lt"}
@@ -150,12 +155,18 @@ class View:
     Arguments:
 
     * ``name``: the view's name (any text up to 128 characters).
-    * ``time``: the timestamp column that decides each row's bucket (usually the store's event
-      time; another timestamp column works too, its null rows are skipped).
+    * ``time``: the timestamp (or ``date32``) column that decides each row's bucket (usually the
+      store's event time; another such column works too, its null rows are skipped). A date is
+      the instant its day starts (in ``tz`` if given, else UTC).
     * ``grain``: the bucket width, ``"<n>s|m|h|d|w"``: ``"15m"``, ``"1h"``, ``"1d"``, ``"1w"``,
       or a calendar grain ``"1mo"``, ``"1q"``, ``"1y"``. Buckets are aligned to the epoch in UTC;
       weeks start on Monday; months follow the calendar.
-    * ``by``: the dimension columns (strings, integers, booleans) to group by.
+    * ``tz``: an IANA time zone (``"Europe/Berlin"``): days, weeks, months, quarters and years
+      start at that zone's midnights, with its daylight-saving rules (a day can last 23 or 25
+      hours); grains below a day follow each event's local clock. As DuckDB's
+      ``time_bucket(width, ts, tz)``. Buckets stay instants; results label them with the zone.
+      The zone rules are built into lamina (the same on every machine).
+    * ``by``: the dimension columns (strings, integers, booleans, dates) to group by.
     * ``metrics``: ``{"name": aggregate}`` with ``lamina.count()``, ``count(col)``, ``sum``,
       ``min``, ``max``, ``mean``, ``count_distinct``, ``quantile(col, q)``, ``top_k(col, k)``.
     * ``where``: a row filter on columns, as ``Store.query``'s ``where`` (``{"country": "DE"}``,
@@ -184,11 +195,20 @@ class View:
     metrics: Mapping[str, Aggregate] = field(default_factory=dict)
     where: Mapping[str, Any] | None = None
     precision: int = 14
+    tz: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.by, str):
             object.__setattr__(self, "by", (self.by,))
         object.__setattr__(self, "by", tuple(self.by))
+        if self.tz is not None and not isinstance(self.tz, str):
+            tz_name = getattr(self.tz, "key", None) or getattr(self.tz, "zone", None)
+            if not isinstance(tz_name, str):
+                raise InvalidArgumentError(
+                    f"view {self.name!r}: tz must be an IANA zone name such as 'Europe/Berlin', "
+                    f"not {self.tz!r}"
+                )
+            object.__setattr__(self, "tz", tz_name)  # a zoneinfo.ZoneInfo or pytz zone
         if not isinstance(self.metrics, Mapping) or not self.metrics:
             raise InvalidArgumentError(
                 f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate"
@@ -211,6 +231,7 @@ class View:
                 "metrics": [[k, v.to_json()] for k, v in self.metrics.items()],
                 "where": filters_to_json(self.where),
                 "precision": self.precision,
+                **({"tz": self.tz} if self.tz is not None else {}),
             }
         )
 
@@ -233,6 +254,7 @@ class View:
             metrics={k: _aggregate_from_json(v) for k, v in d["metrics"]},
             where=where or None,
             precision=d.get("precision", 14),
+            tz=d.get("tz"),
         )
 
     def _repr_html_(self) -> str:

@@ -29,6 +29,13 @@ pub fn int64_values(col: &ArrayRef) -> Result<Int64Array> {
         | DataType::Boolean => crate::arrow::compute::cast(col, &DataType::Int64)?
             .as_primitive::<Int64Type>()
             .clone(),
+        // Days since 1970-01-01.
+        DataType::Date32 => crate::arrow::compute::cast(
+            &crate::arrow::compute::cast(col, &DataType::Int32)?,
+            &DataType::Int64,
+        )?
+        .as_primitive::<Int64Type>()
+        .clone(),
         other => {
             return Err(Error::schema(format!(
                 "expected an integer column, found {other}"

@@ -244,6 +244,7 @@ mod tests {
             ],
             filter: vec![],
             precision: 12,
+            tz: None,
         };
         let plan = ViewPlan::new(def, &store).unwrap();
         let mut one = plan.new_table(Layer::Batch);

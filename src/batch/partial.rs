@@ -146,7 +146,8 @@ impl Partial {
 
     /// The view's answer over every row folded in: the columns `query()` returns.
     pub fn finalize(&self) -> Result<RecordBatch> {
-        self.table.finalize(&self.plan.def.by, &self.plan.metrics)
+        self.plan
+            .label(self.table.finalize(&self.plan.def.by, &self.plan.metrics)?)
     }
 
     /// The schema of the partial table.

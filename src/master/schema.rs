@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnClass {
     Time,
+    /// Calendar dates (`date32`): usable as event time (a day starts at midnight UTC) and as a
+    /// dimension.
+    Date,
     Int,
     Float,
     Bool,
@@ -28,6 +31,7 @@ pub fn classify(dt: &DataType) -> Option<ColumnClass> {
     use DataType::*;
     Some(match dt {
         Timestamp(_, _) => ColumnClass::Time,
+        Date32 => ColumnClass::Date,
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => ColumnClass::Int,
         Float16 | Float32 | Float64 => ColumnClass::Float,
         Boolean => ColumnClass::Bool,
@@ -93,6 +97,7 @@ fn type_from_str(s: &str) -> Option<DataType> {
         "float64" => Float64,
         "boolean" => Boolean,
         "utf8" => Utf8,
+        "date32" => Date32,
         _ => {
             let inner = s.strip_prefix("timestamp[")?.strip_suffix(']')?;
             let (unit, tz) = match inner.split_once(", tz=") {
@@ -132,7 +137,7 @@ impl StoreSchema {
             }
             if classify(f.data_type()).is_none() {
                 return Err(Error::schema(format!(
-                    "column {:?} has unsupported type {}; lamina stores timestamps, integers, floats, booleans and strings",
+                    "column {:?} has unsupported type {}; lamina stores timestamps, dates, integers, floats, booleans and strings",
                     f.name(),
                     f.data_type()
                 )));
@@ -147,9 +152,9 @@ impl StoreSchema {
                 let f = schema
                     .field_with_name(t)
                     .map_err(|_| Error::schema(format!("time column {t:?} is not in the data")))?;
-                if classify(f.data_type()) != Some(ColumnClass::Time) {
+                if !is_event_time(f.data_type()) {
                     return Err(Error::schema(format!(
-                        "time column {t:?} must be a timestamp, not {}",
+                        "time column {t:?} must be a timestamp or a date, not {}",
                         f.data_type()
                     )));
                 }
@@ -162,17 +167,33 @@ impl StoreSchema {
                     .filter(|f| classify(f.data_type()) == Some(ColumnClass::Time))
                     .map(|f| f.name())
                     .collect();
+                // Without a timestamp, a single date column is the event time.
+                let kind = if times.is_empty() {
+                    "date"
+                } else {
+                    "timestamp"
+                };
+                let times = if times.is_empty() {
+                    schema
+                        .fields()
+                        .iter()
+                        .filter(|f| is_event_time(f.data_type()))
+                        .map(|f| f.name())
+                        .collect()
+                } else {
+                    times
+                };
                 match times.as_slice() {
                     [] => {
                         return Err(Error::schema(
-                            "the data has no timestamp column to use as event time",
+                            "the data has no timestamp or date column to use as event time",
                         ))
                     }
                     [one] => (*one).clone(),
                     // Never a silent pick among several: the event time decides every bucket.
                     many => {
                         return Err(Error::schema(format!(
-                            "the data has {} timestamp columns ({}): name the event time, e.g. \
+                            "the data has {} {kind} columns ({}): name the event time, e.g. \
                              Store(path, time={:?}) or `lamina ingest --time {}`",
                             many.len(),
                             many.iter()
@@ -314,7 +335,8 @@ pub fn conform(
             continue;
         }
         let compatible = class_have == class_want
-            || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int));
+            || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int))
+            || (is_event_time(want) && is_event_time(have));
         if !compatible {
             return Err(Error::schema(format!(
                 "column {name:?} has type {have}, but the store holds {want}"
@@ -369,6 +391,24 @@ pub fn conform(
                             &mut bad,
                         );
                     }
+                }
+            }
+        }
+        if let (DataType::Timestamp(_, _), DataType::Date32) = (have, want) {
+            // A time of day is not a date: only midnights are kept, other rows are refused.
+            let per_day = units_per_second(have) * 86_400;
+            let raw = cast(col, &DataType::Int64)?;
+            let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
+            for (row, v) in raw.iter().enumerate() {
+                if v.is_some_and(|v| v % per_day != 0) {
+                    mark(
+                        row,
+                        format!(
+                            "column {name:?}: the value has a time of day, but the store's column \
+                             holds dates"
+                        ),
+                        &mut bad,
+                    );
                 }
             }
         }
@@ -461,6 +501,11 @@ fn check_unique_names(schema: &Schema) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a column of this type can be the event time (a timestamp of any unit, or a date).
+pub fn is_event_time(dt: &DataType) -> bool {
+    matches!(dt, DataType::Timestamp(_, _) | DataType::Date32)
 }
 
 /// Units per second of a timestamp type.

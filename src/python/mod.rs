@@ -602,6 +602,21 @@ fn _failpoint_release(name: &str) {
     crate::failpoint::release(name)
 }
 
+/// The instant (microseconds since the epoch) of the wall-clock time `local` in zone `tz`:
+/// the earlier one where the clock shows it twice, the one the clock jumps to where it skips it.
+#[pyfunction]
+fn zone_instant(tz: &str, local: i64) -> PyResult<i64> {
+    let zone = crate::view::zone::ZoneId::get(tz)
+        .map_err(to_py)?
+        .zone()
+        .ok_or_else(|| {
+            to_py(crate::error::Error::invalid(
+                "UTC has no local clock to resolve",
+            ))
+        })?;
+    zone.instant_of_local(local).map_err(to_py)
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -628,6 +643,8 @@ mod _core {
     use super::speed_ingest;
     #[pymodule_export]
     use super::top_k_sketch;
+    #[pymodule_export]
+    use super::zone_instant;
     #[pymodule_export]
     use super::CoreStore;
 

@@ -39,7 +39,8 @@ pub fn answer(
     let grain = match &q.grain {
         None => None,
         Some(text) => {
-            let g = Grain::parse(text)?;
+            // A query's grain follows the view's zone.
+            let g = Grain::parse(text)?.with_zone(plan.grain.zone);
             if !plan.grain.nests_in(&g) {
                 return Err(Error::invalid(format!(
                     "grain {text:?} is not a multiple of view {view:?}'s grain {:?} (its buckets \
@@ -102,9 +103,15 @@ pub fn answer(
                 crate::master::schema::ColumnClass::Int
             }
             crate::view::group::DimKind::Bool => crate::master::schema::ColumnClass::Bool,
+            crate::view::group::DimKind::Date => crate::master::schema::ColumnClass::Date,
         };
-        check_predicate_types(view, &f.column, class, &f.predicate)?;
-        filters.push((i, &f.predicate));
+        let predicate = if class == crate::master::schema::ColumnClass::Date {
+            crate::view::def::normalize_dates(view, &f.column, &f.predicate)?
+        } else {
+            f.predicate.clone()
+        };
+        check_predicate_types(view, &f.column, class, &predicate)?;
+        filters.push((i, predicate));
     }
     if let (Some(s), Some(e)) = (q.start, q.end) {
         if e < s {
@@ -121,7 +128,9 @@ pub fn answer(
             .all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
     };
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)
+    plan.label(
+        combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)?,
+    )
 }
 
 /// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
@@ -155,9 +164,9 @@ pub fn is_plain(plan: &ViewPlan, q: &Query) -> bool {
         && q.end.is_none()
         && q.filter.is_empty()
         && q.by.as_ref().is_none_or(|b| *b == plan.def.by)
-        && q.grain
-            .as_ref()
-            .is_none_or(|g| Grain::parse(g).is_ok_and(|g| g == plan.grain))
+        && q.grain.as_ref().is_none_or(|g| {
+            Grain::parse(g).is_ok_and(|g| g.with_zone(plan.grain.zone) == plan.grain)
+        })
 }
 
 /// Batch and speed merged at the view's own shape (the state every served query starts from),

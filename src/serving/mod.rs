@@ -158,7 +158,8 @@ impl ServedView {
         };
         // The view at its own shape is the merged state itself: no copy into a fresh table.
         let result = if plain {
-            merged.finalize(&self.plan.def.by, &self.plan.metrics)?
+            self.plan
+                .label(merged.finalize(&self.plan.def.by, &self.plan.metrics)?)?
         } else {
             answer::answer(&self.plan, q, Some(&merged), &[])?
         };
@@ -327,6 +328,7 @@ mod tests {
             ],
             filter: vec![],
             precision: 12,
+            tz: None,
         };
         (ViewPlan::new(def, &store).unwrap(), b)
     }

@@ -59,6 +59,7 @@ fn view() -> ViewDef {
         ],
         filter: vec![],
         precision: 12,
+        tz: None,
     }
 }
 

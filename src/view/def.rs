@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
 use crate::view::grain::Grain;
+use crate::view::zone::ZoneId;
 
 /// An aggregate of a view, as the user defined it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +118,10 @@ pub struct ViewDef {
     /// HyperLogLog precision for distinct-count sketches.
     #[serde(default = "default_precision")]
     pub precision: u8,
+    /// The IANA time zone whose clock cuts the buckets (None: UTC). Absent from the persisted
+    /// form of a UTC view, so fingerprints of views defined before zones existed are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
 }
 
 fn default_precision() -> u8 {
@@ -143,7 +148,14 @@ impl ViewDef {
     }
 
     pub fn grain(&self) -> Result<Grain> {
-        Grain::parse(&self.grain)
+        let g = Grain::parse(&self.grain)?;
+        Ok(match &self.tz {
+            None => g,
+            Some(name) => g.with_zone(
+                ZoneId::get(name)
+                    .map_err(|e| Error::invalid(format!("view {:?}: {e}", self.name)))?,
+            ),
+        })
     }
 
     /// A stable 16-hex-digit fingerprint of everything that affects the results (not the name).
@@ -212,9 +224,9 @@ impl ViewDef {
                 ))
             })
         };
-        if class(&self.time)? != ColumnClass::Time {
+        if !matches!(class(&self.time)?, ColumnClass::Time | ColumnClass::Date) {
             return Err(Error::schema(format!(
-                "view {:?}: time column {:?} is not a timestamp",
+                "view {:?}: time column {:?} is not a timestamp or a date",
                 self.name, self.time
             )));
         }
@@ -228,10 +240,10 @@ impl ViewDef {
         let mut names: Vec<&str> = vec!["bucket"];
         for d in &self.by {
             match class(d)? {
-                ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool => {}
+                ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool | ColumnClass::Date => {}
                 other => {
                     return Err(Error::schema(format!(
-                        "view {:?}: group-by column {d:?} is {other:?}; dimensions must be strings, integers or booleans",
+                        "view {:?}: group-by column {d:?} is {other:?}; dimensions must be strings, integers, booleans or dates",
                         self.name
                     )))
                 }
@@ -292,8 +304,9 @@ impl ViewDef {
                                 | ColumnClass::Int
                                 | ColumnClass::Bool
                                 | ColumnClass::Time
+                                | ColumnClass::Date
                         ),
-                        "string, integer, boolean or timestamp",
+                        "string, integer, boolean, timestamp or date",
                     ),
                     AggSpec::TopK { .. } => (
                         matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool),
@@ -333,13 +346,21 @@ impl ViewDef {
         }
         for f in &self.filter {
             let c = class(&f.column)?;
-            if !matches!(c, ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool) {
+            if !matches!(
+                c,
+                ColumnClass::Str | ColumnClass::Int | ColumnClass::Bool | ColumnClass::Date
+            ) {
                 return Err(Error::schema(format!(
-                    "view {:?}: filters work on string, integer and boolean columns; {:?} is {c:?}",
+                    "view {:?}: filters work on string, integer, boolean and date columns; {:?} is {c:?}",
                     self.name, f.column
                 )));
             }
-            check_predicate_types(&self.name, &f.column, c, &f.predicate)?;
+            let p = if c == ColumnClass::Date {
+                normalize_dates(&self.name, &f.column, &f.predicate)?
+            } else {
+                f.predicate.clone()
+            };
+            check_predicate_types(&self.name, &f.column, c, &p)?;
         }
         Ok(())
     }
@@ -355,7 +376,8 @@ pub fn check_predicate_types(
     let ok = |s: &Scalar| match s {
         Scalar::Null => true,
         Scalar::Bool(_) => class == ColumnClass::Bool,
-        Scalar::Int(_) => class == ColumnClass::Int,
+        // Dates are compared as days since 1970-01-01 (see `normalize_dates`).
+        Scalar::Int(_) => matches!(class, ColumnClass::Int | ColumnClass::Date),
         Scalar::Str(_) => class == ColumnClass::Str,
     };
     let values: Vec<&Scalar> = match p {
@@ -372,6 +394,36 @@ pub fn check_predicate_types(
     Ok(())
 }
 
+/// A filter on a date column names its dates as `"YYYY-MM-DD"` text (or days since 1970-01-01):
+/// the text is turned into days, the form dimension keys and stored dates compare in.
+pub fn normalize_dates(view: &str, column: &str, p: &Predicate) -> Result<Predicate> {
+    let day = |s: &Scalar| -> Result<Scalar> {
+        match s {
+            Scalar::Str(text) => crate::view::grain::parse_date(text)
+                .map(Scalar::Int)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "view {view:?}: filter value {text:?} on date column {column:?} is not a \
+                         date (expected YYYY-MM-DD)"
+                    ))
+                }),
+            other => Ok(other.clone()),
+        }
+    };
+    let all = |v: &[Scalar]| v.iter().map(day).collect::<Result<Vec<_>>>();
+    let one = |v: &Option<Scalar>| v.as_ref().map(day).transpose();
+    Ok(match p {
+        Predicate::In(v) => Predicate::In(all(v)?),
+        Predicate::NotIn(v) => Predicate::NotIn(all(v)?),
+        Predicate::Range { ge, gt, le, lt } => Predicate::Range {
+            ge: one(ge)?,
+            gt: one(gt)?,
+            le: one(le)?,
+            lt: one(lt)?,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +437,7 @@ mod tests {
             metrics: vec![("n".into(), AggSpec::Count { column: None })],
             filter: vec![],
             precision: 12,
+            tz: None,
         }
     }
 

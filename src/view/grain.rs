@@ -4,12 +4,14 @@
 //! bucket on the hour. Weeks (any whole number of weeks) start on Monday, as ISO weeks do in
 //! DuckDB's `time_bucket` and pandas: they are aligned to Monday 2000-01-03, DuckDB's origin, so
 //! `2w` buckets match DuckDB's too. Bucket starts are reported in microseconds since the epoch.
+//! A grain may carry a time zone (see `zone`): its buckets are then cut on that zone's clock.
 
 use crate::arrow::array::{Array, ArrayRef, AsArray};
 use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::master::schema::units_per_second;
+use crate::view::zone::{Zone, ZoneId};
 
 const WEEK_SECONDS: i64 = 7 * 86_400;
 /// Monday 2000-01-03 00:00 UTC.
@@ -22,6 +24,8 @@ pub struct Grain {
     pub seconds: i64,
     /// Calendar months per bucket (0: a fixed grain).
     pub months: i64,
+    /// The zone whose clock cuts the buckets (UTC by default).
+    pub zone: ZoneId,
 }
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -88,6 +92,7 @@ impl Grain {
             return Ok(Grain {
                 seconds: 28 * 86_400 * n * per,
                 months: n * per,
+                zone: ZoneId::UTC,
             });
         }
         let per = match unit {
@@ -104,7 +109,29 @@ impl Grain {
         Ok(Grain {
             seconds: n * per,
             months: 0,
+            zone: ZoneId::UTC,
         })
+    }
+
+    /// The grain with buckets cut on `zone`'s clock.
+    pub fn with_zone(self, zone: ZoneId) -> Grain {
+        Grain { zone, ..self }
+    }
+
+    /// Whether buckets are shorter than a day or not a whole number of days: in a zone they are
+    /// floored with each event's own offset, not at the zone's midnights.
+    pub fn is_sub_day(&self) -> bool {
+        !self.is_calendar() && self.seconds % 86_400 != 0
+    }
+
+    /// The distance below which two bucket starts of this grain are never found (the grouping's
+    /// dense path divides by it): zoned buckets are not all one width, so none is promised.
+    pub fn min_step_micros(&self) -> i64 {
+        if self.zone.is_utc() {
+            self.micros()
+        } else {
+            1
+        }
     }
 
     /// The width of a fixed grain; for a calendar grain, its shortest bucket (distinct buckets
@@ -125,6 +152,20 @@ impl Grain {
 
     /// The start of the bucket after the one starting at `start`.
     pub fn end_of(&self, start: i64) -> i64 {
+        if let Some(z) = self.zone.zone().filter(|_| !self.is_sub_day()) {
+            let local = z.offset(start).ok().and_then(|o| start.checked_add(o));
+            if let Some(end) = local.and_then(|l| {
+                z.instant_of_local(self.naive_end_of(self.floor_naive(l)))
+                    .ok()
+            }) {
+                return end;
+            }
+        }
+        self.naive_end_of(start)
+    }
+
+    /// `end_of` on a clock without transitions (UTC, or a zone's wall clock).
+    fn naive_end_of(&self, start: i64) -> i64 {
         if self.is_calendar() {
             month_start(month_index(start) + self.months)
         } else {
@@ -135,6 +176,9 @@ impl Grain {
     /// Whether every bucket of `self` lies within one bucket of `coarser` (so a query can roll
     /// `self`'s buckets up into `coarser`'s).
     pub fn nests_in(&self, coarser: &Grain) -> bool {
+        if self.zone != coarser.zone {
+            return false;
+        }
         match (self.is_calendar(), coarser.is_calendar()) {
             (false, false) => {
                 coarser.seconds % self.seconds == 0
@@ -178,9 +222,34 @@ impl Grain {
         format!("{s}s")
     }
 
-    /// Start of the bucket holding `micros`, in microseconds.
+    /// Start of the bucket holding `micros`, in microseconds. (A zoned grain, for a time outside
+    /// the years its rules cover, floors it as UTC: `bucket_column` refuses such rows.)
     #[inline]
     pub fn floor_micros(&self, micros: i64) -> i64 {
+        match self.zone.zone() {
+            None => self.floor_naive(micros),
+            Some(z) => self
+                .floor_zoned(&z, micros)
+                .unwrap_or_else(|_| self.floor_naive(micros)),
+        }
+    }
+
+    fn floor_zoned(&self, z: &Zone, micros: i64) -> Result<i64> {
+        let offset = z.offset(micros)?;
+        let local = micros
+            .checked_add(offset)
+            .ok_or_else(|| Error::schema("time out of range"))?;
+        let start = self.floor_naive(local);
+        if self.is_sub_day() {
+            Ok(start - offset)
+        } else {
+            z.instant_of_local(start)
+        }
+    }
+
+    /// Start of the bucket holding `micros` on a clock without transitions.
+    #[inline]
+    pub(crate) fn floor_naive(&self, micros: i64) -> i64 {
         if self.is_calendar() {
             return month_start(month_index(micros).div_euclid(self.months) * self.months);
         }
@@ -213,6 +282,20 @@ pub fn format_micros(micros: i64) -> String {
     out
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (None if it is not a valid date).
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(-9999..=9999).contains(&y) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // 2026-02-30 is not a date: it would come back as another day.
+    (civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
 fn bad(text: &str) -> Error {
     Error::invalid(format!(
         "bad grain {text:?}: expected a whole number and a unit, like \"30s\", \"15m\", \"1h\", \"1d\", \"1w\", \"1mo\", \"1q\" or \"1y\""
@@ -235,6 +318,18 @@ fn wide_bucket(t: i64, grain: Grain, per_s: i64) -> Result<i64> {
 /// Bucket starts (microseconds since the epoch, UTC) for a timestamp column of any unit.
 /// Rows with a null time get `None` in the validity (the caller skips them).
 pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
+    if let Some(zone) = grain.zone.zone() {
+        return zoned_buckets(col, grain, &zone);
+    }
+    if let DataType::Date32 = col.data_type() {
+        // A date is its midnight (UTC): days widen to microseconds without overflow.
+        let days = col.as_primitive::<crate::arrow::datatypes::Date32Type>();
+        return Ok(days
+            .values()
+            .iter()
+            .map(|&d| grain.floor_micros(d as i64 * DAY_MICROS))
+            .collect());
+    }
     let per_s = units_per_second(col.data_type());
     if !matches!(col.data_type(), DataType::Timestamp(_, _)) {
         return Err(Error::schema(format!(
@@ -295,6 +390,123 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
             Some(m) => m,
             None => wide_bucket(t, grain, per_s)?,
         });
+    }
+    Ok(out)
+}
+
+/// Event times as microseconds since the epoch (UTC); a date is the instant its day starts in
+/// `zone`. Null slots hold 0 (the caller skips them).
+fn instants(col: &ArrayRef, zone: &Zone) -> Result<Vec<i64>> {
+    use crate::arrow::datatypes::{
+        Date32Type, TimeUnit, TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
+    let range = |t: i64| {
+        Error::schema(format!(
+            "event time {t} is outside the range lamina buckets (about 290,000 years either side of 1970)"
+        ))
+    };
+    let scale = |values: &[i64], per_s: i64| -> Result<Vec<i64>> {
+        values
+            .iter()
+            .map(|&t| t.checked_mul(1_000_000 / per_s).ok_or_else(|| range(t)))
+            .collect()
+    };
+    Ok(match col.data_type() {
+        DataType::Date32 => {
+            let days = col.as_primitive::<Date32Type>();
+            let mut memo: hashbrown::HashMap<i32, i64> = hashbrown::HashMap::new();
+            let mut out = Vec::with_capacity(days.len());
+            for (i, &d) in days.values().iter().enumerate() {
+                if days.is_null(i) {
+                    out.push(0);
+                    continue;
+                }
+                let t = match memo.get(&d) {
+                    Some(&t) => t,
+                    None => {
+                        let t = zone.instant_of_local(d as i64 * DAY_MICROS)?;
+                        memo.insert(d, t);
+                        t
+                    }
+                };
+                out.push(t);
+            }
+            out
+        }
+        DataType::Timestamp(TimeUnit::Second, _) => scale(col.as_primitive::<S>().values(), 1)?,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scale(col.as_primitive::<Ms>().values(), 1_000)?
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => col.as_primitive::<Us>().values().to_vec(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => col
+            .as_primitive::<Ns>()
+            .values()
+            .iter()
+            .map(|&t| t.div_euclid(1_000))
+            .collect(),
+        other => {
+            return Err(Error::schema(format!(
+                "time column has type {other}, not a timestamp or a date"
+            )))
+        }
+    })
+}
+
+/// Bucket starts of a grain cut on `zone`'s clock. Offsets are constant between transitions and
+/// buckets hold runs of rows, so each row costs a range check unless it leaves the last bucket;
+/// a null slot gets a placeholder (the caller skips it).
+fn zoned_buckets(col: &ArrayRef, grain: Grain, zone: &Zone) -> Result<Vec<i64>> {
+    let times = instants(col, zone)?;
+    let mut spans: Vec<crate::view::zone::Span> = Vec::new();
+    let mut days: hashbrown::HashMap<i64, (i64, i64)> = hashbrown::HashMap::new();
+    // [lo, hi) -> start of the last bucket found.
+    let mut last = (1i64, 0i64, 0i64);
+    let mut out = Vec::with_capacity(times.len());
+    for (i, &t) in times.iter().enumerate() {
+        if last.0 <= t && t < last.1 {
+            out.push(last.2);
+            continue;
+        }
+        if col.is_null(i) {
+            out.push(0);
+            continue;
+        }
+        let span = match spans.iter().find(|s| s.holds(t)) {
+            Some(s) => *s,
+            None => {
+                let s = zone.span(t)?;
+                if spans.len() == 16 {
+                    spans.remove(0);
+                }
+                spans.push(s);
+                s
+            }
+        };
+        let local = t
+            .checked_add(span.offset)
+            .ok_or_else(|| Error::schema("event time out of range"))?;
+        let floor = grain.floor_naive(local);
+        last = if grain.is_sub_day() {
+            // Floored with the row's own offset: valid while that offset holds.
+            let start = floor - span.offset;
+            let end = start.saturating_add(grain.micros());
+            (start.max(span.lo), end.min(span.hi), start)
+        } else {
+            let (start, end) = match days.get(&floor) {
+                Some(&b) => b,
+                None => {
+                    let b = (
+                        zone.instant_of_local(floor)?,
+                        zone.instant_of_local(grain.naive_end_of(floor))?,
+                    );
+                    days.insert(floor, b);
+                    b
+                }
+            };
+            (start, end, start)
+        };
+        out.push(last.2);
     }
     Ok(out)
 }

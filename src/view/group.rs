@@ -28,6 +28,8 @@ pub enum DimKind {
     /// uint64: stored as the same 64-bit words, compared and returned unsigned.
     UInt,
     Bool,
+    /// date32: days since 1970-01-01, stored as an int64 word.
+    Date,
 }
 
 impl DimKind {
@@ -36,6 +38,7 @@ impl DimKind {
             ColumnClass::Str => Ok(DimKind::Str),
             ColumnClass::Int => Ok(DimKind::Int),
             ColumnClass::Bool => Ok(DimKind::Bool),
+            ColumnClass::Date => Ok(DimKind::Date),
             other => Err(Error::schema(format!(
                 "{other:?} columns cannot be dimensions"
             ))),
@@ -97,6 +100,8 @@ pub enum DimValue<'a> {
     Int(i64),
     UInt(u64),
     Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i64),
 }
 
 /// Dense ids for distinct (bucket, dims) keys.
@@ -155,6 +160,7 @@ impl GroupKeys {
             DimKind::Int => DimValue::Int(w as i64),
             DimKind::UInt => DimValue::UInt(w),
             DimKind::Bool => DimValue::Bool(w != 0),
+            DimKind::Date => DimValue::Date(w as i64),
         }
     }
 
@@ -277,7 +283,7 @@ impl GroupKeys {
                 let a = crate::arrow::compute::cast(col, &DataType::Utf8)?;
                 return self.column_codes(d, &a, nullmask);
             }
-            (DimKind::Int | DimKind::UInt, _) => {
+            (DimKind::Int | DimKind::UInt | DimKind::Date, _) => {
                 // uint64 values keep their bit pattern: the words are the same, `dims` says how
                 // to read them back.
                 let a = int64_values(col)?;
@@ -399,7 +405,7 @@ impl GroupKeys {
                 row[2 + 2 * d] = match (null, self.dims[d]) {
                     (true, _) => 0,
                     (false, DimKind::Str) => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
-                    (false, DimKind::Int) => k[2 + d] ^ (1 << 63),
+                    (false, DimKind::Int | DimKind::Date) => k[2 + d] ^ (1 << 63),
                     (false, DimKind::UInt | DimKind::Bool) => k[2 + d],
                 };
             }
@@ -456,6 +462,15 @@ impl GroupKeys {
                         })
                         .collect::<BooleanArray>(),
                 ),
+                DimKind::Date => Arc::new(
+                    order
+                        .iter()
+                        .map(|&g| match self.dim(g, d) {
+                            DimValue::Date(v) => i32::try_from(v).ok(),
+                            _ => None,
+                        })
+                        .collect::<crate::arrow::array::Date32Array>(),
+                ),
             };
             out.push(arr);
         }
@@ -498,7 +513,7 @@ impl GroupKeys {
             let card = match kind {
                 DimKind::Str => self.interners[d].len() as u64 + 1,
                 DimKind::Bool => 3,
-                DimKind::Int | DimKind::UInt => return None,
+                DimKind::Int | DimKind::UInt | DimKind::Date => return None,
             };
             cards.push(card);
             total = total.checked_mul(card)?;
@@ -590,6 +605,7 @@ fn scalar_eq(s: &Scalar, v: DimValue<'_>) -> bool {
         (Scalar::Str(a), DimValue::Str(b)) => a == b,
         (Scalar::Int(a), DimValue::Int(b)) => *a == b,
         (Scalar::Int(a), DimValue::UInt(b)) => *a as i128 == b as i128,
+        (Scalar::Int(a), DimValue::Date(b)) => *a == b,
         (Scalar::Bool(a), DimValue::Bool(b)) => *a == b,
         _ => false,
     }
@@ -600,6 +616,7 @@ fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
         (DimValue::Str(a), Scalar::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (DimValue::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
         (DimValue::UInt(a), Scalar::Int(b)) => Some((a as i128).cmp(&(*b as i128))),
+        (DimValue::Date(a), Scalar::Int(b)) => Some(a.cmp(b)),
         (DimValue::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
         _ => None,
     }
@@ -621,6 +638,7 @@ mod tests {
             (Int(x), Int(y)) => x.cmp(&y),
             (UInt(x), UInt(y)) => x.cmp(&y),
             (Bool(x), Bool(y)) => x.cmp(&y),
+            (Date(x), Date(y)) => x.cmp(&y),
             _ => Ordering::Equal,
         }
     }

@@ -13,8 +13,8 @@ use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
 use crate::batch::profile::{metric_phase, Profile};
 use crate::error::{Error, Result};
-use crate::master::schema::StoreSchema;
-use crate::view::def::{AggSpec, Filter, ViewDef};
+use crate::master::schema::{ColumnClass, StoreSchema};
+use crate::view::def::{normalize_dates, AggSpec, Filter, ViewDef};
 use crate::view::grain::{bucket_column, Grain};
 use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
 
@@ -71,6 +71,13 @@ impl ViewPlan {
             });
         }
         let fingerprint = def.fingerprint();
+        // Dates in filters are compared as days (the fingerprint keeps the text the user gave).
+        let mut def = def;
+        for f in def.filter.iter_mut() {
+            if schema.column_class(&f.column) == Some(ColumnClass::Date) {
+                f.predicate = normalize_dates(&def.name, &f.column, &f.predicate)?;
+            }
+        }
         Ok(ViewPlan {
             def,
             fingerprint,
@@ -78,6 +85,25 @@ impl ViewPlan {
             dims,
             metrics,
         })
+    }
+
+    /// A result with its `bucket` column labelled with the view's time zone (the instants are
+    /// unchanged; pyarrow, pandas and polars show them on that zone's clock).
+    pub fn label(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(tz) = &self.def.tz else {
+            return Ok(batch);
+        };
+        let schema = batch.schema();
+        let Ok(i) = schema.index_of("bucket") else {
+            return Ok(batch);
+        };
+        let zoned = DataType::Timestamp(TimeUnit::Microsecond, Some(tz.as_str().into()));
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[i] = fields[i].clone().with_data_type(zoned.clone());
+        let mut columns = batch.columns().to_vec();
+        columns[i] = crate::arrow::compute::cast(&columns[i], &zoned)?;
+        let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+        Ok(RecordBatch::try_new(std::sync::Arc::new(schema), columns)?)
     }
 
     /// Whether folding rows into a merged state equals merging them as a separate state: false
@@ -240,7 +266,7 @@ impl AggTable {
         let dims: Vec<ArrayRef> = plan.def.by.iter().map(|d| col(d)).collect::<Result<_>>()?;
         let gids = self
             .keys
-            .encode(&buckets, time.nulls(), &dims, plan.grain.micros())?;
+            .encode(&buckets, time.nulls(), &dims, plan.grain.min_step_micros())?;
         clock(t0, "group");
         let groups = self.keys.len();
         for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
@@ -321,6 +347,7 @@ impl AggTable {
                 DimKind::Int => DataType::Int64,
                 DimKind::UInt => DataType::UInt64,
                 DimKind::Bool => DataType::Boolean,
+                DimKind::Date => DataType::Date32,
             };
             fields.push(Field::new(n, dt, true));
         }

@@ -1,0 +1,269 @@
+"""Experience v2 (issue 14), time semantics: buckets in a time zone (checked against DuckDB's
+``time_bucket(width, ts, zone)`` on the same rows) and ``date32`` columns as event time and as
+dimensions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import zoneinfo
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+import lamina
+
+GRAINS = [
+    ("30m", "30 minutes"),
+    ("1h", "1 hour"),
+    ("1d", "1 day"),
+    ("1w", "1 week"),
+    ("1mo", "1 month"),
+    ("1q", "3 months"),
+    ("1y", "1 year"),
+]
+ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
+
+
+def events(n: int = 6000, seed: int = 7) -> pa.Table:
+    """Times over two years (every DST change in between), plus the instants around Berlin's
+    and New York's 2026 transitions, nulls in the user column, unicode pages."""
+    rnd = random.Random(seed)
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    times = [base + dt.timedelta(seconds=rnd.randrange(0, 730 * 86_400)) for _ in range(n)]
+    edges = [
+        dt.datetime(2026, 3, 29, 0, 59, 59, tzinfo=dt.UTC),  # Berlin: last second of CET
+        dt.datetime(2026, 3, 29, 1, 0, tzinfo=dt.UTC),  # first of CEST
+        dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC),  # 02:30 CEST
+        dt.datetime(2026, 10, 25, 1, 30, tzinfo=dt.UTC),  # 02:30 CET, the hour again
+        dt.datetime(2026, 3, 8, 7, 0, tzinfo=dt.UTC),  # New York: 03:00 EDT
+        dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC),  # 01:30 EDT
+        dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC),  # 01:30 EST
+        dt.datetime(2025, 12, 31, 23, 30, tzinfo=dt.UTC),  # new year in Berlin, not in UTC
+    ]
+    times += edges
+    users = [None if rnd.random() < 0.05 else rnd.randrange(300) for _ in times]
+    pages = [rnd.choice(["/ä", "/日本", "/home"]) for _ in times]
+    return pa.table(
+        {
+            "ts": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "user": pa.array(users, pa.int64()),
+            "page": pages,
+        }
+    )
+
+
+def duck(t: pa.Table, interval: str, zone: str, by: str = "") -> list[tuple]:
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    con.register("t", t)
+    keys = f", {by}" if by else ""
+    rows = con.sql(
+        f"SELECT time_bucket(INTERVAL '{interval}', ts, '{zone}') AS b{keys}, count(*), "
+        f"count(DISTINCT user) FROM t GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return [(r[0].timestamp(), *r[1:]) for r in rows]
+
+
+def rows(result: pa.Table, *columns: str) -> list[tuple]:
+    d = result.to_pydict()
+    return sorted((d["bucket"][i].timestamp(), *(d[c][i] for c in columns)) for i in range(result.num_rows))
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_zoned_buckets_match_duckdb_for_every_grain(tmp_path, zone: str) -> None:
+    t = events()
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(t.slice(0, 3000))
+    for grain, _ in GRAINS:
+        s.define(
+            lamina.View(
+                grain,
+                time="ts",
+                grain=grain,
+                tz=zone,
+                by=["page"],
+                metrics={"n": lamina.count(), "users": lamina.count_distinct("user")},
+            )
+        )
+    s.recompute(progress=False)
+    s.append(t.slice(3000))  # batch and speed layers both hold part of the rows
+    for grain, interval in GRAINS:
+        got = s.query(grain)
+        assert got.schema.field("bucket").type == pa.timestamp("us", tz=zone)
+        # Counts are exact in both layers; the distinct counts agree where exact.
+        assert rows(got, "page", "n") == [r[:3] for r in duck(t, interval, zone, "page")], grain
+    s.recompute(progress=False)
+    for grain, interval in GRAINS:
+        assert rows(s.query(grain), "page", "n", "users") == duck(t, interval, zone, "page"), grain
+    # Roll-ups stay in the zone: hours into days, months and years.
+    for grain, interval in [("1d", "1 day"), ("1mo", "1 month"), ("1y", "1 year")]:
+        got = s.query("1h", grain=grain, by=[])
+        assert rows(got, "n") == [r[:2] for r in duck(t, interval, zone)], grain
+
+
+def test_berlin_days_last_23_and_25_hours_and_the_doubled_hour_stays_two_buckets(tmp_path) -> None:
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(events())
+    s.define(lamina.View("d", time="ts", grain="1d", tz="Europe/Berlin", metrics={"n": lamina.count()}))
+    s.define(lamina.View("h", time="ts", grain="1h", tz="Europe/Berlin", metrics={"n": lamina.count()}))
+    days = s.query("d", start="2026-03-29", end="2026-03-31")["bucket"].to_pylist()
+    assert days == [dt.datetime(2026, 3, 29, tzinfo=berlin), dt.datetime(2026, 3, 30, tzinfo=berlin)]
+    assert days[1].timestamp() - days[0].timestamp() == 23 * 3600  # spring forward
+    oct25 = s.query("d", start="2026-10-25", end="2026-10-27")["bucket"].to_pylist()
+    assert oct25[1].timestamp() - oct25[0].timestamp() == 25 * 3600  # fall back
+    # 02:30 CEST and 02:30 CET are an hour apart: two buckets, as in DuckDB.
+    hours = s.query(
+        "h",
+        start=dt.datetime(2026, 10, 25, 0, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 10, 25, 2, tzinfo=dt.UTC),
+    )
+    assert [b.timestamp() for b in hours["bucket"].to_pylist()] == [
+        dt.datetime(2026, 10, 25, 0, tzinfo=dt.UTC).timestamp(),
+        dt.datetime(2026, 10, 25, 1, tzinfo=dt.UTC).timestamp(),
+    ]
+    # A naive bound is a time on the view's clock; one that cuts a local day is refused.
+    with pytest.raises(lamina.InvalidArgumentError, match="cuts the 1d bucket"):
+        s.query("h", grain="1d", start="2026-03-29 12:00")
+    assert s.query("h", grain="1d", start="2026-03-29", end="2026-03-30")["n"].to_pylist() == [
+        sum(1 for x in events()["ts"].to_pylist() if x.astimezone(berlin).date() == dt.date(2026, 3, 29))
+    ]
+
+
+def test_zone_errors_are_typed_and_zones_do_not_mix(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(events(100))
+    with pytest.raises(lamina.InvalidArgumentError, match="unknown time zone 'Mars/Olympus'|Mars/Olympus"):
+        s.define(lamina.View("x", time="ts", grain="1d", tz="Mars/Olympus", metrics={"n": lamina.count()}))
+    assert "x" not in s.views()
+    with pytest.raises(lamina.InvalidArgumentError, match="tz must be"):
+        lamina.View("x", time="ts", grain="1d", tz=5, metrics={"n": lamina.count()})  # type: ignore[arg-type]
+    # A ZoneInfo is taken by its name; the definition round-trips with its zone.
+    v = lamina.View(
+        "z", time="ts", grain="1d", tz=zoneinfo.ZoneInfo("Asia/Tokyo"), metrics={"n": lamina.count()}
+    )
+    s.define(v)
+    assert s.views()["z"].tz == "Asia/Tokyo"
+    # A UTC view and a zoned view of the same grain are different views (different fingerprints).
+    s.define(lamina.View("u", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    assert s.views()["u"].tz is None
+    assert s.query("u")["bucket"].type == pa.timestamp("us", tz="UTC")
+    assert s.query("z")["bucket"].type == pa.timestamp("us", tz="Asia/Tokyo")
+
+
+# ------------------------------------------------------------------ date32
+
+
+def date_events() -> pa.Table:
+    rnd = random.Random(3)
+    days = [dt.date(2025, 12, 1) + dt.timedelta(days=rnd.randrange(90)) for _ in range(2000)]
+    ship = [None if rnd.random() < 0.1 else d + dt.timedelta(days=rnd.randrange(5)) for d in days]
+    return pa.table(
+        {
+            "day": pa.array(days, pa.date32()),
+            "ship": pa.array(ship, pa.date32()),
+            "qty": pa.array([rnd.randrange(-5, 50) for _ in days], pa.int64()),
+            "city": [rnd.choice(["Zürich", "東京", "Lyon"]) for _ in days],
+        }
+    )
+
+
+def test_date32_event_time_and_dimension_match_duckdb(tmp_path) -> None:
+    t = date_events()
+    s = lamina.Store(str(tmp_path / "s"), time="day")
+    s.append(t.slice(0, 1000))
+    s.define(
+        lamina.View(
+            "d",
+            time="day",
+            grain="1d",
+            by=["ship", "city"],
+            metrics={"n": lamina.count(), "q": lamina.sum("qty"), "ships": lamina.count_distinct("ship")},
+        )
+    )
+    s.define(
+        lamina.View(
+            "m",
+            time="day",
+            grain="1mo",
+            metrics={"n": lamina.count()},
+            where={"ship": {">=": dt.date(2026, 1, 1)}},
+        )
+    )
+    s.recompute(progress=False)
+    s.append(t.slice(1000))
+    got = s.query("d")
+    assert got.schema.field("ship").type == pa.date32()
+    con = duckdb.connect()
+    con.register("t", t)
+    want = con.sql(
+        "SELECT day::TIMESTAMP, ship, city, count(*), sum(qty) FROM t GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    d = got.to_pydict()
+    mine = [
+        (d["bucket"][i].replace(tzinfo=None), d["ship"][i], d["city"][i], d["n"][i], d["q"][i])
+        for i in range(got.num_rows)
+    ]
+
+    def key(r: tuple) -> tuple:
+        return (r[0], r[1] is None, r[1] or dt.date.min, r[2])
+
+    assert sorted(mine, key=key) == sorted(want, key=key)
+    # Filters on a date dimension take dates (or ISO text); a null never passes a range.
+    jan = s.query(
+        "d", where={"ship": {">=": dt.date(2026, 1, 1), "<": "2026-02-01"}}, by=["ship"], grain="1mo"
+    )
+    want_jan = con.sql(
+        "SELECT date_trunc('month', day)::TIMESTAMP, ship, count(*) FROM t "
+        "WHERE ship >= DATE '2026-01-01' AND ship < DATE '2026-02-01' GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    j = jan.to_pydict()
+    assert [
+        (b.replace(tzinfo=None), sh, n) for b, sh, n in zip(j["bucket"], j["ship"], j["n"], strict=True)
+    ] == want_jan
+    month = s.query("m").to_pydict()
+    want_m = con.sql(
+        "SELECT date_trunc('month', day)::TIMESTAMP, count(*) FROM t WHERE ship >= DATE '2026-01-01' "
+        "GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert [(b.replace(tzinfo=None), n) for b, n in zip(month["bucket"], month["n"], strict=True)] == want_m
+    with pytest.raises(lamina.InvalidArgumentError, match="2026-02-30.*not a date"):
+        s.query("d", where={"ship": "2026-02-30"})
+
+
+def test_times_into_a_date_column_keep_midnights_and_quarantine_the_rest(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"), time="day")
+    s.append(pa.table({"day": pa.array([dt.date(2026, 1, 1)], pa.date32()), "v": [1]}))
+    with pytest.raises(lamina.SchemaError, match="time of day.*row 1"):
+        s.append(
+            pa.table(
+                {
+                    "day": pa.array(
+                        [dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 2, 10)], pa.timestamp("us")
+                    ),
+                    "v": [2, 3],
+                }
+            )
+        )
+    assert s.snapshot().num_rows == 1  # nothing half-written
+    s.append(pa.table({"day": pa.array([dt.datetime(2026, 1, 2)], pa.timestamp("s")), "v": [2]}))
+    assert s.snapshot()["day"].to_pylist() == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+
+
+def test_a_date_event_time_in_a_zoned_view_is_that_local_day(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"), time="day")
+    s.append(
+        pa.table(
+            {"day": pa.array([dt.date(2026, 7, 1), dt.date(2026, 7, 1), dt.date(2026, 7, 2)], pa.date32())}
+        )
+    )
+    s.define(lamina.View("ny", time="day", grain="1d", tz="America/New_York", metrics={"n": lamina.count()}))
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    got = s.query("ny")
+    assert got["bucket"].to_pylist() == [
+        dt.datetime(2026, 7, 1, tzinfo=ny),
+        dt.datetime(2026, 7, 2, tzinfo=ny),
+    ]
+    assert got["n"].to_pylist() == [2, 1]
