@@ -67,6 +67,7 @@ pub fn count_view(keys: &[i64]) -> (ViewPlan, RecordBatch) {
         filter: vec![],
         precision: 12,
         tz: None,
+        rollups: vec![],
     };
     (ViewPlan::new(def, &store).expect("a valid view"), b)
 }

@@ -28,13 +28,14 @@ __version__: str
 class CoreStore:
     """The core of :class:`lamina.Store`.
 
-    Result tables of ``query`` have the columns: ``bucket`` (timestamp[us, tz=UTC], bucket start),
-    the group-by dimensions (string, int64, uint64 or bool), then per metric: ``count`` -> int64,
-    ``sum`` -> int64 (integer input) or float64, ``min``/``max`` -> int64, uint64 or float64,
-    ``mean`` -> float64, ``count_distinct`` -> int64 plus ``<name>_exact`` (bool),
-    ``<name>_lower`` and ``<name>_upper`` (int64, 95% bounds), ``quantile`` -> float64 plus
-    ``<name>_exact``, ``<name>_lower``, ``<name>_upper`` (float64, 95% bounds), ``top_k`` -> a
-    list of ``{value, count, lower, upper}`` structs plus ``<name>_exact``.
+    Result tables of ``query`` have the columns: ``bucket`` (timestamp[us, tz=UTC], or the view's
+    zone, bucket start), the group-by dimensions (string, int64, uint64, bool or date32), then per
+    metric: ``count`` -> int64, ``sum`` -> int64 (integer input) or float64, ``min``/``max`` ->
+    int64, uint64 or float64, ``mean`` -> float64, ``count_distinct`` -> int64 plus
+    ``<name>_exact`` (bool), ``<name>_source`` (string: batch, speed or rollup), ``<name>_lower``
+    and ``<name>_upper`` (int64, 95% bounds), ``quantile`` -> float64 plus ``<name>_exact``,
+    ``<name>_source``, ``<name>_lower``, ``<name>_upper`` (float64, 95% bounds), ``top_k`` -> a
+    list of ``{value, count, lower, upper}`` structs plus ``<name>_exact``, ``<name>_source``.
     """
 
     def __new__(

@@ -28,7 +28,7 @@ SCHEMA = pa.schema(
         ("problem", pa.string()),
     ]
 )
-_SUFFIXES = ("_exact", "_lower", "_upper")
+_SUFFIXES = ("_exact", "_source", "_lower", "_upper")
 
 
 def empty() -> pa.Table:

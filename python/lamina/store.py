@@ -371,11 +371,14 @@ class Store:
         ``{"dim": {"not in": [..]}}``.
         Sorted by bucket, then dimensions.
 
-        Result columns: ``bucket`` (start, UTC), the dimensions, then per metric its value; a
-        ``count_distinct`` or ``quantile`` metric ``m`` adds ``m_exact``, ``m_lower`` and
-        ``m_upper`` (95% bounds, equal to ``m`` when exact); a ``top_k`` metric is a list of
-        ``{value, count, lower, upper}`` plus ``m_exact``. Values are exact where the batch view
-        alone holds the group; merged with speed-layer sketches they are approximate.
+        Result columns: ``bucket`` (start; UTC, or the view's ``tz``), the dimensions, then per
+        metric its value; a ``count_distinct`` or ``quantile`` metric ``m`` adds ``m_exact``,
+        ``m_source``, ``m_lower`` and ``m_upper`` (95% bounds, equal to ``m`` when exact); a
+        ``top_k`` metric is a list of ``{value, count, lower, upper}`` plus ``m_exact`` and
+        ``m_source``. Values are exact where the batch view (or a declared roll-up of the query's
+        shape) alone holds the group. ``m_source`` says why a value is what it is: ``"batch"``
+        (exact), ``"speed"`` (merged with speed-layer sketches) or ``"rollup"`` (several groups
+        merged at query time: declare the roll-up in the ``View`` to make it exact).
 
         ``as_of``: a commit number, or a timestamp (the last commit at or before it): the answer
         as it stood after that commit, computed exactly from the snapshot (the view's current

@@ -167,6 +167,12 @@ class View:
       ``time_bucket(width, ts, tz)``. Buckets stay instants; results label them with the zone.
       The zone rules are built into lamina (the same on every machine).
     * ``by``: the dimension columns (strings, integers, booleans, dates) to group by.
+    * ``rollups``: coarser shapes to keep exact, as ``(grain, [dimensions])`` pairs:
+      ``[("1d", []), ("1d", ["country"])]``. The batch layer computes each in the same pass
+      over the data, and a query of that grain and those dimensions (filters on them allowed)
+      is answered from it: exact where only the batch layer has data. Without a declared
+      roll-up, a query that merges several groups of a distinct count, quantile or top-k is
+      approximate (``<metric>_source`` is ``"rollup"``).
     * ``metrics``: ``{"name": aggregate}`` with ``lamina.count()``, ``count(col)``, ``sum``,
       ``min``, ``max``, ``mean``, ``count_distinct``, ``quantile(col, q)``, ``top_k(col, k)``.
     * ``where``: a row filter on columns, as ``Store.query``'s ``where`` (``{"country": "DE"}``,
@@ -196,6 +202,7 @@ class View:
     where: Mapping[str, Any] | None = None
     precision: int = 14
     tz: str | None = None
+    rollups: Sequence[tuple[str, Sequence[str]]] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if isinstance(self.by, str):
@@ -209,6 +216,21 @@ class View:
                     f"not {self.tz!r}"
                 )
             object.__setattr__(self, "tz", tz_name)  # a zoneinfo.ZoneInfo or pytz zone
+        rollups = []
+        for r in self.rollups or ():
+            if isinstance(r, str):
+                grain, dims = r, ()
+            elif isinstance(r, Sequence) and len(r) == 2:
+                grain, dims = r
+            else:
+                grain, dims = None, None
+            if not isinstance(grain, str) or isinstance(dims, str) or dims is None:
+                raise InvalidArgumentError(
+                    f"view {self.name!r}: each roll-up is (grain, [dimensions]), "
+                    f"like ('1d', ['country']), not {r!r}"
+                )
+            rollups.append((grain, tuple(dims)))
+        object.__setattr__(self, "rollups", tuple(rollups))
         if not isinstance(self.metrics, Mapping) or not self.metrics:
             raise InvalidArgumentError(
                 f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate"
@@ -232,6 +254,11 @@ class View:
                 "where": filters_to_json(self.where),
                 "precision": self.precision,
                 **({"tz": self.tz} if self.tz is not None else {}),
+                **(
+                    {"rollups": [{"grain": g, "by": list(d)} for g, d in self.rollups]}
+                    if self.rollups
+                    else {}
+                ),
             }
         )
 
@@ -255,6 +282,7 @@ class View:
             where=where or None,
             precision=d.get("precision", 14),
             tz=d.get("tz"),
+            rollups=tuple((r["grain"], tuple(r.get("by", []))) for r in d.get("rollups", [])),
         )
 
     def _repr_html_(self) -> str:

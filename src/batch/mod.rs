@@ -245,6 +245,7 @@ mod tests {
             filter: vec![],
             precision: 12,
             tz: None,
+            rollups: vec![],
         };
         let plan = ViewPlan::new(def, &store).unwrap();
         let mut one = plan.new_table(Layer::Batch);

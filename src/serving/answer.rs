@@ -5,10 +5,10 @@ use crate::arrow::array::RecordBatch;
 
 use crate::aggregate::Layer;
 use crate::error::{Error, Result};
-use crate::view::def::{check_predicate_types, Filter};
+use crate::view::def::{check_predicate_types, Filter, Predicate};
 use crate::view::grain::Grain;
 use crate::view::group::{predicate_matches, GroupKeys};
-use crate::view::table::{AggTable, ViewPlan};
+use crate::view::table::{AggTable, Origin, ViewPlan, FROM_SPEED};
 
 /// Which layers a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,15 @@ pub struct Query {
     pub filter: Vec<Filter>,
 }
 
+/// A query checked against its view: the grain to coarsen to (None: the view's), the result's
+/// dimensions and their positions among the view's, and the filters by dimension position.
+struct Shape {
+    grain: Option<Grain>,
+    by: Vec<String>,
+    keep: Vec<usize>,
+    filters: Vec<(usize, Predicate)>,
+}
+
 /// Answer `q` over `batch` and `speed` tables of the view planned by `plan`.
 pub fn answer(
     plan: &ViewPlan,
@@ -35,6 +44,117 @@ pub fn answer(
     batch: Option<&AggTable>,
     speed: &[&AggTable],
 ) -> Result<RecordBatch> {
+    let Shape {
+        grain,
+        by,
+        keep,
+        filters,
+    } = shape(plan, q)?;
+    let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
+    let dims = keep.iter().map(|&i| plan.dims[i]).collect();
+    plan.label(
+        combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)?,
+    )
+}
+
+/// Whether group `g` of `keys` lies in `q`'s time range and passes `filters` (by position in
+/// `keys`' dimensions).
+fn selects(q: &Query, filters: &[(usize, Predicate)], keys: &GroupKeys, g: u32) -> bool {
+    let b = keys.bucket(g);
+    if q.start.is_some_and(|s| b < s) || q.end.is_some_and(|e| b >= e) {
+        return false;
+    }
+    filters
+        .iter()
+        .all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
+}
+
+/// The declared roll-up of `plan` that answers `q` exactly: the same grain, the same set of
+/// dimensions, filters only on those dimensions. None if there is none (or `q` is the view's
+/// own shape, or is malformed: the general path reports that).
+pub fn rollup_for(plan: &ViewPlan, q: &Query) -> Option<usize> {
+    if plan.rollups.is_empty() {
+        return None;
+    }
+    let grain = match &q.grain {
+        None => plan.grain,
+        Some(text) => Grain::parse(text).ok()?.with_zone(plan.grain.zone),
+    };
+    let mut by: Vec<&str> = match &q.by {
+        Some(b) => b.iter().map(|s| s.as_str()).collect(),
+        None => plan.def.by.iter().map(|s| s.as_str()).collect(),
+    };
+    by.sort_unstable();
+    plan.rollups.iter().position(|r| {
+        let mut dims: Vec<&str> = r.plan.def.by.iter().map(|s| s.as_str()).collect();
+        dims.sort_unstable();
+        r.plan.grain == grain
+            && dims == by
+            && q.filter.iter().all(|f| r.plan.def.by.contains(&f.column))
+    })
+}
+
+/// Answer `q` from declared roll-up `index` (its exact batch table `rolled`) and the view's
+/// speed tables rolled up at query time.
+pub fn answer_rollup(
+    plan: &ViewPlan,
+    index: usize,
+    q: &Query,
+    rolled: &AggTable,
+    speed: &[&AggTable],
+) -> Result<RecordBatch> {
+    let r = plan
+        .rollups
+        .get(index)
+        .ok_or_else(|| Error::internal("no such roll-up"))?;
+    let Shape {
+        grain: _,
+        by,
+        keep,
+        filters,
+    } = shape(plan, q)?;
+    let position = |view_dim: usize| {
+        r.keep
+            .iter()
+            .position(|&k| k == view_dim)
+            .ok_or_else(|| Error::internal("roll-up lacks a dimension it was routed for"))
+    };
+    let keep_r: Vec<usize> = keep.iter().map(|&i| position(i)).collect::<Result<_>>()?;
+    let filters_r: Vec<(usize, Predicate)> = filters
+        .iter()
+        .map(|(i, p)| Ok((position(*i)?, p.clone())))
+        .collect::<Result<_>>()?;
+    let mut out = AggTable {
+        keys: GroupKeys::new(keep.iter().map(|&i| plan.dims[i]).collect()),
+        states: plan
+            .metrics
+            .iter()
+            .map(|m| crate::aggregate::new_accumulator(m, Layer::Speed))
+            .collect(),
+        origin: Origin::Marked(Vec::new()),
+    };
+    out.absorb_marked(
+        rolled,
+        &keep_r,
+        None,
+        &|k: &GroupKeys, g| selects(q, &filters_r, k, g),
+        0,
+    )?;
+    let coarser = (r.plan.grain != plan.grain).then_some(r.plan.grain);
+    for source in speed {
+        out.absorb_marked(
+            source,
+            &keep,
+            coarser,
+            &|k: &GroupKeys, g| selects(q, &filters, k, g),
+            FROM_SPEED,
+        )?;
+    }
+    plan.label(out.finalize(&by, &plan.metrics)?)
+}
+
+/// Check `q` against `plan` (see `Shape`).
+fn shape(plan: &ViewPlan, q: &Query) -> Result<Shape> {
     let view = &plan.def.name;
     let grain = match &q.grain {
         None => None,
@@ -118,19 +238,12 @@ pub fn answer(
             return Err(Error::invalid("query end is before its start"));
         }
     }
-    let accept = |keys: &GroupKeys, g: u32| {
-        let b = keys.bucket(g);
-        if q.start.is_some_and(|s| b < s) || q.end.is_some_and(|e| b >= e) {
-            return false;
-        }
-        filters
-            .iter()
-            .all(|(i, p)| predicate_matches(p, keys.dim(g, *i)))
-    };
-    let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    plan.label(
-        combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)?,
-    )
+    Ok(Shape {
+        grain,
+        by,
+        keep,
+        filters,
+    })
 }
 
 /// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
@@ -151,9 +264,13 @@ fn combine(
             .iter()
             .map(|m| crate::aggregate::new_accumulator(m, Layer::Speed))
             .collect(),
+        origin: Origin::Marked(Vec::new()),
     };
-    for source in batch.into_iter().chain(speed.iter().copied()) {
-        out.absorb(source, keep, grain, accept)?;
+    if let Some(b) = batch {
+        out.absorb_marked(b, keep, grain, accept, 0)?;
+    }
+    for source in speed {
+        out.absorb_marked(source, keep, grain, accept, FROM_SPEED)?;
     }
     Ok(out)
 }

@@ -26,6 +26,8 @@ pub struct BatchView {
     pub fingerprint: String,
     pub published_at_us: i64,
     pub table: AggTable,
+    /// The declared roll-ups' exact tables (`plan.rollups` order; empty for views without).
+    pub rollups: Vec<AggTable>,
 }
 
 /// One view as served: its plan, batch part, speed part and cache.
@@ -117,13 +119,26 @@ impl ServedView {
         match part {
             Part::Served => self.served(q),
             Part::Batch => {
-                answer::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &[])
+                let rolled = answer::rollup_for(&self.plan, q)
+                    .and_then(|i| Some((i, self.batch.as_ref()?.rollups.get(i)?)));
+                match rolled {
+                    Some((i, table)) => answer::answer_rollup(&self.plan, i, q, table, &[]),
+                    None => {
+                        answer::answer(&self.plan, q, self.batch.as_ref().map(|b| &b.table), &[])
+                    }
+                }
             }
             Part::Speed => answer::answer(&self.plan, q, None, &self.speed_tables()),
         }
     }
 
     fn served(&self, q: &Query) -> Result<RecordBatch> {
+        // A declared roll-up answers its shape exactly where only the batch layer has data.
+        if let Some(i) = answer::rollup_for(&self.plan, q) {
+            if let Some(rolled) = self.batch.as_ref().and_then(|b| b.rollups.get(i)) {
+                return answer::answer_rollup(&self.plan, i, q, rolled, &self.speed_tables());
+            }
+        }
         let plain = answer::is_plain(&self.plan, q);
         let whole = q.start.is_none() && q.end.is_none() && q.filter.is_empty();
         let batch = self.batch.as_ref().map(|b| &b.table);
@@ -329,6 +344,7 @@ mod tests {
             filter: vec![],
             precision: 12,
             tz: None,
+            rollups: vec![],
         };
         (ViewPlan::new(def, &store).unwrap(), b)
     }
@@ -346,6 +362,7 @@ mod tests {
                 fingerprint: plan.fingerprint.clone(),
                 published_at_us: 0,
                 table: t.into_served().unwrap(),
+                rollups: Vec::new(),
             })
         };
         let mut kept = ServedView::new(plan.clone(), Some(batch(t.clone())), SpeedView::default());
@@ -425,6 +442,7 @@ mod tests {
             fingerprint: plan.fingerprint.clone(),
             published_at_us: 0,
             table: t.into_served().unwrap(),
+            rollups: Vec::new(),
         };
         v.swap_batch(Arc::new(batch), None);
         assert_eq!(

@@ -60,6 +60,7 @@ fn view() -> ViewDef {
         filter: vec![],
         precision: 12,
         tz: None,
+        rollups: vec![],
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
+use crate::aggregate::Layer;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::master::files::read_checked;
@@ -14,7 +15,7 @@ use crate::master::parquet_io::{self, ParquetBytes};
 use crate::serving::{answer, BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
 use crate::view::def::ViewDef;
-use crate::view::table::{AggTable, ViewPlan};
+use crate::view::table::{split_rollups, with_rollups, AggTable, ViewPlan};
 
 /// The most threads a recompute may ask for.
 pub const MAX_THREADS: usize = 1024;
@@ -246,6 +247,16 @@ impl Store {
         file: &FileRef,
         rows: Option<u64>,
     ) -> Result<AggTable> {
+        Ok(self.read_state_tables(plan, file, rows)?.0)
+    }
+
+    /// `read_state_table`, with the tables of the view's declared roll-ups kept in the file.
+    fn read_state_tables(
+        &self,
+        plan: &ViewPlan,
+        file: &FileRef,
+        rows: Option<u64>,
+    ) -> Result<(AggTable, Vec<AggTable>)> {
         let _pin = Pin::new(&self.pins);
         let path = self.root.join(&file.file);
         let bytes = read_checked(&path, file.crc32, file.bytes)?;
@@ -258,16 +269,25 @@ impl Store {
                 format!("{got} rows, the manifest says {want}"),
             ));
         }
-        AggTable::from_state_batches(plan, &batches, &path)
+        let parts = split_rollups(&batches, plan.rollups.len(), &path)?;
+        let table = AggTable::from_state_batches(plan, &parts[0], &path)?;
+        let rollups = plan
+            .rollups
+            .iter()
+            .zip(&parts[1..])
+            .map(|(r, part)| AggTable::from_state_batches(&r.plan, part, &path))
+            .collect::<Result<_>>()?;
+        Ok((table, rollups))
     }
 
     fn load_batch_view(&self, plan: &ViewPlan, p: &Published) -> Result<BatchView> {
-        let table = self.read_state_table(plan, &p.file, Some(p.rows))?;
+        let (table, rollups) = self.read_state_tables(plan, &p.file, Some(p.rows))?;
         Ok(BatchView {
             snapshot: p.snapshot,
             fingerprint: p.fingerprint.clone(),
             published_at_us: p.published_at_us,
             table,
+            rollups,
         })
     }
 
@@ -584,14 +604,35 @@ impl Store {
     ) -> Result<()> {
         let name = &plan.def.name;
         let prof = &ctl.profile;
+        // Declared roll-ups come from the exact table, before it becomes sketches: merging
+        // exact states is exact.
+        let rollups: Vec<AggTable> = prof.time("rollups", || {
+            plan.rollups
+                .iter()
+                .map(|r| {
+                    let mut t = r.plan.new_table(Layer::Batch);
+                    let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);
+                    t.absorb(&table, &r.keep, grain, &|_, _| true)?;
+                    t.into_served()
+                })
+                .collect::<Result<_>>()
+        })?;
         // Serving holds exactly what is persisted (and what a restart loads).
         let served = prof.time("sketch", || table.into_served())?;
-        let state_batch = prof.time("sort+state", || {
-            served.state_batch(&plan.def.by, &plan.metrics)
+        let batches = prof.time("sort+state", || {
+            let view = served.state_batch(&plan.def.by, &plan.metrics)?;
+            let shapes = plan
+                .rollups
+                .iter()
+                .zip(&rollups)
+                .map(|(r, t)| t.state_batch(&r.plan.def.by, &r.plan.metrics))
+                .collect::<Result<Vec<_>>>()?;
+            with_rollups(view, shapes)
         })?;
         let bytes = prof.time("encode", || {
-            parquet_io::encode(&state_batch.schema(), std::slice::from_ref(&state_batch))
+            parquet_io::encode(&batches[0].schema(), &batches)
         })?;
+        let state_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let mut m = self.begin_write()?;
         let state = m.state();
         let (current, saved) = match state.views.get(name) {
@@ -635,7 +676,7 @@ impl Store {
             snapshot,
             fingerprint: plan.fingerprint.clone(),
             file,
-            rows: state_batch.num_rows() as u64,
+            rows: state_rows as u64,
             published_at_us: now_us(),
         };
         if let Err(e) = crate::failpoint::hit("publish.before_commit") {
@@ -660,6 +701,7 @@ impl Store {
                         fingerprint: plan.fingerprint.clone(),
                         published_at_us: published.published_at_us,
                         table: served,
+                        rollups,
                     }),
                     speed,
                 );

@@ -122,7 +122,25 @@ pub struct ViewDef {
     /// form of a UTC view, so fingerprints of views defined before zones existed are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tz: Option<String>,
+    /// Coarser shapes the batch layer computes exactly in the same pass, and queries of that
+    /// shape are answered from (see `Rollup`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollups: Vec<Rollup>,
 }
+
+/// A declared roll-up: the view at a coarser grain over a subset of its dimensions. Without one,
+/// a roll-up merges the view's groups at query time, and a distinct count, quantile or top-k
+/// merged from several groups is approximate; with one, the batch layer keeps that shape's
+/// exact answer, and only groups the speed layer adds to are approximate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollup {
+    pub grain: String,
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+/// The most roll-ups a view may declare.
+pub const MAX_ROLLUPS: usize = 16;
 
 fn default_precision() -> u8 {
     crate::aggregate::sketch::DEFAULT_PRECISION
@@ -130,7 +148,7 @@ fn default_precision() -> u8 {
 
 /// Suffixes the result layout adds for distinct counts and quantiles; metric names may not clash
 /// with them.
-pub const DISTINCT_SUFFIXES: [&str; 3] = ["_exact", "_lower", "_upper"];
+pub const DISTINCT_SUFFIXES: [&str; 4] = ["_exact", "_source", "_lower", "_upper"];
 
 /// The most values a `top_k` metric may list.
 pub const MAX_TOP_K: u32 = 10_000;
@@ -329,7 +347,7 @@ impl ViewDef {
         for (m, agg) in &self.metrics {
             let suffixes: &[&str] = match agg {
                 AggSpec::CountDistinct { .. } | AggSpec::Quantile { .. } => &DISTINCT_SUFFIXES,
-                AggSpec::TopK { .. } => &DISTINCT_SUFFIXES[..1],
+                AggSpec::TopK { .. } => &DISTINCT_SUFFIXES[..2],
                 _ => &[],
             };
             {
@@ -361,6 +379,60 @@ impl ViewDef {
                 f.predicate.clone()
             };
             check_predicate_types(&self.name, &f.column, c, &p)?;
+        }
+        self.check_rollups()?;
+        Ok(())
+    }
+
+    /// Each roll-up is coarser than the view (its buckets nest), groups by some of the view's
+    /// dimensions, and differs from the view and from the other roll-ups.
+    fn check_rollups(&self) -> Result<()> {
+        if self.rollups.len() > MAX_ROLLUPS {
+            return Err(Error::invalid(format!(
+                "view {:?} declares {} roll-ups; at most {MAX_ROLLUPS} are allowed",
+                self.name,
+                self.rollups.len()
+            )));
+        }
+        let grain = self.grain()?;
+        let mut seen: Vec<(Grain, Vec<&str>)> = Vec::new();
+        for r in &self.rollups {
+            let what = format!("view {:?}: roll-up ({:?}, {:?})", self.name, r.grain, r.by);
+            let g = Grain::parse(&r.grain)
+                .map_err(|e| Error::invalid(format!("{what}: {e}")))?
+                .with_zone(grain.zone);
+            if !grain.nests_in(&g) {
+                return Err(Error::invalid(format!(
+                    "{what}: grain {:?} is not a multiple of the view's grain {:?}",
+                    r.grain,
+                    grain.text()
+                )));
+            }
+            let mut dims: Vec<&str> = Vec::new();
+            for d in &r.by {
+                if !self.by.contains(d) {
+                    return Err(Error::invalid(format!(
+                        "{what}: {d:?} is not a dimension of the view (dimensions: {:?})",
+                        self.by
+                    )));
+                }
+                if dims.contains(&d.as_str()) {
+                    return Err(Error::invalid(format!("{what}: {d:?} appears twice")));
+                }
+                dims.push(d);
+            }
+            dims.sort_unstable();
+            let mut all: Vec<&str> = self.by.iter().map(|d| d.as_str()).collect();
+            all.sort_unstable();
+            if g == grain && dims == all {
+                return Err(Error::invalid(format!(
+                    "{what}: that is the view's own shape"
+                )));
+            }
+            if seen.iter().any(|(sg, sd)| *sg == g && *sd == dims) {
+                return Err(Error::invalid(format!("{what} is declared twice")));
+            }
+            seen.push((g, dims));
         }
         Ok(())
     }
@@ -438,6 +510,7 @@ mod tests {
             filter: vec![],
             precision: 12,
             tz: None,
+            rollups: vec![],
         }
     }
 

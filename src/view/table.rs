@@ -30,6 +30,18 @@ pub struct ViewPlan {
     pub grain: Grain,
     pub dims: Vec<DimKind>,
     pub metrics: Vec<AggPlan>,
+    /// The declared roll-ups, each planned as a view of its own shape (same metrics, filter and
+    /// zone), in declaration order.
+    pub rollups: Vec<RollupPlan>,
+}
+
+/// A declared roll-up of a view.
+#[derive(Debug, Clone)]
+pub struct RollupPlan {
+    /// The view at the roll-up's shape.
+    pub plan: ViewPlan,
+    /// For each of the roll-up's dimensions, its position among the view's.
+    pub keep: Vec<usize>,
 }
 
 impl ViewPlan {
@@ -78,12 +90,28 @@ impl ViewPlan {
                 f.predicate = normalize_dates(&def.name, &f.column, &f.predicate)?;
             }
         }
+        let mut rollups = Vec::with_capacity(def.rollups.len());
+        for r in &def.rollups {
+            let mut shape = def.clone();
+            shape.grain = r.grain.clone();
+            shape.by = r.by.clone();
+            shape.rollups = Vec::new();
+            let keep =
+                r.by.iter()
+                    .filter_map(|d| def.by.iter().position(|x| x == d))
+                    .collect();
+            rollups.push(RollupPlan {
+                plan: ViewPlan::new(shape, schema)?,
+                keep,
+            });
+        }
         Ok(ViewPlan {
             def,
             fingerprint,
             grain,
             dims,
             metrics,
+            rollups,
         })
     }
 
@@ -158,6 +186,7 @@ impl ViewPlan {
                 .iter()
                 .map(|m| new_accumulator(m, layer))
                 .collect(),
+            origin: Origin::Plain,
         }
     }
 }
@@ -180,6 +209,120 @@ fn metric_order(plans: &[AggPlan], name: &str) -> usize {
 pub struct AggTable {
     pub keys: GroupKeys,
     pub states: Vec<Box<dyn GroupsAccumulator>>,
+    /// Where each group's data came from, for the `<metric>_source` result columns.
+    pub origin: Origin,
+}
+
+/// A group holds speed-layer data.
+pub const FROM_SPEED: u8 = 1;
+/// A group was merged from several groups at query time (a roll-up not declared by the view).
+pub const ROLLED_UP: u8 = 2;
+
+/// Where the groups of a table came from: why an approximate value is approximate.
+#[derive(Debug, Clone, Default)]
+pub enum Origin {
+    /// Every group is one group of a layer's table (a batch view, a speed table).
+    #[default]
+    Plain,
+    /// Per group, `FROM_SPEED | ROLLED_UP` bits (a table built by serving). Groups the
+    /// vector does not reach have none.
+    Marked(Vec<u8>),
+}
+
+impl Origin {
+    pub fn of(&self, g: u32) -> u8 {
+        match self {
+            Origin::Plain => 0,
+            Origin::Marked(m) => m.get(g as usize).copied().unwrap_or(0),
+        }
+    }
+
+    fn mark(&mut self, g: u32, bits: u8) {
+        if let Origin::Marked(m) = self {
+            let g = g as usize;
+            if m.len() <= g {
+                m.resize(g + 1, 0);
+            }
+            m[g] |= bits;
+        }
+    }
+}
+
+/// The column tagging the rows of a persisted batch view with the roll-up they belong to.
+pub const ROLLUP_COLUMN: &str = "__rollup";
+
+/// A batch view's state batch followed by its roll-ups' (see `AggTable::from_state_batches`),
+/// all in the view's schema plus `__rollup`. Without roll-ups, the view's batch unchanged.
+pub fn with_rollups(view: RecordBatch, rollups: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    if rollups.is_empty() {
+        return Ok(vec![view]);
+    }
+    let base = view.schema();
+    // A roll-up's rows hold null in the dimensions it drops.
+    let mut fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(ROLLUP_COLUMN, DataType::UInt16, false));
+    let schema = Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()));
+    let mut out = Vec::with_capacity(1 + rollups.len());
+    for (tag, b) in std::iter::once(view).chain(rollups).enumerate() {
+        let n = b.num_rows();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for f in base.fields() {
+            columns.push(match b.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                Some(c) => crate::arrow::compute::cast(c, f.data_type())?,
+                None => crate::arrow::array::new_null_array(f.data_type(), n),
+            });
+        }
+        columns.push(Arc::new(crate::arrow::array::UInt16Array::from(vec![
+            tag as u16;
+            n
+        ])));
+        out.push(RecordBatch::try_new(schema.clone(), columns)?);
+    }
+    Ok(out)
+}
+
+/// The rows of persisted state batches for the view (`[0]`) and for each of its `rollups`
+/// roll-ups (`[i]`, roll-up i - 1). Files without the `__rollup` column hold only the view.
+pub fn split_rollups(
+    batches: &[RecordBatch],
+    rollups: usize,
+    file: &std::path::Path,
+) -> Result<Vec<Vec<RecordBatch>>> {
+    use crate::arrow::array::AsArray;
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); 1 + rollups];
+    for b in batches {
+        let Some(tags) = b.column_by_name(ROLLUP_COLUMN) else {
+            parts[0].push(b.clone());
+            continue;
+        };
+        let tags = tags
+            .as_primitive_opt::<crate::arrow::datatypes::UInt16Type>()
+            .filter(|t| t.null_count() == 0)
+            .ok_or_else(|| Error::corruption(file, "the __rollup column is not a uint16 tag"))?;
+        if let Some(bad) = tags.values().iter().find(|&&t| t as usize > rollups) {
+            return Err(Error::corruption(
+                file,
+                format!("row tagged for roll-up {bad}; the view declares {rollups}"),
+            ));
+        }
+        for (tag, part) in parts.iter_mut().enumerate() {
+            let mask = BooleanArray::from(
+                tags.values()
+                    .iter()
+                    .map(|&t| t as usize == tag)
+                    .collect::<Vec<_>>(),
+            );
+            if mask.true_count() > 0 {
+                part.push(crate::arrow::compute::filter_record_batch(b, &mask)?);
+            }
+        }
+    }
+    Ok(parts)
 }
 
 /// Rows of `batch` passing the view's row filter (None: all rows).
@@ -267,6 +410,14 @@ impl AggTable {
         let gids = self
             .keys
             .encode(&buckets, time.nulls(), &dims, plan.grain.min_step_micros())?;
+        if let Origin::Marked(_) = self.origin {
+            // Rows folded into a served table come from commits the batch view does not cover.
+            for &g in &gids {
+                if g != crate::aggregate::NO_GROUP {
+                    self.origin.mark(g, FROM_SPEED);
+                }
+            }
+        }
         clock(t0, "group");
         let groups = self.keys.len();
         for (m, states) in plan.metrics.iter().zip(self.states.iter_mut()) {
@@ -290,6 +441,20 @@ impl AggTable {
         grain: Option<Grain>,
         accept: &dyn Fn(&GroupKeys, u32) -> bool,
     ) -> Result<()> {
+        self.absorb_marked(other, keep, grain, accept, 0)
+    }
+
+    /// `absorb`, marking the groups it reaches with `other`'s origin plus `bits`, and with
+    /// `ROLLED_UP` where a roll-up merges several of `other`'s groups (or groups of several
+    /// sources) into one. Only a `Marked` table keeps marks.
+    pub fn absorb_marked(
+        &mut self,
+        other: &AggTable,
+        keep: &[usize],
+        grain: Option<Grain>,
+        accept: &dyn Fn(&GroupKeys, u32) -> bool,
+        bits: u8,
+    ) -> Result<()> {
         let tr = self.keys.translator(&other.keys, keep);
         let mut tr = tr;
         let mut key = Vec::new();
@@ -303,6 +468,7 @@ impl AggTable {
         } else {
             (0..other.keys.len() as u32).collect()
         };
+        let marking = matches!(self.origin, Origin::Marked(_));
         for g in order {
             if !accept(&other.keys, g) {
                 continue;
@@ -310,8 +476,16 @@ impl AggTable {
             let h = self
                 .keys
                 .translate_into(&other.keys, g, keep, grain, &mut tr, &mut key);
+            let before = self.keys.len();
             let dst = self.keys.find_or_insert_hashed(&key, h);
             pairs.push((dst, g));
+            if marking {
+                let mut b = bits | other.origin.of(g);
+                if rollup && (dst as usize) < before {
+                    b |= ROLLED_UP;
+                }
+                self.origin.mark(dst, b);
+            }
         }
         let groups = self.keys.len();
         // Metrics merge independently: large merges (the end of a recompute) use every core.
@@ -405,11 +579,19 @@ impl AggTable {
         let mut tagged: Vec<(usize, String, ArrayRef)> = Vec::new();
         for (plan, cols) in metrics.iter().zip(metric_cols?) {
             let mut at = metric_order(metrics, &plan.name);
+            let mut current = plan.name.clone();
             for (name, arr) in cols {
                 if plan.quantiles.iter().any(|(q, _)| *q == name) {
                     at = metric_order(metrics, &name);
+                    current = name.clone();
                 }
+                let source = (!with_state && name == format!("{current}_exact"))
+                    .then(|| self.source_column(&arr, &order))
+                    .flatten();
                 tagged.push((at, name, arr));
+                if let Some(source) = source {
+                    tagged.push((at, format!("{current}_source"), source));
+                }
             }
         }
         tagged.sort_by_key(|t| t.0);
@@ -425,7 +607,36 @@ impl AggTable {
         )?)
     }
 
+    /// `<metric>_source` from `<metric>_exact`: "batch" where the value is exact (a batch view's
+    /// group, or a declared roll-up's), else "speed" where the group holds speed-layer data,
+    /// else "rollup" (groups merged at query time).
+    fn source_column(&self, exact: &ArrayRef, order: &[u32]) -> Option<ArrayRef> {
+        use crate::arrow::array::AsArray;
+        let exact = exact.as_boolean_opt()?;
+        let values: crate::arrow::array::StringArray = order
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| {
+                Some(if exact.is_valid(i) && exact.value(i) {
+                    "batch"
+                } else if self.origin.of(g) & FROM_SPEED != 0 {
+                    "speed"
+                } else if self.origin.of(g) & ROLLED_UP != 0 {
+                    "rollup"
+                } else {
+                    "speed"
+                })
+            })
+            .collect();
+        Some(Arc::new(values))
+    }
+
     /// Rebuild a table from persisted state batches (see `state_batch`).
+    ///
+    /// A batch view with declared roll-ups persists them in the same file: the roll-ups' rows
+    /// follow the view's, each row tagged in the `__rollup` column (0: the view, i: roll-up i),
+    /// with null in the dimensions a roll-up drops. One file keeps the view and its roll-ups one
+    /// atomic publish. `split_rollups` takes them apart again.
     pub fn from_state_batches(
         plan: &ViewPlan,
         batches: &[RecordBatch],
@@ -485,6 +696,7 @@ impl AggTable {
         Ok(AggTable {
             keys: self.keys,
             states,
+            origin: self.origin,
         })
     }
 
@@ -502,5 +714,50 @@ impl AggTable {
     /// Bytes each metric's state holds (in plan order).
     pub fn metric_memory(&self) -> Vec<usize> {
         self.states.iter().map(|s| s.memory_bytes()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arrow::array::{Int64Array, StringArray, UInt16Array};
+
+    fn batch(cols: &[(&str, ArrayRef)]) -> RecordBatch {
+        RecordBatch::try_from_iter(cols.iter().map(|(n, a)| (*n, a.clone()))).unwrap()
+    }
+
+    #[test]
+    fn rollup_rows_share_the_view_file_and_split_back() {
+        let view = batch(&[
+            (
+                "country",
+                Arc::new(StringArray::from(vec!["DE", "FR"])) as ArrayRef,
+            ),
+            ("n", Arc::new(Int64Array::from(vec![1, 2]))),
+        ]);
+        let rolled = batch(&[("n", Arc::new(Int64Array::from(vec![3])) as ArrayRef)]);
+        // Without roll-ups the file is the view's batch, unchanged.
+        assert_eq!(
+            with_rollups(view.clone(), vec![]).unwrap(),
+            vec![view.clone()]
+        );
+        let all = with_rollups(view.clone(), vec![rolled]).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].column_by_name("country").unwrap().null_count(), 1);
+        let path = std::path::Path::new("v.parquet");
+        let parts = split_rollups(&all, 1, path).unwrap();
+        assert_eq!(parts[0][0].num_rows(), 2);
+        assert_eq!(parts[1][0].num_rows(), 1);
+        // A tag beyond the declared roll-ups is damage, named with the file.
+        let e = split_rollups(&all, 0, path).unwrap_err();
+        assert!(e.to_string().contains("v.parquet"), "{e}");
+        let bad = batch(&[
+            ("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            (
+                ROLLUP_COLUMN,
+                Arc::new(UInt16Array::from(vec![None::<u16>])) as ArrayRef,
+            ),
+        ]);
+        assert!(split_rollups(&[bad], 1, path).is_err());
     }
 }
