@@ -35,6 +35,7 @@ BENCHES = [
     "serving",
     "sources",
     "distributed",
+    "time",
     "history",
     "build",
 ]

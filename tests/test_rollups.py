@@ -183,3 +183,60 @@ def test_a_zoned_view_rolls_up_in_its_zone(tmp_path) -> None:
         )
     ] == [(b.timestamp(), n, u) for b, n, u in want]
     assert all(got["users_exact"].to_pylist())
+
+
+def test_cli_defines_zoned_views_with_rollups_and_queries_them(tmp_path) -> None:
+    import csv
+
+    from conftest import run_cli
+
+    t = events(2_000, 6)
+    with open(tmp_path / "e.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(t.column_names)
+        for r in t.to_pylist():
+            w.writerow(
+                [
+                    "" if v is None else (v.isoformat() if isinstance(v, dt.datetime) else v)
+                    for v in r.values()
+                ]
+            )
+    (tmp_path / "views.toml").write_text(
+        '[[view]]\nname = "traffic"\ntime = "ts"\ngrain = "1h"\nby = ["country", "page"]\n'
+        'tz = "Asia/Kolkata"\nrollups = [["1d", ["country"]], { grain = "1d", by = [] }]\n'
+        '[view.metrics]\nevents = "count()"\nusers = "count_distinct(user)"\n',
+        encoding="utf-8",
+    )
+    for args in (("ingest", "s", "e.csv"), ("define", "s", "views.toml"), ("recompute", "s")):
+        r = run_cli(*args, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    r = run_cli("query", "s", "traffic", "--grain", "1d", "--by", "", "--output", "csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = list(csv.DictReader(r.stdout.splitlines()))
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    con.register("t", t)
+    want = con.sql(
+        "SELECT count(*), count(DISTINCT user) FROM t "
+        "GROUP BY time_bucket(INTERVAL '1 day', ts::TIMESTAMPTZ, 'Asia/Kolkata') ORDER BY 1"
+    ).fetchall()
+    got = sorted((int(x["events"]), int(x["users"])) for x in lines)
+    assert got == sorted(want)
+    assert {x["users_source"] for x in lines} == {"batch"}
+    assert all(x["bucket"].endswith("+05:30") for x in lines), lines[0]["bucket"]
+
+
+def test_as_of_answers_every_shape_exactly_and_speed_groups_say_speed(tmp_path) -> None:
+    t = events(3_000, 8)
+    s = lamina.Store(str(tmp_path / "s"))
+    s.define(view(rollups=[("1d", ["country"])]))
+    s.append(t)
+    # No recompute yet: every group is the speed layer's, exact or not.
+    got = s.query("traffic")
+    assert set(got["users_source"].to_pylist()) == {"speed"}
+    assert set(got["pages_source"].to_pylist()) == {"speed"}
+    s.append(events(10, 9))
+    for by in (["country"], ["page"], []):
+        old = s.query("traffic", grain="1d", by=by, as_of=1)
+        assert same(mine(old, by), truth(t, by)), by
+        assert all(old["users_exact"].to_pylist()) and set(old["users_source"].to_pylist()) == {"batch"}

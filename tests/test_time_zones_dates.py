@@ -267,3 +267,144 @@ def test_a_date_event_time_in_a_zoned_view_is_that_local_day(tmp_path) -> None:
         dt.datetime(2026, 7, 2, tzinfo=ny),
     ]
     assert got["n"].to_pylist() == [2, 1]
+
+
+# ------------------------------------------------------------------ review findings
+
+
+def test_a_time_beyond_the_zone_rules_years_is_bucketed_in_utc_and_the_store_reopens(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(pa.table({"ts": pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="UTC"))}))
+    s.define(lamina.View("z", time="ts", grain="1h", tz="America/New_York", metrics={"n": lamina.count()}))
+    s.define(lamina.View("d", time="ts", grain="1d", tz="America/New_York", metrics={"n": lamina.count()}))
+    far = -400_000_000_000_000_000  # about 10,700 BC: outside the years -9999..=9999
+    s.append(pa.table({"ts": pa.array([far], pa.timestamp("us", tz="UTC"))}))
+    assert sum(s.query("z")["n"].to_pylist()) == 2
+    s.recompute(progress=False)
+    s.close()
+    s = lamina.Store(str(tmp_path / "s"))
+    for name, width in (("z", 3_600_000_000), ("d", 86_400_000_000)):
+        got = s.query(name)
+        assert sum(got["n"].to_pylist()) == 2
+        first = got["bucket"].cast(pa.int64())[0].as_py()
+        assert first == far // width * width  # the UTC bucket
+
+
+def test_far_event_dates_are_refused_row_by_row(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"), time="day", quarantine=True)
+    s.append(pa.table({"day": pa.array([0, 2**31 - 1, -200_000_000, 20_000], pa.date32())}))
+    assert s.snapshot()["day"].cast(pa.int32()).to_pylist() == [0, 20_000]
+    assert s.quarantined().num_rows == 2
+    s.define(lamina.View("d", time="day", grain="1y", metrics={"n": lamina.count()}))
+    assert s.query("d")["n"].to_pylist() == [1, 1]
+
+
+def test_zoned_timestamps_and_dates_convert_both_ways(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "d"), time="day")
+    s.append(pa.table({"day": pa.array([dt.date(2026, 1, 1)], pa.date32())}))
+    s.append(
+        pa.table({"day": pa.array([dt.datetime(2026, 1, 2, tzinfo=dt.UTC)], pa.timestamp("ms", tz="UTC"))})
+    )
+    with pytest.raises(lamina.SchemaError, match="time of day"):
+        s.append(
+            pa.table(
+                {
+                    "day": pa.array(
+                        [dt.datetime(2026, 1, 3, 5, tzinfo=dt.UTC)], pa.timestamp("us", tz="Europe/Berlin")
+                    )
+                }
+            )
+        )
+    assert s.snapshot()["day"].to_pylist() == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+    t = lamina.Store(str(tmp_path / "t"))
+    t.append(
+        pa.table(
+            {
+                "ts": pa.array(
+                    [dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)], pa.timestamp("us", tz="Europe/Berlin")
+                )
+            }
+        )
+    )
+    t.append(pa.table({"ts": pa.array([dt.date(2026, 1, 2)], pa.date32())}))
+    t.append(
+        pa.table(
+            {"ts": pa.array([dt.datetime(2026, 1, 3, tzinfo=dt.UTC)], pa.timestamp("s", tz="Asia/Tokyo"))}
+        )
+    )
+    got = t.snapshot()["ts"]
+    assert got.type == pa.timestamp("us", tz="Europe/Berlin")
+    assert [v.timestamp() for v in got.to_pylist()] == [
+        dt.datetime(2026, 1, d, h, tzinfo=dt.UTC).timestamp() for d, h in ((1, 12), (2, 0), (3, 0))
+    ]
+
+
+def test_sub_day_buckets_follow_the_local_clock(tmp_path) -> None:
+    """3h buckets in Berlin start at local 00:00, 03:00, ... on every ordinary day (DuckDB counts
+    fixed widths from one origin instant instead, so in summer its 3h buckets start an hour off:
+    the README lists this difference), and a fall-back night splits its repeated hour."""
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    t = events(4000, 11)
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(t)
+    s.define(lamina.View("h3", time="ts", grain="3h", tz="Europe/Berlin", metrics={"n": lamina.count()}))
+    got = {
+        b.timestamp(): n
+        for b, n in zip(s.query("h3")["bucket"].to_pylist(), s.query("h3")["n"].to_pylist(), strict=True)
+    }
+    want: dict[float, int] = {}
+    changes = {dt.date(y, m, d) for y, m, d in ((2025, 3, 30), (2025, 10, 26), (2026, 3, 29), (2026, 10, 25))}
+    for ts in t["ts"].to_pylist():
+        local = ts.astimezone(berlin)
+        if local.date() in changes:
+            continue
+        start = local.replace(hour=local.hour // 3 * 3, minute=0, second=0, microsecond=0)
+        want[start.timestamp()] = want.get(start.timestamp(), 0) + 1
+    for k, n in want.items():
+        assert got.get(k) == n, dt.datetime.fromtimestamp(k, berlin)
+    # 2026-10-25: the 3h bucket 00:00-03:00 holds 02:00-03:00 twice (four real hours); its
+    # start happened once. A 2h bucket starting at 02:00 starts twice: it splits.
+    night = s.query(
+        "h3",
+        start=dt.datetime(2026, 10, 24, 21, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 10, 25, 3, tzinfo=dt.UTC),
+    )
+    assert [b.timestamp() for b in night["bucket"].to_pylist()] == [
+        dt.datetime(2026, 10, 24, 22, tzinfo=dt.UTC).timestamp()
+    ]
+    real = [
+        x
+        for x in t["ts"].to_pylist()
+        if dt.datetime(2026, 10, 24, 22, tzinfo=dt.UTC) <= x < dt.datetime(2026, 10, 25, 2, tzinfo=dt.UTC)
+    ]
+    assert night["n"].to_pylist() == [len(real)]
+    s.define(lamina.View("h2", time="ts", grain="2h", tz="Europe/Berlin", metrics={"n": lamina.count()}))
+    night = s.query(
+        "h2",
+        start=dt.datetime(2026, 10, 25, 0, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 10, 25, 2, tzinfo=dt.UTC),
+    )
+    assert [b.astimezone(dt.UTC).hour for b in night["bucket"].to_pylist()] == [0, 1]
+
+
+def test_zone_names_must_be_spelled_as_the_database_does(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(events(10))
+    with pytest.raises(lamina.InvalidArgumentError, match='spelled "Europe/Berlin"'):
+        s.define(lamina.View("x", time="ts", grain="1d", tz="europe/berlin", metrics={"n": lamina.count()}))
+
+
+def test_naive_pyarrow_scalars_are_local_times_in_a_zoned_view(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"))
+    s.append(events())
+    s.define(lamina.View("d", time="ts", grain="1d", tz="Asia/Tokyo", metrics={"n": lamina.count()}))
+    by_datetime = s.query("d", start=dt.datetime(2026, 1, 5), end=dt.datetime(2026, 1, 7))
+    for start, end in (
+        (
+            pa.scalar(dt.datetime(2026, 1, 5), pa.timestamp("us")),
+            pa.scalar(dt.datetime(2026, 1, 7), pa.timestamp("us")),
+        ),
+        (pa.scalar(dt.date(2026, 1, 5), pa.date32()), pa.scalar(dt.date(2026, 1, 7), pa.date32())),
+    ):
+        assert s.query("d", start=start, end=end).equals(by_datetime)
+    assert by_datetime.num_rows == 2

@@ -264,6 +264,9 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def _is_naive(value: Any) -> bool:
     """Whether a time bound names a wall-clock time without a zone."""
+    if isinstance(value, pa.Scalar):
+        t = value.type
+        return pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.tz is None)
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)

@@ -419,7 +419,8 @@ class Store:
         """
         import json
 
-        micros = to_micros(at, "at")
+        tz = self._core.view_zone(view) if isinstance(view, str) else None
+        micros = to_micros(at, "at", tz)
         if micros is None:
             raise InvalidArgumentError("explain needs the bucket: at=...")
         filters = filters_to_json(where)
@@ -523,9 +524,8 @@ class Store:
             raise InvalidArgumentError(f"where: {e}") from e
         # In a zoned view, a bound without a zone is a time on that zone's clock.
         tz = None
-        if start is not None or end is not None:
-            found = self.views().get(view) if isinstance(view, str) else None
-            tz = found.tz if found is not None else None
+        if (start is not None or end is not None) and isinstance(view, str):
+            tz = self._core.view_zone(view)
         start, end = to_micros(start, "start", tz), to_micros(end, "end", tz)
         if as_of is not None:
             return self._core.query_as_of(

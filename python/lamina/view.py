@@ -220,6 +220,8 @@ class View:
         for r in self.rollups or ():
             if isinstance(r, str):
                 grain, dims = r, ()
+            elif isinstance(r, Mapping) and set(r) <= {"grain", "by"}:
+                grain, dims = r.get("grain"), r.get("by", ())
             elif isinstance(r, Sequence) and len(r) == 2:
                 grain, dims = r
             else:

@@ -344,6 +344,11 @@ pub fn conform(
         }
         let converted = if have == want {
             col.clone()
+        } else if is_event_time(have) && is_event_time(want) && (zone_of(have) || zone_of(want)) {
+            // Dates and zoned timestamps: both are instants from the epoch; the zone is a label
+            // (Arrow's cast would parse it as a time zone, and convert to its local time).
+            let plain = cast(&relabel(col, None)?, &relabel_type(want, None))?;
+            relabel(&plain, zone_name(want))?
         } else {
             // Find rows whose values would not survive the cast (out of range), then cast
             // leniently: refused rows are dropped below, so their cast value never matters.
@@ -416,6 +421,18 @@ pub fn conform(
             for row in 0..n {
                 if converted.is_null(row) {
                     mark(row, format!("column {name:?}: null event time"), &mut bad);
+                }
+            }
+        }
+        if name == &schema.time_column && *want == DataType::Date32 {
+            let days = converted.as_primitive::<crate::arrow::datatypes::Date32Type>();
+            for (row, d) in days.iter().enumerate() {
+                if d.is_some_and(|d| (d as i64).abs() > crate::view::grain::MAX_DATE_DAYS) {
+                    mark(
+                        row,
+                        format!("column {name:?}: event date out of range"),
+                        &mut bad,
+                    );
                 }
             }
         }
@@ -501,6 +518,49 @@ fn check_unique_names(schema: &Schema) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a timestamp type carries a zone label.
+fn zone_of(dt: &DataType) -> bool {
+    matches!(dt, DataType::Timestamp(_, Some(_)))
+}
+
+fn zone_name(dt: &DataType) -> Option<Arc<str>> {
+    match dt {
+        DataType::Timestamp(_, tz) => tz.clone(),
+        _ => None,
+    }
+}
+
+/// A timestamp type with its zone label replaced (other types unchanged).
+fn relabel_type(dt: &DataType, tz: Option<Arc<str>>) -> DataType {
+    match dt {
+        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, tz),
+        other => other.clone(),
+    }
+}
+
+/// A timestamp column with its zone label replaced, values untouched (other columns as they are).
+fn relabel(col: &ArrayRef, tz: Option<Arc<str>>) -> Result<ArrayRef> {
+    use crate::arrow::datatypes::{
+        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
+    Ok(match col.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            Arc::new(col.as_primitive::<S>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Arc::new(col.as_primitive::<Ms>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Arc::new(col.as_primitive::<Us>().clone().with_timezone_opt(tz))
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Arc::new(col.as_primitive::<Ns>().clone().with_timezone_opt(tz))
+        }
+        _ => col.clone(),
+    })
 }
 
 /// Whether a column of this type can be the event time (a timestamp of any unit, or a date).

@@ -237,6 +237,10 @@ impl CoreStore {
         Ok(defs.iter().map(|d| d.to_json()).collect())
     }
 
+    fn view_zone(&self, name: &str) -> PyResult<Option<String>> {
+        self.inner.view_zone(name).map_err(to_py)
+    }
+
     #[pyo3(signature = (views=None, threads=None, progress=None))]
     fn recompute(
         &self,

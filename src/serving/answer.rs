@@ -52,9 +52,41 @@ pub fn answer(
     } = shape(plan, q)?;
     let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    plan.label(
-        combine(plan, dims, &keep, grain, &accept, batch, speed)?.finalize(&by, &plan.metrics)?,
-    )
+    let out = combine(
+        plan,
+        dims,
+        &keep,
+        grain,
+        &accept,
+        batch,
+        speed,
+        Layer::Speed,
+    )?;
+    plan.label(out.finalize(&by, &plan.metrics)?)
+}
+
+/// Answer `q` over one exact (batch-layer, not yet sketched) table: every shape, roll-ups
+/// included, merges exact states, so every value is exact (`as_of` answers).
+pub fn answer_exact(plan: &ViewPlan, q: &Query, exact: &AggTable) -> Result<RecordBatch> {
+    let Shape {
+        grain,
+        by,
+        keep,
+        filters,
+    } = shape(plan, q)?;
+    let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
+    let dims = keep.iter().map(|&i| plan.dims[i]).collect();
+    let out = combine(
+        plan,
+        dims,
+        &keep,
+        grain,
+        &accept,
+        Some(exact),
+        &[],
+        Layer::Batch,
+    )?;
+    plan.label(out.finalize(&by, &plan.metrics)?)
 }
 
 /// Whether group `g` of `keys` lies in `q`'s time range and passes `filters` (by position in
@@ -247,7 +279,9 @@ fn shape(plan: &ViewPlan, q: &Query) -> Result<Shape> {
 }
 
 /// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
-/// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`.
+/// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`, in accumulators of
+/// `layer` (`Batch` keeps exact states exact).
+#[allow(clippy::too_many_arguments)]
 fn combine(
     plan: &ViewPlan,
     dims: Vec<crate::view::group::DimKind>,
@@ -256,13 +290,14 @@ fn combine(
     accept: &dyn Fn(&GroupKeys, u32) -> bool,
     batch: Option<&AggTable>,
     speed: &[&AggTable],
+    layer: Layer,
 ) -> Result<AggTable> {
     let mut out = AggTable {
         keys: GroupKeys::new(dims),
         states: plan
             .metrics
             .iter()
-            .map(|m| crate::aggregate::new_accumulator(m, Layer::Speed))
+            .map(|m| crate::aggregate::new_accumulator(m, layer))
             .collect(),
         origin: Origin::Marked(Vec::new()),
     };
@@ -298,6 +333,7 @@ pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) ->
         &|_, _| true,
         batch,
         speed,
+        Layer::Speed,
     )?;
     m.settle();
     Ok(m)

@@ -190,6 +190,11 @@ impl Store {
         no_such_view(name, s.views.keys())
     }
 
+    /// The time zone of view `name`'s buckets (None: UTC, or no such view).
+    pub fn view_zone(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.state()?.views.get(name).and_then(|v| v.def.tz.clone()))
+    }
+
     pub fn view_defs(&self) -> Result<Vec<ViewDef>> {
         Ok(self
             .state()?
@@ -607,8 +612,10 @@ impl Store {
         // Declared roll-ups come from the exact table, before it becomes sketches: merging
         // exact states is exact.
         let rollups: Vec<AggTable> = prof.time("rollups", || {
+            // One task per roll-up (each merges every group of the view once).
+            use rayon::prelude::*;
             plan.rollups
-                .iter()
+                .par_iter()
                 .map(|r| {
                     let mut t = r.plan.new_table(Layer::Batch);
                     let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);

@@ -11,7 +11,7 @@ use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
 use crate::master::schema::units_per_second;
-use crate::view::zone::{Zone, ZoneId};
+use crate::view::zone::{Span, Zone, ZoneId};
 
 const WEEK_SECONDS: i64 = 7 * 86_400;
 /// Monday 2000-01-03 00:00 UTC.
@@ -235,16 +235,62 @@ impl Grain {
     }
 
     fn floor_zoned(&self, z: &Zone, micros: i64) -> Result<i64> {
-        let offset = z.offset(micros)?;
-        let local = micros
-            .checked_add(offset)
-            .ok_or_else(|| Error::schema("time out of range"))?;
-        let start = self.floor_naive(local);
-        if self.is_sub_day() {
-            Ok(start - offset)
-        } else {
-            z.instant_of_local(start)
+        if !z.covers(micros) {
+            return Ok(self.floor_naive(micros));
         }
+        let span = z.span(micros)?;
+        Ok(self
+            .zoned_floor(z, micros, &span, &mut |at| z.span(at))?
+            .start)
+    }
+
+    /// The bucket of `t` (an instant the zone's rules cover, inside `span`) on `z`'s clock, with
+    /// the instants around `t` that share it. `before(at)` gives the span holding `at`.
+    ///
+    /// Day-long and longer buckets start at the first instant of their local start day. Shorter
+    /// ones start at the latest instant, not after `t`, at which the clock shows their local
+    /// start: the two 01:00-02:00 hours of a fall-back night are two buckets, and a bucket whose
+    /// local start the clock skips starts when the clock jumps.
+    fn zoned_floor(
+        &self,
+        z: &Zone,
+        t: i64,
+        span: &Span,
+        before: &mut dyn FnMut(i64) -> Result<Span>,
+    ) -> Result<ZonedBucket> {
+        let o = span.offset;
+        let local = t
+            .checked_add(o)
+            .ok_or_else(|| Error::schema("event time out of range"))?;
+        let floor = self.floor_naive(local);
+        let end = self.naive_end_of(floor);
+        if !self.is_sub_day() {
+            let start = z.instant_of_local(floor)?;
+            let next = z.instant_of_local(end)?;
+            return Ok(ZonedBucket {
+                start,
+                lo: start,
+                hi: next,
+            });
+        }
+        // Instants of this span whose local time lies in [floor, end).
+        let lo = floor.saturating_sub(o).max(span.lo);
+        let hi = end.saturating_sub(o).min(span.hi);
+        let mine = floor.saturating_sub(o);
+        let start = if mine >= span.lo {
+            mine
+        } else {
+            // The local start lies before this span began: in the previous span if its clock
+            // showed it, else the bucket starts with this span (the clock jumped over it).
+            let prev = before(span.lo - 1)?;
+            let theirs = floor.saturating_sub(prev.offset);
+            if theirs >= prev.lo && theirs < span.lo {
+                theirs
+            } else {
+                span.lo
+            }
+        };
+        Ok(ZonedBucket { start, lo, hi })
     }
 
     /// Start of the bucket holding `micros` on a clock without transitions.
@@ -280,6 +326,19 @@ pub fn format_micros(micros: i64) -> String {
         out.push_str(&format!(".{frac:06}"));
     }
     out
+}
+
+/// The most days from 1970-01-01 a date may lie for its midnight to fit in int64 microseconds
+/// (about 292,000 years); `conform` refuses event dates beyond.
+pub const MAX_DATE_DAYS: i64 = i64::MAX / DAY_MICROS;
+
+/// Midnight (UTC) of a date32 value, in microseconds.
+fn date_micros(days: i32) -> Result<i64> {
+    (days as i64).checked_mul(DAY_MICROS).ok_or_else(|| {
+        Error::schema(format!(
+            "date {days} (days from 1970-01-01) is outside the range lamina buckets (about 292,000 years)"
+        ))
+    })
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (None if it is not a valid date).
@@ -322,13 +381,13 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
         return zoned_buckets(col, grain, &zone);
     }
     if let DataType::Date32 = col.data_type() {
-        // A date is its midnight (UTC): days widen to microseconds without overflow.
+        // A date is its midnight (UTC).
         let days = col.as_primitive::<crate::arrow::datatypes::Date32Type>();
-        return Ok(days
+        return days
             .values()
             .iter()
-            .map(|&d| grain.floor_micros(d as i64 * DAY_MICROS))
-            .collect());
+            .map(|&d| date_micros(d).map(|m| grain.floor_naive(m)))
+            .collect();
     }
     let per_s = units_per_second(col.data_type());
     if !matches!(col.data_type(), DataType::Timestamp(_, _)) {
@@ -425,7 +484,9 @@ fn instants(col: &ArrayRef, zone: &Zone) -> Result<Vec<i64>> {
                 let t = match memo.get(&d) {
                     Some(&t) => t,
                     None => {
-                        let t = zone.instant_of_local(d as i64 * DAY_MICROS)?;
+                        // Beyond the zone's years, the date's UTC midnight (bucketed in UTC).
+                        let midnight = date_micros(d)?;
+                        let t = zone.instant_of_local(midnight).unwrap_or(midnight);
                         memo.insert(d, t);
                         t
                     }
@@ -453,60 +514,85 @@ fn instants(col: &ArrayRef, zone: &Zone) -> Result<Vec<i64>> {
     })
 }
 
-/// Bucket starts of a grain cut on `zone`'s clock. Offsets are constant between transitions and
-/// buckets hold runs of rows, so each row costs a range check unless it leaves the last bucket;
-/// a null slot gets a placeholder (the caller skips it).
+/// A zoned bucket: its start, and the instants `[lo, hi)` around the time it was found for that
+/// share it.
+#[derive(Debug, Clone, Copy)]
+struct ZonedBucket {
+    start: i64,
+    lo: i64,
+    hi: i64,
+}
+
+/// Bucket starts of a grain cut on `zone`'s clock. The zone's offsets over the column's time range
+/// are listed once (binary-searched per row), and buckets hold runs of rows, so most rows cost a
+/// range check. Times beyond the years the zone's rules cover (-9999..=9999) are bucketed in UTC,
+/// as `Grain::floor_micros` does. A null slot gets a placeholder (the caller skips it).
 fn zoned_buckets(col: &ArrayRef, grain: Grain, zone: &Zone) -> Result<Vec<i64>> {
     let times = instants(col, zone)?;
-    let mut spans: Vec<crate::view::zone::Span> = Vec::new();
-    let mut days: hashbrown::HashMap<i64, (i64, i64)> = hashbrown::HashMap::new();
-    // [lo, hi) -> start of the last bucket found.
-    let mut last = (1i64, 0i64, 0i64);
+    let valid = |i: usize| col.is_valid(i) && zone.covers(times[i]);
+    let (mut first, mut last_t) = (i64::MAX, i64::MIN);
+    for (i, &t) in times.iter().enumerate() {
+        if valid(i) {
+            first = first.min(t);
+            last_t = last_t.max(t);
+        }
+    }
+    let spans = if first <= last_t {
+        zone.spans(first, last_t)?
+    } else {
+        Vec::new()
+    };
+    let find = |t: i64| -> Option<usize> {
+        let i = spans.partition_point(|s| s.lo <= t);
+        (i > 0 && spans[i - 1].holds(t)).then(|| i - 1)
+    };
+    let mut days: hashbrown::HashMap<i64, ZonedBucket> = hashbrown::HashMap::new();
+    let mut last = ZonedBucket {
+        start: 0,
+        lo: 1,
+        hi: 0,
+    };
     let mut out = Vec::with_capacity(times.len());
     for (i, &t) in times.iter().enumerate() {
-        if last.0 <= t && t < last.1 {
-            out.push(last.2);
+        if last.lo <= t && t < last.hi {
+            out.push(last.start);
             continue;
         }
-        if col.is_null(i) {
+        if !col.is_valid(i) {
             out.push(0);
             continue;
         }
-        let span = match spans.iter().find(|s| s.holds(t)) {
-            Some(s) => *s,
-            None => {
-                let s = zone.span(t)?;
-                if spans.len() == 16 {
-                    spans.remove(0);
-                }
-                spans.push(s);
-                s
+        let Some(k) = find(t).filter(|_| zone.covers(t)) else {
+            out.push(grain.floor_naive(t));
+            continue;
+        };
+        let span = spans[k];
+        let mut before = |at: i64| match k.checked_sub(1).map(|p| spans[p]) {
+            Some(p) if p.holds(at) => Ok(p),
+            _ => zone.span(at),
+        };
+        let found = if grain.is_sub_day() {
+            grain.zoned_floor(zone, t, &span, &mut before)
+        } else {
+            // Whole days: one resolution per local day, whatever the order of the rows.
+            let local = t.saturating_add(span.offset);
+            let key = grain.floor_naive(local);
+            match days.get(&key) {
+                Some(b) => Ok(*b),
+                None => grain.zoned_floor(zone, t, &span, &mut before).inspect(|b| {
+                    days.insert(key, *b);
+                }),
             }
         };
-        let local = t
-            .checked_add(span.offset)
-            .ok_or_else(|| Error::schema("event time out of range"))?;
-        let floor = grain.floor_naive(local);
-        last = if grain.is_sub_day() {
-            // Floored with the row's own offset: valid while that offset holds.
-            let start = floor - span.offset;
-            let end = start.saturating_add(grain.micros());
-            (start.max(span.lo), end.min(span.hi), start)
-        } else {
-            let (start, end) = match days.get(&floor) {
-                Some(&b) => b,
-                None => {
-                    let b = (
-                        zone.instant_of_local(floor)?,
-                        zone.instant_of_local(grain.naive_end_of(floor))?,
-                    );
-                    days.insert(floor, b);
-                    b
-                }
-            };
-            (start, end, start)
+        last = match found {
+            Ok(b) => b,
+            // A local time the zone's rules cannot place (at the ends of their years): UTC.
+            Err(_) => {
+                out.push(grain.floor_naive(t));
+                continue;
+            }
         };
-        out.push(last.2);
+        out.push(last.start);
     }
     Ok(out)
 }

@@ -607,9 +607,9 @@ impl AggTable {
         )?)
     }
 
-    /// `<metric>_source` from `<metric>_exact`: "batch" where the value is exact (a batch view's
-    /// group, or a declared roll-up's), else "speed" where the group holds speed-layer data,
-    /// else "rollup" (groups merged at query time).
+    /// `<metric>_source`: "speed" where the group holds speed-layer data (even if its value is
+    /// still exact), else "batch" where the value is exact (a batch view's group, a declared
+    /// roll-up's), else "rollup" (groups merged at query time).
     fn source_column(&self, exact: &ArrayRef, order: &[u32]) -> Option<ArrayRef> {
         use crate::arrow::array::AsArray;
         let exact = exact.as_boolean_opt()?;
@@ -617,11 +617,12 @@ impl AggTable {
             .iter()
             .enumerate()
             .map(|(i, &g)| {
-                Some(if exact.is_valid(i) && exact.value(i) {
-                    "batch"
-                } else if self.origin.of(g) & FROM_SPEED != 0 {
+                let origin = self.origin.of(g);
+                Some(if origin & FROM_SPEED != 0 {
                     "speed"
-                } else if self.origin.of(g) & ROLLED_UP != 0 {
+                } else if exact.is_valid(i) && exact.value(i) {
+                    "batch"
+                } else if origin & ROLLED_UP != 0 {
                     "rollup"
                 } else {
                     "speed"

@@ -7,11 +7,17 @@
 //! - A bucket of whole days (`d`, `w`, `mo`, `q`, `y`) starts at the first instant of its local
 //!   day: on a day that begins twice (a fall-back at midnight) the earlier one, on a day whose
 //!   midnight is skipped (a spring-forward at midnight) the instant the clock jumps to.
-//! - A bucket shorter than a day (or not a whole number of days) is floored in the local time of
-//!   the event, with the event's own offset: the two 02:00 hours of a fall-back night stay two
-//!   buckets. Both rules are DuckDB's `time_bucket(width, ts, zone)`.
+//! - A bucket shorter than a day (or not a whole number of days) follows the local clock: it
+//!   starts at the latest instant, not after the event, at which the clock showed its local
+//!   start. The two 02:00 hours of a fall-back night are two hourly buckets; a bucket whose local
+//!   start the clock skips starts when the clock jumps. For widths up to an hour in zones whose
+//!   offsets are whole hours apart this is DuckDB's `time_bucket(width, ts, zone)`; DuckDB
+//!   counts longer fixed widths (2h, 3h, ...) from one origin instant, so its summer buckets
+//!   start an hour off the local clock, and lamina's do not (they tile local days).
+//! - Times beyond the years the rules cover (-9999..=9999) are bucketed in UTC.
 //! - The zone rules are the tz database built into lamina (jiff's bundle), never the machine's:
-//!   every process and every dask worker buckets the same rows the same way.
+//!   every process and every dask worker buckets the same rows the same way. Names are kept in
+//!   the database's spelling (results are labelled with them).
 //!
 //! Zones are interned: a [`ZoneId`] is a small copyable handle, so a `Grain` stays `Copy`.
 
@@ -59,6 +65,13 @@ impl ZoneId {
             }
         }
         let tz = jiff::tz::db().get(name).map_err(|_| unknown())?;
+        // The database matches names without regard to case; results are labelled with the
+        // name, which Arrow and pandas must read back: only the database's spelling is kept.
+        if let Some(canonical) = tz.iana_name().filter(|c| *c != name) {
+            return Err(Error::invalid(format!(
+                "time zone {name:?} is spelled {canonical:?} in the tz database: use that"
+            )));
+        }
         let mut zones = registry().write().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = zones.iter().position(|z| z.name == name) {
             return Ok(ZoneId(i as u32 + 1));
@@ -107,6 +120,23 @@ impl Span {
 }
 
 impl Zone {
+    /// Whether the zone's rules cover the instant `micros` (the years -9999..=9999).
+    pub fn covers(&self, micros: i64) -> bool {
+        Timestamp::from_microsecond(micros).is_ok()
+    }
+
+    /// The runs of constant offset covering `[from, to]`, in order (`from <= to`, both covered).
+    pub fn spans(&self, from: i64, to: i64) -> Result<Vec<Span>> {
+        let mut out = vec![self.span(from)?];
+        while let Some(last) = out.last().copied() {
+            if last.hi > to || last.hi == i64::MAX {
+                break;
+            }
+            out.push(self.span(last.hi)?);
+        }
+        Ok(out)
+    }
+
     fn timestamp(micros: i64) -> Result<Timestamp> {
         Timestamp::from_microsecond(micros).map_err(|_| out_of_range(micros))
     }
@@ -166,6 +196,8 @@ mod tests {
         let e = ZoneId::get("Mars/Olympus").unwrap_err().to_string();
         assert!(e.contains("Mars/Olympus"), "{e}");
         assert!(ZoneId::get("").is_err());
+        let e = ZoneId::get("europe/berlin").unwrap_err().to_string();
+        assert!(e.contains("\"Europe/Berlin\""), "{e}");
     }
 
     #[test]

@@ -42,8 +42,14 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
+def _zoned(value: dt.datetime) -> bool:
+    """Whether a time is labelled with a zone other than UTC (a zoned view's bucket)."""
+    return value.tzinfo is not None and getattr(value.tzinfo, "key", "UTC") not in ("UTC", "Etc/UTC")
+
+
 def _format_time(value: dt.datetime, with_seconds: bool) -> str:
-    if value.tzinfo is not None:
+    """UTC times as naive text; a zoned view's times on its clock, with their offset."""
+    if value.tzinfo is not None and not _zoned(value):
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     text = value.isoformat(sep=" ", timespec="seconds" if with_seconds else "minutes")
     return text
@@ -169,7 +175,7 @@ def _store_schema(store: lamina.Store) -> pa.Schema | None:
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
+        if value.tzinfo is not None and not _zoned(value):
             value = value.astimezone(dt.UTC)
         return value.isoformat()
     if isinstance(value, dt.date):

@@ -29,7 +29,7 @@ _AGGREGATES: dict[str, Callable[..., lamina.Aggregate]] = {
 _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\(\s*(.*?)\s*\)\s*$")
 
 
-_VIEW_KEYS = {"name", "time", "grain", "by", "metrics", "where", "precision"}
+_VIEW_KEYS = {"name", "time", "grain", "by", "metrics", "where", "precision", "tz", "rollups"}
 
 
 def parse_aggregate(text: Any, where: str) -> lamina.Aggregate:
@@ -114,8 +114,9 @@ def parse_views(spec: Any, source: str, default_time: str | None) -> list[lamina
         if isinstance(by, str):
             by = [by]
         options: dict[str, Any] = {}
-        if "precision" in entry:
-            options["precision"] = entry["precision"]
+        for key in ("precision", "tz", "rollups"):
+            if key in entry:
+                options[key] = entry[key]
         views.append(
             lamina.View(
                 str(entry["name"]),
@@ -176,6 +177,8 @@ A view spec is a TOML or JSON file with one or more views:
   grain = "1h"
   by = ["country", "page"]
   where = { country = ["DE", "FR"] }
+  tz = "Europe/Berlin"           # optional: days and months on this zone's clock
+  rollups = [["1d", []], ["1d", ["country"]]]   # optional: shapes kept exact
   [view.metrics]
   events = "count()"
   revenue = "sum(amount)"
