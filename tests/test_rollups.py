@@ -9,6 +9,7 @@ import random
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import lamina
@@ -240,3 +241,23 @@ def test_as_of_answers_every_shape_exactly_and_speed_groups_say_speed(tmp_path) 
         old = s.query("traffic", grain="1d", by=by, as_of=1)
         assert same(mine(old, by), truth(t, by)), by
         assert all(old["users_exact"].to_pylist()) and set(old["users_source"].to_pylist()) == {"batch"}
+
+
+def test_verify_checks_declared_rollups_too(tmp_path) -> None:
+    s = lamina.Store(str(tmp_path / "s"))
+    s.define(view(rollups=[("1d", ["country"])]))
+    first = events(3_000, 10)
+    s.append(first)
+    assert s.status()["views"][0]["rollup_groups"] == []  # none published yet
+    s.recompute(progress=False)
+    assert s.status()["views"][0]["rollup_groups"] == [len(truth(first, ["country"]))]
+    s.append(events(200, 11))
+    assert s.verify().num_rows == 0
+    s._core._plant_double_count("traffic")  # the last commit folded twice into the speed layer
+    diff = s.verify()
+    views = set(diff["view"].to_pylist())
+    assert views == {"traffic", "traffic (roll-up 1d by country)"}, views
+    assert (
+        "events"
+        in diff.filter(pc.equal(diff["view"], "traffic (roll-up 1d by country)"))["metric"].to_pylist()
+    )

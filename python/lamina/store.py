@@ -458,17 +458,27 @@ class Store:
     def verify(self, view: str | None = None) -> pa.Table:
         """Recompute ``view`` (default: every view) from scratch over the snapshot the served
         answer stands at, through the batch path, without publishing, and compare: exact values
-        must be identical, approximate ones inside their bounds. Returns the differences (one
+        must be identical, approximate ones inside their bounds. A view's declared roll-ups are
+        compared too (their rows name the roll-up in ``view``). Returns the differences (one
         row per group and metric: ``view``, ``bucket``, ``group``, ``metric``, ``served``,
         ``fresh``, ``problem``); empty when the layers agree."""
         from lamina._verify import compare
 
-        names = [view] if view is not None else list(self.views())
+        views = self.views()
+        names = [view] if view is not None else list(views)
         tables = []
         for name in names:
             served, commit = self._core.query_with_commit(name)
             fresh = self._core.query_as_of(name, commit)
-            tables.append(compare(name, served, fresh, len(self.views()[name].by)))
+            v = views.get(name)
+            tables.append(compare(name, served, fresh, len(v.by) if v is not None else 0))
+            # Each declared roll-up is served from its own table: checked against the same
+            # snapshot's exact answer at its shape.
+            for grain, by in v.rollups if v is not None else ():
+                served, commit = self._core.query_with_commit(name, grain=grain, by=list(by))
+                fresh = self._core.query_as_of(name, commit, grain=grain, by=list(by))
+                label = f"{name} (roll-up {grain} by {', '.join(by) or 'nothing'})"
+                tables.append(compare(label, served, fresh, len(by)))
         from lamina._verify import empty
 
         diff = pa.concat_tables(tables) if tables else empty()

@@ -298,10 +298,23 @@ impl CoreStore {
         batch_table(py, b)
     }
 
-    /// The served answer of a whole view and the last commit it covers, read in one step.
-    fn query_with_commit(&self, py: Python<'_>, view: &str) -> PyResult<(Py<PyAny>, u64)> {
+    /// The served answer of a whole view (at `grain` over `by`, if given) and the last commit it
+    /// covers, read in one step.
+    #[pyo3(signature = (view, grain=None, by=None))]
+    fn query_with_commit(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        grain: Option<String>,
+        by: Option<Vec<String>>,
+    ) -> PyResult<(Py<PyAny>, u64)> {
+        let q = Query {
+            grain,
+            by,
+            ..Query::default()
+        };
         let (b, commit) = py
-            .detach(|| self.inner.query_with_commit(view, &Query::default()))
+            .detach(|| self.inner.query_with_commit(view, &q))
             .map_err(to_py)?;
         Ok((batch_table(py, b)?, commit))
     }
@@ -415,6 +428,7 @@ impl CoreStore {
             vd.set_item("covered_commit", v.covered)?;
             vd.set_item("pending_commits", v.pending_commits)?;
             vd.set_item("batch_groups", v.batch_groups)?;
+            vd.set_item("rollup_groups", v.rollup_groups)?;
             vd.set_item("speed_rows", v.speed_rows)?;
             vd.set_item("speed_groups", v.speed_groups)?;
             vd.set_item("batch_age_seconds", v.batch_age_s)?;

@@ -63,6 +63,9 @@ pub struct ViewStatus {
     pub covered: u64,
     pub pending_commits: u64,
     pub batch_groups: u64,
+    /// Groups of each declared roll-up's exact table (declaration order; empty before a
+    /// recompute publishes them).
+    pub rollup_groups: Vec<u64>,
     pub speed_rows: u64,
     pub speed_groups: u64,
     pub batch_age_s: Option<f64>,
@@ -744,6 +747,11 @@ impl Store {
                     .as_ref()
                     .map(|b| b.table.keys.len() as u64)
                     .unwrap_or(0),
+                rollup_groups: v
+                    .batch
+                    .as_ref()
+                    .map(|b| b.rollups.iter().map(|t| t.keys.len() as u64).collect())
+                    .unwrap_or_default(),
                 speed_rows: v.speed.rows(),
                 speed_groups: v.speed.groups() as u64,
                 batch_age_s: v
@@ -753,7 +761,11 @@ impl Store {
                 batch_memory_bytes: v
                     .batch
                     .as_ref()
-                    .map(|b| b.table.memory_bytes() as u64)
+                    .map(|b| {
+                        (b.table.memory_bytes()
+                            + b.rollups.iter().map(|t| t.memory_bytes()).sum::<usize>())
+                            as u64
+                    })
                     .unwrap_or(0),
                 speed_memory_bytes: v.speed.memory_bytes() as u64,
                 metric_bytes_per_group: {
