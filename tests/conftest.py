@@ -170,3 +170,20 @@ def run_cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.Co
         timeout=timeout,
         env=env,
     )
+
+
+def zoned_counts(t: pa.Table, interval: str, zone: str, by: str = "") -> list[tuple]:
+    """DuckDB's answer for events ``t`` (columns ``ts`` and ``user``) bucketed by
+    ``time_bucket(INTERVAL interval, ts, zone)``: (bucket start as a POSIX timestamp, the ``by``
+    columns, count, distinct users), sorted. Naive ``ts`` is taken as UTC."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    con.register("t", t)
+    keys = f", {by}" if by else ""
+    rows = con.sql(
+        f"SELECT time_bucket(INTERVAL '{interval}', ts::TIMESTAMPTZ, '{zone}') AS b{keys}, count(*), "
+        f"count(DISTINCT user) FROM t GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return [(r[0].timestamp(), *r[1:]) for r in rows]

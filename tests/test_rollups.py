@@ -14,6 +14,8 @@ import pytest
 
 import lamina
 
+from conftest import run_cli, zoned_counts
+
 
 def events(n: int, seed: int, days: int = 6) -> pa.Table:
     rnd = random.Random(seed)
@@ -170,26 +172,18 @@ def test_a_zoned_view_rolls_up_in_its_zone(tmp_path) -> None:
     s.define(view(tz="Europe/Berlin", rollups=[("1mo", [])]))
     s.recompute(progress=False)
     got = s.query("traffic", grain="1mo", by=[])
-    con = duckdb.connect()
-    con.sql("SET TimeZone = 'UTC'")
-    con.register("t", t)
-    want = con.sql(
-        "SELECT time_bucket(INTERVAL '1 month', ts::TIMESTAMPTZ, 'Europe/Berlin'), count(*), "
-        "count(DISTINCT user) FROM t GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
-    assert [
+    mine = [
         (b.timestamp(), n, u)
         for b, n, u in zip(
             got["bucket"].to_pylist(), got["events"].to_pylist(), got["users"].to_pylist(), strict=True
         )
-    ] == [(b.timestamp(), n, u) for b, n, u in want]
+    ]
+    assert mine == zoned_counts(t, "1 month", "Europe/Berlin")
     assert all(got["users_exact"].to_pylist())
 
 
 def test_cli_defines_zoned_views_with_rollups_and_queries_them(tmp_path) -> None:
     import csv
-
-    from conftest import run_cli
 
     t = events(2_000, 6)
     with open(tmp_path / "e.csv", "w", newline="", encoding="utf-8") as f:
@@ -214,13 +208,7 @@ def test_cli_defines_zoned_views_with_rollups_and_queries_them(tmp_path) -> None
     r = run_cli("query", "s", "traffic", "--grain", "1d", "--by", "", "--output", "csv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = list(csv.DictReader(r.stdout.splitlines()))
-    con = duckdb.connect()
-    con.sql("SET TimeZone = 'UTC'")
-    con.register("t", t)
-    want = con.sql(
-        "SELECT count(*), count(DISTINCT user) FROM t "
-        "GROUP BY time_bucket(INTERVAL '1 day', ts::TIMESTAMPTZ, 'Asia/Kolkata') ORDER BY 1"
-    ).fetchall()
+    want = [r[1:] for r in zoned_counts(t, "1 day", "Asia/Kolkata")]
     got = sorted((int(x["events"]), int(x["users"])) for x in lines)
     assert got == sorted(want)
     assert {x["users_source"] for x in lines} == {"batch"}

@@ -14,6 +14,8 @@ import pytest
 
 import lamina
 
+from conftest import zoned_counts
+
 GRAINS = [
     ("30m", "30 minutes"),
     ("1h", "1 hour"),
@@ -54,18 +56,6 @@ def events(n: int = 6000, seed: int = 7) -> pa.Table:
     )
 
 
-def duck(t: pa.Table, interval: str, zone: str, by: str = "") -> list[tuple]:
-    con = duckdb.connect()
-    con.sql("SET TimeZone = 'UTC'")
-    con.register("t", t)
-    keys = f", {by}" if by else ""
-    rows = con.sql(
-        f"SELECT time_bucket(INTERVAL '{interval}', ts, '{zone}') AS b{keys}, count(*), "
-        f"count(DISTINCT user) FROM t GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
-    return [(r[0].timestamp(), *r[1:]) for r in rows]
-
-
 def rows(result: pa.Table, *columns: str) -> list[tuple]:
     d = result.to_pydict()
     return sorted((d["bucket"][i].timestamp(), *(d[c][i] for c in columns)) for i in range(result.num_rows))
@@ -93,14 +83,14 @@ def test_zoned_buckets_match_duckdb_for_every_grain(tmp_path, zone: str) -> None
         got = s.query(grain)
         assert got.schema.field("bucket").type == pa.timestamp("us", tz=zone)
         # Counts are exact in both layers; the distinct counts agree where exact.
-        assert rows(got, "page", "n") == [r[:3] for r in duck(t, interval, zone, "page")], grain
+        assert rows(got, "page", "n") == [r[:3] for r in zoned_counts(t, interval, zone, "page")], grain
     s.recompute(progress=False)
     for grain, interval in GRAINS:
-        assert rows(s.query(grain), "page", "n", "users") == duck(t, interval, zone, "page"), grain
+        assert rows(s.query(grain), "page", "n", "users") == zoned_counts(t, interval, zone, "page"), grain
     # Roll-ups stay in the zone: hours into days, months and years.
     for grain, interval in [("1d", "1 day"), ("1mo", "1 month"), ("1y", "1 year")]:
         got = s.query("1h", grain=grain, by=[])
-        assert rows(got, "n") == [r[:2] for r in duck(t, interval, zone)], grain
+        assert rows(got, "n") == [r[:2] for r in zoned_counts(t, interval, zone)], grain
 
 
 def test_berlin_days_last_23_and_25_hours_and_the_doubled_hour_stays_two_buckets(tmp_path) -> None:

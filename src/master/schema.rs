@@ -377,41 +377,28 @@ pub fn conform(
                 }
             }
         };
-        if let (DataType::Timestamp(_, _), DataType::Timestamp(_, _)) = (have, want) {
-            // A finer unit cast to a coarser one truncates: a value with a nonzero remainder
-            // would lose its fraction silently, so it is a row-level error (like an integer
-            // out of range).
-            let factor = units_per_second(have) / units_per_second(want);
-            if factor > 1 {
-                let raw = cast(col, &DataType::Int64)?;
-                let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
-                for (row, v) in raw.iter().enumerate() {
-                    if v.is_some_and(|v| v % factor != 0) {
-                        mark(
-                            row,
-                            format!(
-                                "column {name:?}: the value has a finer fraction of a second than \
-                                 the store's {want} keeps"
-                            ),
-                            &mut bad,
-                        );
-                    }
-                }
-            }
-        }
-        if let (DataType::Timestamp(_, _), DataType::Date32) = (have, want) {
-            // A time of day is not a date: only midnights are kept, other rows are refused.
-            let per_day = units_per_second(have) * 86_400;
+        // A finer unit cast to a coarser one truncates: a value with a nonzero remainder would
+        // lose its fraction (or, into a date, its time of day) silently, so it is a row-level
+        // error (like an integer out of range).
+        let step = match (have, want) {
+            (DataType::Timestamp(_, _), DataType::Timestamp(_, _)) => Some((
+                units_per_second(have) / units_per_second(want),
+                format!("a finer fraction of a second than the store's {want} keeps"),
+            )),
+            (DataType::Timestamp(_, _), DataType::Date32) => Some((
+                units_per_second(have) * 86_400,
+                "a time of day, but the store's column holds dates".to_string(),
+            )),
+            _ => None,
+        };
+        if let Some((step, lost)) = step.filter(|(step, _)| *step > 1) {
             let raw = cast(col, &DataType::Int64)?;
             let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
             for (row, v) in raw.iter().enumerate() {
-                if v.is_some_and(|v| v % per_day != 0) {
+                if v.is_some_and(|v| v % step != 0) {
                     mark(
                         row,
-                        format!(
-                            "column {name:?}: the value has a time of day, but the store's column \
-                             holds dates"
-                        ),
+                        format!("column {name:?}: the value has {lost}"),
                         &mut bad,
                     );
                 }

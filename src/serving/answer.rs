@@ -44,30 +44,23 @@ pub fn answer(
     batch: Option<&AggTable>,
     speed: &[&AggTable],
 ) -> Result<RecordBatch> {
-    let Shape {
-        grain,
-        by,
-        keep,
-        filters,
-    } = shape(plan, q)?;
-    let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
-    let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    let out = combine(
-        plan,
-        dims,
-        &keep,
-        grain,
-        &accept,
-        batch,
-        speed,
-        Layer::Speed,
-    )?;
-    plan.label(out.finalize(&by, &plan.metrics)?)
+    answer_in(plan, q, batch, speed, Layer::Speed)
 }
 
 /// Answer `q` over one exact (batch-layer, not yet sketched) table: every shape, roll-ups
 /// included, merges exact states, so every value is exact (`as_of` answers).
 pub fn answer_exact(plan: &ViewPlan, q: &Query, exact: &AggTable) -> Result<RecordBatch> {
+    answer_in(plan, q, Some(exact), &[], Layer::Batch)
+}
+
+/// `answer`, merging into accumulators of `layer`.
+fn answer_in(
+    plan: &ViewPlan,
+    q: &Query,
+    batch: Option<&AggTable>,
+    speed: &[&AggTable],
+    layer: Layer,
+) -> Result<RecordBatch> {
     let Shape {
         grain,
         by,
@@ -76,16 +69,7 @@ pub fn answer_exact(plan: &ViewPlan, q: &Query, exact: &AggTable) -> Result<Reco
     } = shape(plan, q)?;
     let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    let out = combine(
-        plan,
-        dims,
-        &keep,
-        grain,
-        &accept,
-        Some(exact),
-        &[],
-        Layer::Batch,
-    )?;
+    let out = combine(plan, dims, &keep, grain, &accept, batch, speed, layer)?;
     plan.label(out.finalize(&by, &plan.metrics)?)
 }
 
@@ -156,15 +140,11 @@ pub fn answer_rollup(
         .iter()
         .map(|(i, p)| Ok((position(*i)?, p.clone())))
         .collect::<Result<_>>()?;
-    let mut out = AggTable {
-        keys: GroupKeys::new(keep.iter().map(|&i| plan.dims[i]).collect()),
-        states: plan
-            .metrics
-            .iter()
-            .map(|m| crate::aggregate::new_accumulator(m, Layer::Speed))
-            .collect(),
-        origin: Origin::Marked(Vec::new()),
-    };
+    let mut out = answer_table(
+        plan,
+        keep.iter().map(|&i| plan.dims[i]).collect(),
+        Layer::Speed,
+    );
     out.absorb_marked(
         rolled,
         &keep_r,
@@ -278,6 +258,20 @@ fn shape(plan: &ViewPlan, q: &Query) -> Result<Shape> {
     })
 }
 
+/// An empty table of `plan`'s metrics keyed by `dims`, in accumulators of `layer`, keeping the
+/// origin of each group it receives (for `<metric>_source`).
+fn answer_table(plan: &ViewPlan, dims: Vec<crate::view::group::DimKind>, layer: Layer) -> AggTable {
+    AggTable {
+        keys: GroupKeys::new(dims),
+        states: plan
+            .metrics
+            .iter()
+            .map(|m| crate::aggregate::new_accumulator(m, layer))
+            .collect(),
+        origin: Origin::Marked(Vec::new()),
+    }
+}
+
 /// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
 /// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`, in accumulators of
 /// `layer` (`Batch` keeps exact states exact).
@@ -292,15 +286,7 @@ fn combine(
     speed: &[&AggTable],
     layer: Layer,
 ) -> Result<AggTable> {
-    let mut out = AggTable {
-        keys: GroupKeys::new(dims),
-        states: plan
-            .metrics
-            .iter()
-            .map(|m| crate::aggregate::new_accumulator(m, layer))
-            .collect(),
-        origin: Origin::Marked(Vec::new()),
-    };
+    let mut out = answer_table(plan, dims, layer);
     if let Some(b) = batch {
         out.absorb_marked(b, keep, grain, accept, 0)?;
     }

@@ -367,11 +367,44 @@ fn wide_bucket(t: i64, grain: Grain, per_s: i64) -> Result<i64> {
     let g = grain.seconds as i128 * per_s as i128;
     let o = grain.origin_seconds() as i128 * per_s as i128;
     let b = (t as i128 - o).div_euclid(g) * g + o;
-    i64::try_from(b * 1_000_000 / per_s as i128).map_err(|_| {
-        Error::schema(format!(
-            "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
-        ))
-    })
+    i64::try_from(b * 1_000_000 / per_s as i128).map_err(|_| out_of_range(t, per_s))
+}
+
+fn out_of_range(t: i64, per_s: i64) -> Error {
+    Error::schema(format!(
+        "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets (about 290,000 years either side of 1970)"
+    ))
+}
+
+/// A timestamp column's raw values (any unit) and its units per second.
+fn raw_times(col: &ArrayRef) -> Result<(&[i64], i64)> {
+    use crate::arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
+        TimestampNanosecondType as Ns, TimestampSecondType as S,
+    };
+    let values = match col.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => col.as_primitive::<S>().values(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => col.as_primitive::<Ms>().values(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => col.as_primitive::<Us>().values(),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => col.as_primitive::<Ns>().values(),
+        other => {
+            return Err(Error::schema(format!(
+                "time column has type {other}, not a timestamp or a date"
+            )))
+        }
+    };
+    Ok((values, units_per_second(col.data_type())))
+}
+
+/// A raw time in units of 1/`per_s` s as microseconds (nanoseconds round down); None if it does
+/// not fit.
+#[inline]
+fn to_micros(t: i64, per_s: i64) -> Option<i64> {
+    if per_s >= 1_000_000 {
+        Some(t.div_euclid(per_s / 1_000_000))
+    } else {
+        t.checked_mul(1_000_000 / per_s)
+    }
 }
 
 /// Bucket starts (microseconds since the epoch, UTC) for a timestamp column of any unit.
@@ -389,43 +422,14 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
             .map(|&d| date_micros(d).map(|m| grain.floor_naive(m)))
             .collect();
     }
-    let per_s = units_per_second(col.data_type());
-    if !matches!(col.data_type(), DataType::Timestamp(_, _)) {
-        return Err(Error::schema(format!(
-            "time column has type {}, not a timestamp",
-            col.data_type()
-        )));
-    }
-    use crate::arrow::datatypes::{
-        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
-        TimestampNanosecondType as Ns, TimestampSecondType as S,
-    };
-    let values: &[i64] = match col.data_type() {
-        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Second, _) => {
-            col.as_primitive::<S>().values()
-        }
-        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Millisecond, _) => {
-            col.as_primitive::<Ms>().values()
-        }
-        DataType::Timestamp(crate::arrow::datatypes::TimeUnit::Microsecond, _) => {
-            col.as_primitive::<Us>().values()
-        }
-        _ => col.as_primitive::<Ns>().values(),
-    };
+    let (values, per_s) = raw_times(col)?;
     if grain.is_calendar() {
         return values
             .iter()
             .map(|&t| {
-                let micros = if per_s >= 1_000_000 {
-                    Some(t.div_euclid(per_s / 1_000_000))
-                } else {
-                    t.checked_mul(1_000_000 / per_s)
-                };
-                micros.map(|m| grain.floor_micros(m)).ok_or_else(|| {
-                    Error::schema(format!(
-                        "event time {t} (in units of 1/{per_s} s) is outside the range lamina buckets"
-                    ))
-                })
+                to_micros(t, per_s)
+                    .map(|m| grain.floor_micros(m))
+                    .ok_or_else(|| out_of_range(t, per_s))
             })
             .collect();
     }
@@ -456,62 +460,34 @@ pub fn bucket_column(col: &ArrayRef, grain: Grain) -> Result<Vec<i64>> {
 /// Event times as microseconds since the epoch (UTC); a date is the instant its day starts in
 /// `zone`. Null slots hold 0 (the caller skips them).
 fn instants(col: &ArrayRef, zone: &Zone) -> Result<Vec<i64>> {
-    use crate::arrow::datatypes::{
-        Date32Type, TimeUnit, TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
-        TimestampNanosecondType as Ns, TimestampSecondType as S,
-    };
-    let range = |t: i64| {
-        Error::schema(format!(
-            "event time {t} is outside the range lamina buckets (about 290,000 years either side of 1970)"
-        ))
-    };
-    let scale = |values: &[i64], per_s: i64| -> Result<Vec<i64>> {
-        values
-            .iter()
-            .map(|&t| t.checked_mul(1_000_000 / per_s).ok_or_else(|| range(t)))
-            .collect()
-    };
-    Ok(match col.data_type() {
-        DataType::Date32 => {
-            let days = col.as_primitive::<Date32Type>();
-            let mut memo: hashbrown::HashMap<i32, i64> = hashbrown::HashMap::new();
-            let mut out = Vec::with_capacity(days.len());
-            for (i, &d) in days.values().iter().enumerate() {
-                if days.is_null(i) {
-                    out.push(0);
-                    continue;
-                }
-                let t = match memo.get(&d) {
-                    Some(&t) => t,
-                    None => {
-                        // Beyond the zone's years, the date's UTC midnight (bucketed in UTC).
-                        let midnight = date_micros(d)?;
-                        let t = zone.instant_of_local(midnight).unwrap_or(midnight);
-                        memo.insert(d, t);
-                        t
-                    }
-                };
-                out.push(t);
+    if let DataType::Date32 = col.data_type() {
+        let days = col.as_primitive::<crate::arrow::datatypes::Date32Type>();
+        let mut memo: hashbrown::HashMap<i32, i64> = hashbrown::HashMap::new();
+        let mut out = Vec::with_capacity(days.len());
+        for (i, &d) in days.values().iter().enumerate() {
+            if days.is_null(i) {
+                out.push(0);
+                continue;
             }
-            out
+            let t = match memo.get(&d) {
+                Some(&t) => t,
+                None => {
+                    // Beyond the zone's years, the date's UTC midnight (bucketed in UTC).
+                    let midnight = date_micros(d)?;
+                    let t = zone.instant_of_local(midnight).unwrap_or(midnight);
+                    memo.insert(d, t);
+                    t
+                }
+            };
+            out.push(t);
         }
-        DataType::Timestamp(TimeUnit::Second, _) => scale(col.as_primitive::<S>().values(), 1)?,
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            scale(col.as_primitive::<Ms>().values(), 1_000)?
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => col.as_primitive::<Us>().values().to_vec(),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => col
-            .as_primitive::<Ns>()
-            .values()
-            .iter()
-            .map(|&t| t.div_euclid(1_000))
-            .collect(),
-        other => {
-            return Err(Error::schema(format!(
-                "time column has type {other}, not a timestamp or a date"
-            )))
-        }
-    })
+        return Ok(out);
+    }
+    let (values, per_s) = raw_times(col)?;
+    values
+        .iter()
+        .map(|&t| to_micros(t, per_s).ok_or_else(|| out_of_range(t, per_s)))
+        .collect()
 }
 
 /// A zoned bucket: its start, and the instants `[lo, hi)` around the time it was found for that
