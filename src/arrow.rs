@@ -3,8 +3,10 @@
 //! which lamina never calls: depending on the parts keeps a fresh build about a minute shorter.
 
 pub mod array {
+    pub use arrow_array::builder::{GenericStringBuilder, StringViewBuilder};
     pub use arrow_array::cast::AsArray;
     pub use arrow_array::*;
+    pub use arrow_data::ArrayData;
 }
 
 pub mod buffer {

@@ -11,6 +11,7 @@
 //! * [`batch`]: recompute every view from scratch over a snapshot, in parallel, exactly.
 //! * [`speed`]: the speed layer: per view, the state of the commits its batch view does not cover.
 //! * [`serving`]: per view, the published batch view and the speed state, merged into answers.
+//! * [`layout`]: every path a store writes, and the parser that recognises lamina's own files.
 //! * [`store`]: the thin shell that owns the locks and sequences the stages of each operation.
 //!
 //! This crate is free of Python; the bindings live in `python/` behind the `python` feature.
@@ -20,7 +21,9 @@ pub mod arrow;
 pub mod batch;
 pub mod error;
 pub mod failpoint;
+pub mod layout;
 pub mod master;
+pub mod parallel;
 pub mod serving;
 pub mod speed;
 pub mod store;

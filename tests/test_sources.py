@@ -113,19 +113,20 @@ def test_csv_and_gzipped_json_lines_with_batching(tmp_path: Path) -> None:
         assert got["ts"].to_pylist()[:20] == expected[0].sort_by("id")["ts"].to_pylist()
 
 
-def test_bad_files_raise_typed_errors_and_write_nothing(tmp_path: Path) -> None:
+def test_bad_files_are_set_aside_and_bad_arguments_raise_typed_errors(tmp_path: Path) -> None:
     landing = tmp_path / "in"
     landing.mkdir()
     land(landing, "a.parquet", rows(0, 10, 1))
     (landing / "b.parquet").write_bytes(b"PAR1 but not really")
+    land(landing, "c.parquet", rows(10, 5, 1))
     with lamina.Store(None) as store:
-        with pytest.raises(lamina.InputFileError, match="b.parquet"):
-            store.ingest(lamina.DirectorySource(landing), idle_ms=0)
-        # a.parquet (read before it, in the same batch) is in; b.parquet is not, and is
-        # retried next time.
-        assert ids(store) == list(range(10))
-        with pytest.raises(lamina.InputFileError, match="b.parquet"):
-            store.ingest(lamina.DirectorySource(landing), idle_ms=0)
+        # b.parquet cannot be read: it is taken with no rows and its error kept in the commit;
+        # the files around it go in.
+        store.ingest(lamina.DirectorySource(landing), idle_ms=0)
+        assert ids(store) == list(range(15))
+        (rejected,) = json.loads(store.commits().column("source")[0].as_py())["rejected"]
+        assert rejected["file"] == "b.parquet" and "b.parquet" in rejected["error"]
+        assert store.ingest(lamina.DirectorySource(landing), idle_ms=0) == 0
         with pytest.raises(lamina.InputFileError, match="no such directory"):
             store.ingest(lamina.DirectorySource(tmp_path / "missing"), idle_ms=0)
         for bad in ({"batch_rows": 0}, {"idle_ms": -1}, {"batch_ms": True}):
@@ -137,7 +138,7 @@ def test_bad_files_raise_typed_errors_and_write_nothing(tmp_path: Path) -> None:
         mark = json.loads(store.commits().column("source")[0].as_py())
         with pytest.raises(lamina.LaminaError, match="already ingested"):
             store._core.append(rows(0, 1, 1), source=json.dumps(mark))
-        assert ids(store) == list(range(10))
+        assert ids(store) == list(range(15))
 
 
 INGEST = """

@@ -9,6 +9,7 @@ strings); the core checks everything else.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,67 +42,80 @@ def infer_format(path: Path) -> str | None:
     return None
 
 
-def _parse_times(column: pa.ChunkedArray | pa.Array, lenient: bool = False) -> pa.Array:
-    """ISO-8601 strings as timestamps (UTC). Offsets are honoured; naive times are taken as UTC.
-    An unreadable time is an error, or with ``lenient`` a null (the core then quarantines the
-    row, with its reason)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    for target in (pa.timestamp("us"), pa.timestamp("us", tz="UTC")):
-        try:
-            return array.cast(target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    out: list[dt.datetime | None] = []
-    for i, text in enumerate(array.to_pylist()):
-        if text is None or text == "":
-            out.append(None)
-            continue
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError as e:
-            if lenient:
-                out.append(None)
-                continue
-            raise InputFileError(f"row {i}: cannot read {text!r} as a date-time") from e
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        out.append(value)
-    return pa.array(out, pa.timestamp("us"))
+def _looks_like_time(column: pa.ChunkedArray) -> bool:
+    """Whether a text column's first value reads as an ISO-8601 date-time (one value looked at)."""
+    for chunk in column.chunks:
+        valid = chunk.drop_null()
+        if len(valid):
+            try:
+                dt.datetime.fromisoformat(valid[0].as_py())
+                return True
+            except (ValueError, TypeError):
+                return False
+    return False
 
 
 def fit_columns(
-    table: pa.Table, schema: pa.Schema | None, time_column: str | None, lenient: bool = False
+    table: pa.Table,
+    schema: pa.Schema | None,
+    time_column: str | None,
+    lenient: bool = False,
+    *,
+    from_text: bool = True,
 ) -> pa.Table:
-    """Small repairs of what text formats cannot say: all-null columns, numbers read from text
-    where the store holds strings, event times left as strings. Text where the store holds
-    numbers or booleans is marked (field metadata ``lamina.text``) for the core to parse value by
-    value: a value that does not parse is a row-level error (quarantined with its row), not a
-    refusal of the whole file. The core checks the rest."""
-    text_columns = []
+    """Small repairs of what text formats cannot say, before the core checks every value.
+
+    Text where the store holds numbers, booleans, times or dates is marked (field metadata
+    ``lamina.text``) for the core to parse value by value: a value that does not parse is a
+    row-level error naming its row (quarantined under the quarantine policy), never a refusal of
+    the whole file. On a new store, the event time given as text (``time_column``, or the one
+    text column whose values read as ISO-8601 times) is marked to be stored as ``timestamp[us]``,
+    and times a reader inferred in whole seconds or milliseconds become ``timestamp[us]`` too, so
+    a later event with a finer fraction is not refused (``from_text``: the table was read from
+    CSV or JSON, where the reader guessed the unit). All-null columns take the store's type;
+    integers and booleans read where the store holds strings become strings. ``lenient`` is
+    accepted for compatibility (row-level problems are always per row now)."""
+    del lenient
+    marks: dict[str, str] = {}
+    if schema is None and time_column is None:
+        typed = any(pa.types.is_timestamp(f.type) or pa.types.is_date(f.type) for f in table.schema)
+        if not typed:
+            texts = [
+                f.name for f in table.schema if pa.types.is_string(f.type) and _looks_like_time(table[f.name])
+            ]
+            if len(texts) == 1:
+                time_column = texts[0]
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         target = schema.field(name).type if schema is not None and name in schema.names else None
-        if name == time_column and pa.types.is_string(column.type):
-            column = _parse_times(column, lenient)
-        elif name == time_column and pa.types.is_integer(column.type):
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if name == time_column and pa.types.is_integer(column.type):
             column = column.cast(pa.int64()).cast(pa.timestamp("us"))  # microseconds since the epoch
+        elif name == time_column and text and target is None:
+            marks[name] = "timestamp[us]"
+            continue
+        elif (
+            schema is None
+            and from_text
+            and pa.types.is_timestamp(column.type)
+            and column.type.unit in ("s", "ms")
+        ):
+            column = column.cast(pa.timestamp("us", column.type.tz))
         elif target is not None and pa.types.is_null(column.type):
             column = column.cast(target)
-        elif target is not None and pa.types.is_string(target) and not pa.types.is_string(column.type):
+        elif target is not None and pa.types.is_string(target) and not text:
             if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
                 column = column.cast(pa.string())
-        elif (
-            target is not None
-            and pa.types.is_string(column.type)
-            and (pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target))
-        ):
-            text_columns.append(name)
+            else:
+                continue
+        elif target is not None and text and not pa.types.is_string(target):
+            marks[name] = "1"
             continue
         else:
             continue
         table = table.set_column(i, name, column)
-    if text_columns:
-        fields = [f.with_metadata({TEXT_KEY: "1"}) if f.name in text_columns else f for f in table.schema]
+    if marks:
+        fields = [f.with_metadata({TEXT_KEY: marks[f.name]}) if f.name in marks else f for f in table.schema]
         table = pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
     return table
 
@@ -125,6 +139,28 @@ def parse_types(text: str | None) -> dict[str, pa.DataType]:
     return out
 
 
+@dataclass
+class FileRead:
+    """One input file read: its rows, the lines that are not one JSON object (JSON lines files:
+    ``(line, bytes)``, set aside before the reader sees them), and for JSON lines the file line
+    of each row (None: a row's line follows from its index)."""
+
+    table: pa.Table
+    rejected: list[tuple[int, bytes]] = field(default_factory=list)
+    lines: list[int] | None = None
+
+    def line_of(self, row: int, fmt: str) -> int:
+        """The 1-based file line of a row (CSV: after the header line)."""
+        if self.lines is not None and 0 <= row < len(self.lines):
+            return self.lines[row]
+        return row + (2 if fmt == "csv" else 1)
+
+
+#: What reading a file can raise besides pyarrow's own errors: a corrupt archive (OSError from
+#: the decompressor), values a converter cannot hold (OverflowError, ValueError).
+_READ_ERRORS = (pa.ArrowException, OSError, ValueError, OverflowError, LookupError)
+
+
 def read_file(
     path: Path,
     fmt: str,
@@ -135,20 +171,58 @@ def read_file(
     delimiter: str | None = None,
     types: dict[str, pa.DataType] | None = None,
 ) -> pa.Table:
-    """Read one input file as an Arrow table (from ``data``, its bytes, when given). For CSV,
-    ``delimiter`` overrides the one the extension implies (``,``, or a tab for ``.tsv``) and
-    ``types`` fixes column types instead of inferring them."""
-    source: Any = path
-    if data is not None:
-        source = pa.BufferReader(data)
-        codec = _CODECS.get(path.suffix.lower())
-        if codec is not None:
-            source = pa.CompressedInputStream(source, codec)
+    """Read one input file as an Arrow table; a line of a JSON lines file that is not one JSON
+    object makes the file unreadable (:class:`lamina.InputFileError` naming the line). See
+    :func:`read_input`."""
+    read = read_input(path, fmt, schema, time_column, data, delimiter=delimiter, types=types)
+    if read.rejected:
+        line, value = read.rejected[0]
+        raise InputFileError(
+            f"{path}:{line}: not one JSON object ({_shown(value)}); "
+            f"{len(read.rejected)} such line(s) in the file"
+        )
+    return read.table
+
+
+def _shown(value: bytes) -> str:
+    text = value[:60].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(value) > 60 else "")
+
+
+def read_input(
+    path: Path,
+    fmt: str,
+    schema: pa.Schema | None,
+    time_column: str | None,
+    data: Any = None,
+    *,
+    delimiter: str | None = None,
+    types: dict[str, pa.DataType] | None = None,
+) -> FileRead:
+    """Read one input file (from ``data``, its bytes, when given). For CSV, ``delimiter``
+    overrides the one the extension implies (``,``, or a tab for ``.tsv``) and ``types`` fixes
+    column types instead of inferring them. A file of 0 bytes has no rows. Anything that makes
+    the file unreadable (a corrupt archive, broken Parquet, malformed CSV) is an
+    :class:`lamina.InputFileError` naming it; lines of a JSON lines file that are not one JSON
+    object are screened out (``rejected``) before pyarrow's reader, which crashes the process
+    on a top-level ``null``, sees them."""
+    from lamina import _core
+
     try:
+        if data is None:
+            data = path.read_bytes()
+        codec = _CODECS.get(path.suffix.lower())
+        if codec is not None and len(data):
+            data = pa.CompressedInputStream(pa.BufferReader(data), codec).read()
+        if len(data) == 0:
+            empty = schema.empty_table() if schema is not None else pa.table({})
+            return FileRead(empty)
+        rejected: list[tuple[int, bytes]] = []
+        lines: list[int] | None = None
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(source)
+            table = pq.read_table(pa.BufferReader(data))
         elif fmt == "csv":
             import pyarrow.csv as pcsv
 
@@ -156,7 +230,7 @@ def read_file(
             strings = {} if schema is None else {f.name: f.type for f in schema if pa.types.is_string(f.type)}
             strings.update(types or {})
             table = pcsv.read_csv(
-                source,
+                pa.BufferReader(data),
                 parse_options=pcsv.ParseOptions(delimiter=delimiter or ("\t" if tsv else ",")),
                 # Only empty fields are null: "NA" is Namibia and "null" may be a page name.
                 convert_options=pcsv.ConvertOptions(
@@ -166,12 +240,18 @@ def read_file(
         elif fmt == "jsonl":
             import pyarrow.json as pjson
 
-            table = pjson.read_json(source)
+            objects, lines, rejected = _core.screen_json_lines(bytes(data))
+            if objects:
+                block = max(1 << 20, 2 * len(objects) // max(len(lines), 1) + 16)
+                table = pjson.read_json(
+                    pa.BufferReader(objects), read_options=pjson.ReadOptions(block_size=min(block, 1 << 30))
+                )
+            else:
+                table = schema.empty_table() if schema is not None else pa.table({})
         else:
             raise InputFileError(f"{path}: unknown format {fmt!r} (parquet, csv or jsonl)")
-    except pa.ArrowException as e:
+    except InputFileError:
+        raise
+    except _READ_ERRORS as e:
         raise InputFileError(f"cannot read {path} as {fmt}: {e}") from e
-    try:
-        return fit_columns(table, schema, time_column)
-    except InputFileError as e:
-        raise InputFileError(f"{path}: column {time_column!r}: {e}") from e
+    return FileRead(fit_columns(table, schema, time_column, from_text=fmt != "parquet"), rejected, lines)

@@ -46,6 +46,11 @@ def partial_states(view: View, data: Any) -> pa.Table:
 def merge_partial_states(parts: Iterable[Any]) -> pa.Table:
     """Merge partial tables of one view (from ``partial_states`` or an earlier merge) into one.
     The merge is associative and commutative: any tree, any order, the same answer."""
+    one_table = hasattr(parts, "__arrow_c_stream__")
+    if isinstance(parts, str | bytes) or not isinstance(parts, Iterable) or one_table:
+        raise InvalidArgumentError(
+            f"merge_partial_states takes a list of partial tables, not {type(parts).__name__}"
+        )
     parts = list(parts)
     if not parts:
         raise InvalidArgumentError("merge_partial_states needs at least one partial table")
@@ -60,4 +65,6 @@ def merge_partial_states(parts: Iterable[Any]) -> pa.Table:
 def finalize_partial_states(part: Any) -> pa.Table:
     """The view's answer from a (merged) partial table: the columns ``Store.query`` returns for
     a batch view, sorted by bucket then dimensions."""
+    if not hasattr(part, "__arrow_c_stream__") and not hasattr(part, "__arrow_c_array__"):
+        raise InvalidArgumentError(f"expected a partial table (pyarrow.Table), not {type(part).__name__}")
     return _core.finalize_partial_states(part)

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from lamina._files import fit_columns, infer_format, read_file
+from lamina import _args, _core
+from lamina._files import fit_columns, infer_format, read_input
 from lamina.errors import InputFileError, InvalidArgumentError, LaminaError
 
 __all__ = ["DirectorySource", "KafkaSource", "Source", "Delivery"]
@@ -38,6 +40,8 @@ class Delivery:
     progress: dict[str, Any]
     description: str = ""
     files: list[str] = field(default_factory=list)
+    #: Row of ``table`` -> where it came from (``"file.csv:17"``), for error messages.
+    locate: Any = None
 
 
 class Source:
@@ -78,14 +82,25 @@ class DirectorySource(Source):
     ``pattern`` is a glob matched against file names (``"*.parquet"``, ``"*.csv"``,
     ``"events-*.jsonl.gz"``); the format comes from the extension unless ``format`` says.
     A file is identified by its name and the hash of its content: a file is ingested once, and a
-    file later replaced by different content under the same name is a new file. Files whose names
-    start with ``.`` or ``_`` are ignored, so a writer can write ``_part.csv`` or ``.part.csv``
-    and rename it when complete (the landing-zone convention; a file still being written under
-    its final name could be read half-written). Sub-directories are not read.
+    file later replaced by different content under the same name is a new file.
 
-    A file that cannot be read raises :class:`lamina.InputFileError` naming it, and nothing of it
-    is written; rows that do not fit the store's schema are refused or quarantined as for
-    :meth:`lamina.Store.append` (``quarantine=``).
+    **Write a file under a temporary name and rename it when complete.** Files whose names start
+    with ``.`` or ``_`` are ignored, so a writer can write ``_part.csv`` and rename it to
+    ``part.csv`` (one atomic step): a file still being written under its final name could be read
+    half-written. What can be detected is: a file whose size or modification time changes while
+    it is read is left for the next poll, and a file that grew after it was ingested (its new
+    content starts with what was ingested: it was written in place) is not ingested again; it is
+    set aside in the commit's ``rejected`` list, so its rows are never counted twice.
+    Sub-directories are not read.
+
+    Each file is an outcome of its own, never a stop of the ingest: a file that cannot be read (a
+    corrupt archive, an empty or broken Parquet file, malformed CSV) is taken with no rows and
+    listed with its error in the ``rejected`` list of the commit that passes it
+    (``Store.commits()["source"]``; counted in ``status()["sources"]``); lines of a JSON lines
+    file that are not one JSON object are listed there too. A file of 0 bytes has no rows. A
+    file that cannot be opened (permissions) is tried again at the next poll. Rows that do not
+    fit the store's schema are refused or quarantined as for :meth:`lamina.Store.append`
+    (``quarantine=``); a refusal names the file and its line.
     """
 
     def __init__(
@@ -100,13 +115,15 @@ class DirectorySource(Source):
             raise InvalidArgumentError(f"pattern must be a glob like '*.parquet', not {pattern!r}")
         if format is not None and format not in ("parquet", "csv", "jsonl"):
             raise InvalidArgumentError(f"format must be 'parquet', 'csv' or 'jsonl', not {format!r}")
-        self.path = Path(path).resolve()
+        _args.text(name, "name", optional=True)
+        self.path = Path(_args.path(path, "path")).resolve()
         self.pattern = pattern
         self.format = format
         self.name = name
-        # Files this process has hashed: name -> (size, mtime_ns, hash). An unchanged file is
-        # not read again on every poll.
-        self._hashed: dict[str, tuple[int, int, str]] = {}
+        # Files this process has hashed: name -> ((size, mtime_ns, ctime_ns, inode), hash). An
+        # unchanged file is not read again on every poll; a file replaced by another (a rename
+        # over it: a new inode; a rewrite: a new ctime) is, even with the same size and mtime.
+        self._hashed: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 
     @property
     def id(self) -> str:
@@ -125,9 +142,12 @@ class DirectorySource(Source):
             name = p.name
             if name.startswith((".", "_")) or not fnmatch.fnmatchcase(name, self.pattern):
                 continue
-            if p.is_file():
-                out.append(p)
-        return sorted(out, key=lambda p: p.name)
+            try:
+                if p.is_file():
+                    out.append(p)
+            except OSError:
+                continue  # vanished, or a name the system cannot stat
+        return sorted(out, key=_file_name)
 
     def _format(self, p: Path) -> str:
         fmt = self.format or infer_format(p)
@@ -144,56 +164,144 @@ class DirectorySource(Source):
         max_ms: int = 0,
     ) -> Iterator[Delivery]:
         seen: dict[str, list[Any]] = state.get("files", {})
-        tables: list[pa.Table] = []
-        marks: list[dict[str, Any]] = []
-        rows = 0
+        pending = _Pending()
         for p in self._candidates():
-            known = seen.get(p.name)
+            name = _file_name(p)
+            known = seen.get(name)
             try:
                 st = p.stat()
-                cached = self._hashed.get(p.name)
-                if known is not None and cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
-                    if cached[2] == known[1]:
-                        continue  # hashed before, unchanged since, and ingested
+                key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                cached = self._hashed.get(name)
+                if known is not None and cached is not None and cached[0] == key and cached[1] == known[1]:
+                    continue  # hashed before, unchanged since, and ingested
                 data = p.read_bytes()
+                after = p.stat()
             except FileNotFoundError:
                 continue  # gone since the listing (a cleanup job): nothing to ingest
+            except OSError as e:
+                _warn_once(self, name, f"{p}: cannot read it ({e}); it is tried again at the next poll")
+                continue
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(data) != st.st_size:
+                continue  # being written right now: read it once it stands still
             digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-            self._hashed[p.name] = (len(data), st.st_mtime_ns, digest)
+            self._hashed[name] = (key, digest)
             if known is not None and known[1] == digest and known[0] == len(data):
                 continue
+            mark = {"name": name, "size": len(data), "hash": digest}
+            if known is not None and 0 < known[0] < len(data):
+                if hashlib.blake2b(data[: known[0]], digest_size=16).hexdigest() == known[1]:
+                    pending.reject(
+                        mark,
+                        f"the file grew after commit {known[2]} ingested its first {known[0]} bytes: "
+                        "it was written in place, and is not ingested again (write files under a "
+                        "temporary name, then rename them)",
+                    )
+                    continue
             try:
-                table = read_file(p, self._format(p), schema, time_column, data=data)
-            except InputFileError:
-                # The files read before it still go in; this one is read again next time.
-                if marks:
-                    yield from self._deliver(tables, marks)
-                raise
-            tables.append(table)
-            marks.append({"name": p.name, "size": len(data), "hash": digest})
-            rows += table.num_rows
-            if rows >= max_rows:
-                yield from self._deliver(tables, marks)
-                tables, marks, rows = [], [], 0
-        if marks:
-            yield from self._deliver(tables, marks)
-
-    def _deliver(self, tables: list[pa.Table], marks: list[dict[str, Any]]) -> Iterator[Delivery]:
-        names = [m["name"] for m in marks]
-        try:
-            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # Files that do not concatenate go in one commit each.
-            for t, m in zip(tables, marks, strict=True):
-                yield Delivery(t, {"kind": "files", "files": [m]}, m["name"], [m["name"]])
-            return
-        what = names[0] if len(names) == 1 else f"{len(names)} files ({names[0]} .. {names[-1]})"
-        yield Delivery(table, {"kind": "files", "files": marks}, what, names)
+                fmt = self._format(p)
+                read = read_input(p, fmt, schema, time_column, data=data)
+            except InputFileError as e:
+                pending.reject(mark, str(e))
+                continue
+            for line, value in read.rejected:
+                pending.rejected.append(
+                    {
+                        "file": name,
+                        "line": line,
+                        "error": "not one JSON object",
+                        "value": value[: KafkaSource.KEEP_BYTES].decode("utf-8", "replace"),
+                    }
+                )
+            pending.add(read, mark, fmt)
+            if pending.rows >= max_rows:
+                yield from pending.deliver()
+                pending = _Pending()
+        yield from pending.deliver()
 
     def lag(self, state: dict[str, Any]) -> dict[str, Any]:
         seen = state.get("files", {})
-        waiting = [p.name for p in self._candidates() if p.name not in seen]
+        waiting = [p for p in self._candidates() if _file_name(p) not in seen]
         return {"files_waiting": len(waiting)}
+
+
+def _file_name(p: Path) -> str:
+    """A file's name as recorded in the store: a name that is not UTF-8 (bytes the system keeps
+    as they are) is recorded with those bytes escaped (``\\xff``), the same every time."""
+    return p.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _warn_once(source: Any, name: str, message: str) -> None:
+    import warnings
+
+    warned = source.__dict__.setdefault("_warned", set())
+    if name not in warned:
+        warned.add(name)
+        warnings.warn(message, stacklevel=3)
+
+
+class _Pending:
+    """Files read for one delivery: their tables, marks and where each row came from."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.marks: list[dict[str, Any]] = []
+        self.reads: list[tuple[str, Any, str]] = []
+        self.rejected: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def add(self, read: Any, mark: dict[str, Any], fmt: str) -> None:
+        self.marks.append(mark)
+        if read.table.num_rows:
+            self.tables.append(read.table)
+            self.reads.append((mark["name"], read, fmt))
+            self.rows += read.table.num_rows
+
+    def reject(self, mark: dict[str, Any], why: str) -> None:
+        """A file taken with no rows: unreadable, or not to be counted twice."""
+        self.marks.append(mark)
+        self.rejected.append({"file": mark["name"], "error": why[:500]})
+
+    def deliver(self) -> Iterator[Delivery]:
+        if not self.marks:
+            return
+        names = [m["name"] for m in self.marks]
+        what = names[0] if len(names) == 1 else f"{len(names)} files ({names[0]} .. {names[-1]})"
+        try:
+            table = (
+                pa.concat_tables(self.tables, promote_options="permissive") if self.tables else pa.table({})
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = None
+        if table is not None:
+            progress: dict[str, Any] = {"kind": "files", "files": self.marks}
+            if self.rejected:
+                progress["rejected"] = self.rejected
+            yield Delivery(table, progress, what, names, locate=_locator(self.reads))
+            return
+        # Files that do not concatenate go in one commit each; the files without rows ride
+        # with the first.
+        with_rows = {r[0] for r in self.reads}
+        extra = [m for m in self.marks if m["name"] not in with_rows]
+        for i, (t, (name, read, fmt)) in enumerate(zip(self.tables, self.reads, strict=True)):
+            marks = [m for m in self.marks if m["name"] == name]
+            part: dict[str, Any] = {"kind": "files", "files": (extra + marks) if i == 0 else marks}
+            if i == 0 and self.rejected:
+                part["rejected"] = self.rejected
+            yield Delivery(t, part, name, [name], locate=_locator([(name, read, fmt)]))
+
+
+def _locator(reads: list[tuple[str, Any, str]]) -> Any:
+    """Row of a delivery -> ``file:line``, for messages naming where a refused row came from."""
+
+    def locate(row: int) -> str:
+        for name, read, fmt in reads:
+            n = read.table.num_rows
+            if row < n:
+                return f"{name}:{read.line_of(row, fmt)}"
+            row -= n
+        return f"row {row}"
+
+    return locate
 
 
 def ck_eof() -> int:
@@ -243,6 +351,11 @@ class KafkaSource(Source):
             raise InvalidArgumentError(f"KafkaSource supports format='json', not {format!r}")
         if not isinstance(topic, str) or not topic:
             raise InvalidArgumentError(f"topic must be a non-empty string, not {topic!r}")
+        _args.text(bootstrap, "bootstrap")
+        _args.mapping(config, "config", optional=True)
+        _args.text(name, "name", optional=True)
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise InvalidArgumentError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
         _kafka()
         self.bootstrap = bootstrap
         self.topic = topic
@@ -344,7 +457,7 @@ class KafkaSource(Source):
                 offsets[m.partition()] = m.offset() + 1
                 if len(offsets) == assigned:
                     break
-        table, rejected = self._decode(messages, schema or self.schema, time_column)
+        table, rejected, ignored = self._decode(messages, schema or self.schema, time_column)
         # The consumer now stands after these messages: that is what the commit will record.
         self._positions.update(offsets)
         progress = {
@@ -354,15 +467,27 @@ class KafkaSource(Source):
         }
         if rejected:
             progress["rejected"] = rejected
+        if ignored:
+            progress["ignored"] = ignored
         parts = ", ".join(f"{p}:{o}" for p, o in sorted(offsets.items()))
         yield Delivery(table, progress, f"{self.topic} (next offsets {parts})")
 
     def _decode(
         self, messages: list[Any], schema: pa.Schema | None, time_column: str | None
-    ) -> tuple[pa.Table, list[dict[str, Any]]]:
-        """The messages' JSON objects as one table, decoded in bulk; messages that are not one
-        JSON object, or that cannot join the others in one table, are set aside with their
-        partition and offset."""
+    ) -> tuple[pa.Table, list[dict[str, Any]], dict[str, int]]:
+        """The messages' JSON objects as one table, decoded in bulk, with every odd message an
+        outcome of its own, never a stop of the stream:
+
+        * a message that is not one JSON object (``null``, a number, broken JSON) is set aside
+          in ``rejected`` with its partition and offset (screened in the core before pyarrow's
+          reader sees it: that reader crashes the process on a top-level ``null``);
+        * a field the store has no column for (a producer added one), or whose name no column
+          may have (empty, control characters), is dropped and counted in ``ignored``;
+        * a value of another type than its column's (a float in an integer column) is handed to
+          the core as text, which parses it or quarantines its row with the reason;
+        * a nested value (an object or a list) where the store holds a scalar is set aside in
+          ``rejected``.
+        """
         values = [m.value() or b"" for m in messages]
         rejected: list[dict[str, Any]] = []
 
@@ -376,45 +501,23 @@ class KafkaSource(Source):
                 }
             )
 
+        not_objects = _core.json_non_objects(values)
+        if not_objects:
+            odd = set(not_objects)
+            for i in not_objects:
+                reject(messages[i], values[i], "not one JSON object")
+            messages = [m for i, m in enumerate(messages) if i not in odd]
+            values = [v for i, v in enumerate(values) if i not in odd]
         table: pa.Table | None = None
-        if all(values):
+        if values:
             try:
                 table = self._parse(values, time_column)
                 if table.num_rows != len(values):
-                    table = None  # a message holds several objects (or none): find it below
+                    table = None  # a message holds several objects: find it below
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 table = None
-        if table is None:
-            # Rare: decode message by message, keep what fits together, set the rest aside.
-            singles: list[tuple[Any, bytes, pa.Table | None, str]] = []
-            for m, v in zip(messages, values, strict=True):
-                try:
-                    one = self._parse([v], time_column) if v else None
-                    why = "" if one is not None and one.num_rows == 1 else "not one JSON object"
-                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-                    one, why = None, str(e)
-                singles.append((m, v, one if not why else None, why))
-            # The shape most messages share is the reference; a message whose fields clash with
-            # it (a number where the others hold text) is set aside, whatever its position.
-            shapes: dict[pa.Schema, int] = {}
-            for _m, _v, one, _why in singles:
-                if one is not None:
-                    shapes[one.schema] = shapes.get(one.schema, 0) + 1
-            reference = max(shapes, key=lambda k: shapes[k]) if shapes else None
-            parts: list[pa.Table] = []
-            for m, v, one, why in singles:
-                if one is None:
-                    reject(m, v, why)
-                    continue
-                try:
-                    unified = pa.unify_schemas([reference, one.schema], promote_options="permissive")
-                    if any(unified.field(f.name).type != f.type for f in reference):
-                        raise pa.ArrowTypeError("its fields clash with the other messages'")
-                    parts.append(one)
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                    reject(m, v, str(e))
-            if parts:
-                table = pa.concat_tables(parts, promote_options="permissive")
+        if table is None and values:
+            table, messages = self._decode_singly(messages, values, time_column, reject)
         if table is None:
             if schema is None:
                 raise LaminaError(
@@ -422,7 +525,14 @@ class KafkaSource(Source):
                     "the store has no schema yet: give KafkaSource(schema=...) or fix the topic"
                 )
             table = schema.empty_table()
-        table = fit_columns(table, schema, time_column, lenient=True)
+        table, keep, ignored = _fit_stream(table, schema)
+        if keep is not None:
+            for i in range(len(messages)):
+                if not keep[i]:
+                    why = "a nested value where the store holds a scalar"
+                    reject(messages[i], messages[i].value() or b"", why)
+            table = table.filter(pa.array(keep, pa.bool_()))
+        table = fit_columns(table, schema, time_column)
         if time_column in table.column_names:
             t = table.column(time_column).type
             if pa.types.is_timestamp(t) and t.unit == "s":
@@ -430,7 +540,44 @@ class KafkaSource(Source):
                 # microseconds, so a later event with a fraction is not refused as lossy.
                 i = table.column_names.index(time_column)
                 table = table.set_column(i, time_column, table.column(i).cast(pa.timestamp("us", t.tz)))
-        return table, rejected
+        return table, rejected, ignored
+
+    def _decode_singly(
+        self, messages: list[Any], values: list[bytes], time_column: str | None, reject: Any
+    ) -> tuple[pa.Table | None, list[Any]]:
+        """Rare: decode message by message, keep what fits together, set the rest aside. The
+        shape most messages share is the reference; a message whose fields clash with it (a
+        number where the others hold text) is decoded as text where it can be."""
+        singles: list[tuple[Any, bytes, pa.Table | None, str]] = []
+        for m, v in zip(messages, values, strict=True):
+            try:
+                one = self._parse([v], time_column)
+                why = "" if one.num_rows == 1 else "not one JSON object"
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+                one, why = None, str(e)
+            singles.append((m, v, one if not why else None, why))
+        shapes: dict[pa.Schema, int] = {}
+        for _m, _v, one, _why in singles:
+            if one is not None:
+                shapes[one.schema] = shapes.get(one.schema, 0) + 1
+        reference = max(shapes, key=lambda k: shapes[k]) if shapes else None
+        parts: list[pa.Table] = []
+        kept: list[Any] = []
+        for m, v, one, why in singles:
+            if one is None:
+                reject(m, v, why)
+                continue
+            try:
+                unified = pa.unify_schemas([reference, one.schema], promote_options="permissive")
+                if any(unified.field(f.name).type != f.type for f in reference):
+                    raise pa.ArrowTypeError("its fields clash with the other messages'")
+                parts.append(one)
+                kept.append(m)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                reject(m, v, str(e))
+        if not parts:
+            return None, []
+        return pa.concat_tables(parts, promote_options="permissive"), kept
 
     @staticmethod
     def _parse(values: list[bytes], time_column: str | None = None) -> pa.Table:
@@ -477,3 +624,58 @@ class KafkaSource(Source):
 def source_state(core: Any, source: Source) -> dict[str, Any]:
     text = core.source_state(source.id)
     return {} if text is None else json.loads(text)
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and not name.startswith("__") and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
+def _fit_stream(
+    table: pa.Table, schema: pa.Schema | None
+) -> tuple[pa.Table, list[bool] | None, dict[str, int]]:
+    """A stream's decoded table against the store's schema, so that one odd message is an
+    outcome of its own: fields the store has no column for (or that no column may be named) are
+    dropped and counted; values of another scalar type become text for the core to parse row
+    by row; rows holding a nested value where the store holds a scalar are marked to be set
+    aside (the second result: which rows to keep, None for all)."""
+    ignored: dict[str, int] = {}
+    keep: pa.Array | None = None
+    names = [] if schema is None else schema.names
+    columns, fields = [], []
+    for f, column in zip(table.schema, table.columns, strict=True):
+        if not _valid_name(f.name) or (schema is not None and f.name not in names):
+            count = len(column) - column.null_count
+            if count:
+                ignored[f.name] = ignored.get(f.name, 0) + count
+            continue
+        target = None if schema is None else schema.field(f.name).type
+        if target is not None and column.type != target and not pa.types.is_null(column.type):
+            nested = pa.types.is_nested(column.type)
+            if nested:
+                absent = pc.is_null(column)
+                keep = absent if keep is None else pc.and_(keep, absent)
+                column = pa.nulls(len(column), target)
+            elif not pa.types.is_string(column.type) and not _castable(column.type, target):
+                column = column.cast(pa.string())
+        columns.append(column)
+        fields.append(pa.field(f.name, column.type))
+    # A field no message of this batch held is null in every row (a null event time is then
+    # quarantined row by row by the core, never a refusal of the batch).
+    for f in schema or []:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, f.type))
+            fields.append(pa.field(f.name, f.type))
+    out = pa.Table.from_arrays(columns, schema=pa.schema(fields)) if fields else table
+    return out, None if keep is None else keep.to_pylist(), ignored
+
+
+def _castable(have: pa.DataType, want: pa.DataType) -> bool:
+    """Whether the core takes ``have`` into a ``want`` column as it is (wider or narrower
+    integers, integers into floats, other timestamp units, string flavours)."""
+    integer = pa.types.is_integer
+    if integer(have) and (integer(want) or pa.types.is_floating(want)):
+        return True
+    if pa.types.is_floating(have) and pa.types.is_floating(want):
+        return True
+    times = (pa.types.is_timestamp, pa.types.is_date)
+    return any(t(have) for t in times) and any(t(want) for t in times)

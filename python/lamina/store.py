@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lamina import _core
+from lamina import _args, _core
 from lamina._convert import to_arrow, to_micros
 from lamina._html import tag_result
 from lamina._progress import Progress, callback, interactive
-from lamina.errors import InvalidArgumentError, NotFoundError
+from lamina.errors import InvalidArgumentError, NotFoundError, SchemaError
 from lamina.view import View, filters_to_json
 
 if TYPE_CHECKING:
@@ -74,14 +74,14 @@ class Store:
         if schema is not None and not isinstance(schema, pa.Schema):
             raise InvalidArgumentError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
         self._core = _core.CoreStore(
-            None if path is None else str(path),
-            read_only=read_only,
-            durable=durable,
-            time=time,
-            auto_compact=auto_compact,
+            None if path is None else _args.path(path, "path"),
+            read_only=_args.flag(read_only, "read_only"),
+            durable=_args.flag(durable, "durable"),
+            time=_args.text(time, "time", optional=True),
+            auto_compact=_args.flag(auto_compact, "auto_compact"),
             schema=schema,
         )
-        self.quarantine_policy = quarantine
+        self.quarantine_policy = _args.flag(quarantine, "quarantine")
         self._time_option = time
         # Sources ingested by this process, by id: status() asks them for their lag.
         self._sources: dict[str, Any] = {}
@@ -114,11 +114,7 @@ class Store:
         :class:`lamina.SchemaError`, unless ``quarantine=True``: then good rows are committed and
         the rest are kept, with a reason, in :meth:`quarantined`.
         """
-        q = self.quarantine_policy if quarantine is None else quarantine
-        if not isinstance(q, bool):
-            if getattr(getattr(q, "dtype", None), "kind", None) != "b":  # numpy.bool_ is fine too
-                raise InvalidArgumentError(f"quarantine must be True or False, not {q!r}")
-            q = bool(q)
+        q = self.quarantine_policy if quarantine is None else _args.flag(quarantine, "quarantine")
         commit, _rows, _quarantined = self._core.append(to_arrow(data), quarantine=q)
         if self._scheduler is not None:
             self._scheduler.note_commit()
@@ -160,8 +156,8 @@ class Store:
         if quarantine is None:
             q = self.quarantine_policy or source.quarantine_by_default
         else:
-            q = bool(quarantine)
-        show = interactive() if progress is None else bool(progress)
+            q = _args.flag(quarantine, "quarantine")
+        show = interactive() if progress is None else _args.flag(progress, "progress")
         self._sources[source.id] = source
         commits = 0
         try:
@@ -171,16 +167,23 @@ class Store:
                 while not stop.requested:
                     state = source_state(self._core, source)
                     if fixed is None:
-                        # Until the first commit fixes the schema, ask; after, it never changes.
-                        status = self._core.status()
-                        if status["latest_commit"] > 0:
-                            fixed = (self.schema, status.get("time_column") or self._time_option)
+                        # Until the schema is fixed (by the first commit, or up front), ask;
+                        # after, it never changes.
+                        schema_now = self.schema
+                        if schema_now.names:
+                            status = self._core.status()
+                            fixed = (schema_now, status.get("time_column") or self._time_option)
                     schema, time_column = fixed if fixed is not None else (None, self._time_option)
                     delivered = False
                     for d in source.read(state, schema, time_column, batch_rows, batch_ms):
                         mark = json.dumps({"source": source.id, **d.progress})
-                        data = to_arrow(d.table)
-                        commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
+                        # A delivery without rows (unreadable files, odd messages only) still
+                        # commits its position, so it is never read again.
+                        data = to_arrow(d.table) if d.table.num_rows else pa.table({})
+                        try:
+                            commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
+                        except SchemaError as e:
+                            raise _located(e, d) from e
                         commits += 1
                         delivered = True
                         if self._scheduler is not None:
@@ -249,7 +252,7 @@ class Store:
 
     def drop(self, name: str) -> None:
         """Forget a view and its batch view."""
-        self._core.drop_view(name)
+        self._core.drop_view(_args.text(name, "name"))
 
     def sql(self, query: str) -> pa.Table:
         """SQL over the served views, through DuckDB (``pip install 'lamina[sql]'``): each view
@@ -316,10 +319,9 @@ class Store:
         same path. The result is identical, bit for bit, to the local recompute.
         ``threads`` then bounds the publish only.
         """
-        if isinstance(views, str):
-            views = [views]
-        names = None if views is None else list(views)
-        if background:
+        names = _args.names(views, "views", optional=True)
+        threads = _args.integer(threads, "threads", minimum=1, optional=True)
+        if _args.flag(background, "background"):
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lamina-batch")
             quiet = progress if callable(progress) else False
@@ -342,6 +344,8 @@ class Store:
 
     def schedule(self, *, every_seconds: float | None = None, every_commits: int | None = None) -> None:
         """Recompute in the background every N seconds and/or every N commits (None stops it)."""
+        _args.number(every_seconds, "every_seconds", positive=True, optional=True)
+        _args.integer(every_commits, "every_commits", minimum=1, optional=True)
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
@@ -419,7 +423,8 @@ class Store:
         """
         import json
 
-        tz = self._core.view_zone(view) if isinstance(view, str) else None
+        _args.text(view, "view")
+        tz = self._core.view_zone(view)
         micros = to_micros(at, "at", tz)
         if micros is None:
             raise InvalidArgumentError("explain needs the bucket: at=...")
@@ -464,6 +469,7 @@ class Store:
         ``fresh``, ``problem``); empty when the layers agree."""
         from lamina._verify import compare
 
+        _args.text(view, "view", optional=True)
         views = self.views()
         names = [view] if view is not None else list(views)
         tables = []
@@ -612,7 +618,7 @@ class Store:
         """Draw a metric over time (needs ``pip install lamina[plot]``). See :func:`lamina.plot.plot`."""
         from lamina.plot import plot
 
-        return plot(self, view, metric, **kwargs)
+        return plot(self, _args.text(view, "view"), _args.text(metric, "metric"), **kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -654,9 +660,22 @@ class Store:
         return store_html(self)
 
     def __getitem__(self, view: str) -> pa.Table:
+        _args.text(view, "view")
         if view not in self.views():
             raise NotFoundError(f"no view named {view!r}")
         return self.query(view)
+
+
+def _located(error: SchemaError, delivery: Any) -> SchemaError:
+    """A refusal of a source's delivery, naming the file and line of its first bad row."""
+    import re
+
+    text = str(error)
+    found = re.search(r" at row (\d+)", text)
+    if found is None or delivery.locate is None:
+        return SchemaError(f"{delivery.description}: {text}")
+    where = delivery.locate(int(found.group(1)))
+    return SchemaError(f"{where}: {text[: found.start()]}{text[found.end():]}")
 
 
 class _Interrupt:

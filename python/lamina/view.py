@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamina import _args
 from lamina.errors import InvalidArgumentError
 
 
@@ -37,34 +38,34 @@ class Aggregate:
 
 def count(column: str | None = None) -> Aggregate:
     """Rows in the group (or, given a column, its non-null values). Exact in every layer."""
-    return Aggregate("count", column)
+    return Aggregate("count", _args.text(column, "count(column)", optional=True))
 
 
 def sum(column: str) -> Aggregate:  # noqa: A001 - the public name mirrors SQL
     """Sum of a numeric column. Integer sums are exact and checked for overflow; float sums are
     correctly rounded, so they do not depend on order, partitioning or thread count."""
-    return Aggregate("sum", column)
+    return Aggregate("sum", _args.text(column, "sum(column)"))
 
 
 def min(column: str) -> Aggregate:  # noqa: A001
     """Smallest value of a numeric column (NaN sorts above +inf, as in DuckDB)."""
-    return Aggregate("min", column)
+    return Aggregate("min", _args.text(column, "min(column)"))
 
 
 def max(column: str) -> Aggregate:  # noqa: A001
     """Largest value of a numeric column (NaN sorts above +inf, as in DuckDB)."""
-    return Aggregate("max", column)
+    return Aggregate("max", _args.text(column, "max(column)"))
 
 
 def mean(column: str) -> Aggregate:
     """Mean of a numeric column, from its exact sum and count."""
-    return Aggregate("mean", column)
+    return Aggregate("mean", _args.text(column, "mean(column)"))
 
 
 def count_distinct(column: str) -> Aggregate:
     """Distinct values of a column: exact in batch views, a HyperLogLog sketch in the speed layer.
     Served results carry ``<name>_exact``, ``<name>_lower`` and ``<name>_upper``."""
-    return Aggregate("count_distinct", column)
+    return Aggregate("count_distinct", _args.text(column, "count_distinct(column)"))
 
 
 def quantile(column: str, q: float) -> Aggregate:
@@ -74,6 +75,7 @@ def quantile(column: str, q: float) -> Aggregate:
     ``<name>_upper`` contain the exact value at least 95% of the time. Result columns:
     ``<name>`` (float64), ``<name>_exact``, ``<name>_lower``, ``<name>_upper``. Several quantiles
     of one column in one view share one state."""
+    _args.text(column, "quantile(column)")
     if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= float(q) <= 1.0:
         raise InvalidArgumentError(f"quantile({column!r}, q): q must be a number in [0, 1], not {q!r}")
     return Aggregate("quantile", column, (("q", float(q)),))
@@ -84,6 +86,7 @@ def top_k(column: str, k: int) -> Aggregate:
     ``{value, count, lower, upper}`` sorted by count descending then value, plus
     ``<name>_exact``. Exact in batch views and in groups with no speed data; otherwise merged
     from frequent-item summaries whose ``lower``/``upper`` bounds are guaranteed."""
+    _args.text(column, "top_k(column)")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidArgumentError(f"top_k({column!r}, k): k must be a positive integer, not {k!r}")
     return Aggregate("top_k", column, (("k", int(k)),))
@@ -205,9 +208,20 @@ class View:
     rollups: Sequence[tuple[str, Sequence[str]]] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if isinstance(self.by, str):
-            object.__setattr__(self, "by", (self.by,))
-        object.__setattr__(self, "by", tuple(self.by))
+        _args.text(self.name, "View(name)")
+        _args.text(self.time, f"view {self.name!r}: time")
+        _args.text(self.grain, f"view {self.name!r}: grain")
+        _args.integer(self.precision, f"view {self.name!r}: precision")
+        object.__setattr__(self, "by", tuple(_args.names(self.by, f"view {self.name!r}: by")))
+        if self.where is not None and not isinstance(self.where, Mapping):
+            raise InvalidArgumentError(
+                f"view {self.name!r}: where must be a dict of column -> value(s), not {self.where!r}"
+            )
+        if isinstance(self.rollups, str | bytes | Mapping) or not isinstance(self.rollups, Iterable):
+            raise InvalidArgumentError(
+                f"view {self.name!r}: rollups must be a list of (grain, [dimensions]) pairs, "
+                f"not {self.rollups!r}"
+            )
         if self.tz is not None and not isinstance(self.tz, str):
             tz_name = getattr(self.tz, "key", None) or getattr(self.tz, "zone", None)
             if not isinstance(tz_name, str):
@@ -238,6 +252,10 @@ class View:
                 f"view {self.name!r} needs metrics: a dict of name -> lamina aggregate"
             )
         for name, agg in self.metrics.items():
+            if not isinstance(name, str) or not name:
+                raise InvalidArgumentError(
+                    f"view {self.name!r}: metric names must be non-empty strings, not {name!r}"
+                )
             if not isinstance(agg, Aggregate):
                 raise InvalidArgumentError(
                     f"view {self.name!r}: metric {name!r} must be a lamina aggregate "
@@ -273,8 +291,12 @@ class View:
             if "in" in pred:
                 vals = pred["in"]
                 where[f["column"]] = vals[0] if len(vals) == 1 else list(vals)
-            else:
+            elif "not_in" in pred:
+                where[f["column"]] = {"not in": list(pred["not_in"])}
+            elif "range" in pred:
                 where[f["column"]] = {k: v for k, v in pred["range"].items() if v is not None}
+            else:
+                raise InvalidArgumentError(f"view {d.get('name')!r}: unknown filter {pred!r}")
         return cls(
             name=d["name"],
             time=d["time"],

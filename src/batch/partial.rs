@@ -26,7 +26,8 @@ use crate::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, Re
 use crate::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::error::{Error, ErrorKind, Result};
-use crate::master::schema::{conform, ColumnSpec, StoreSchema};
+use crate::master::conform::conform;
+use crate::master::schema::{ColumnSpec, StoreSchema};
 use crate::view::def::ViewDef;
 use crate::view::table::{AggTable, ViewPlan};
 

@@ -9,8 +9,7 @@ use crate::error::{Error, IoContext, Result};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Prefix of temporary files; anything carrying it at open time is a crash leftover.
-pub const TMP_PREFIX: &str = ".tmp-";
+pub use crate::layout::TMP_PREFIX;
 
 /// Write `bytes` to `path` atomically: a reader sees the old state or the whole new file.
 /// With `durable`, data and directory entry are fsynced before returning.
@@ -20,14 +19,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         .ok_or_else(|| Error::invalid(format!("bad path {}", path.display())))?;
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = File::create(&tmp).at(&tmp)?;
+        crate::failpoint::hit("write.tmp")?;
         f.write_all(bytes).at(&tmp)?;
         if durable {
             f.sync_all().at(&tmp)?;
         }
+        fs::rename(&tmp, path).at(path)
+    })();
+    if let Err(e) = written {
+        // A failed write (a full disk) must not hold its space until the next open.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path).at(path)?;
     if durable {
         sync_dir(dir)?;
     }
@@ -65,7 +70,19 @@ pub fn read_checked(path: &Path, crc: u32, len: u64) -> Result<bytes::Bytes> {
     Ok(bytes::Bytes::from(data))
 }
 
+/// Create a folder of the store (and its parents). A folder that is a symbolic link is refused:
+/// lamina writes only inside the store's own directory.
 pub fn ensure_dir(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => return Ok(path.to_path_buf()),
+        Ok(md) if md.file_type().is_symlink() => {
+            return Err(Error::invalid(format!(
+                "{} is a symbolic link: lamina writes only inside the store's own directory",
+                path.display()
+            )))
+        }
+        _ => {}
+    }
     fs::create_dir_all(path).at(path)?;
     Ok(path.to_path_buf())
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout::is_temporary;
 use crate::master::chunked::{ChunkedVec, CHUNK};
-use crate::master::files::{read_checked, write_atomic, TMP_PREFIX};
+use crate::master::files::{read_checked, write_atomic};
 use crate::master::schema::StoreSchema;
 use crate::view::def::ViewDef;
 
@@ -535,7 +536,7 @@ impl Manifest {
         for entry in fs::read_dir(&self.dir).at(&self.dir)? {
             let entry = entry.at(&self.dir)?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with(TMP_PREFIX) {
+            if is_temporary(&name) {
                 if clean && entry.file_type().is_ok_and(|t| t.is_file()) {
                     let _ = fs::remove_file(entry.path());
                 }

@@ -15,7 +15,9 @@
 //! leftover of a crash (or a file replaced by compaction or a newer batch view) and is removed by
 //! a writer once readers in other processes had a grace period to move on.
 
+pub mod boundary;
 pub mod chunked;
+pub mod conform;
 pub mod files;
 pub mod lock;
 pub mod manifest;

@@ -138,11 +138,20 @@ impl ParquetBytes {
         row_groups: Option<Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<Vec<RecordBatch>> {
-        let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.bytes.clone(),
-            self.meta.clone(),
-        )
-        .with_batch_size(64 * 1024);
+        self.read_with(&self.meta, path, columns, row_groups, limit)
+    }
+
+    fn read_with(
+        &self,
+        meta: &ArrowReaderMetadata,
+        path: &Path,
+        columns: Option<&[String]>,
+        row_groups: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut b =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(self.bytes.clone(), meta.clone())
+                .with_batch_size(64 * 1024);
         if let Some(cols) = columns {
             let schema = self.meta.schema();
             let mut idx = Vec::new();

@@ -1,4 +1,4 @@
-//! The store's schema, and conforming incoming batches to it.
+//! The store's schema (`conform` casts incoming batches to it).
 //!
 //! The first append fixes the schema. Strings of every Arrow flavour (utf8, large_utf8, utf8_view,
 //! dictionary of strings) are stored as `utf8`; every other column keeps the type of the first
@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use crate::arrow::compute::{cast, filter_record_batch};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
@@ -135,18 +133,33 @@ impl StoreSchema {
                     f.name()
                 )));
             }
-            if classify(f.data_type()).is_none() {
+            let dt = declared_type(f);
+            if dt == DataType::Null {
+                return Err(Error::schema(format!(
+                    "column {:?} holds only nulls (type null), so its type cannot be told: give it \
+                     a type (pa.array(values, pa.string()), df.astype(...)) or fix the schema up \
+                     front with Store(path, schema=...)",
+                    f.name()
+                )));
+            }
+            if classify(&dt).is_none() {
                 return Err(Error::schema(format!(
                     "column {:?} has unsupported type {}; lamina stores timestamps, dates, integers, floats, booleans and strings",
                     f.name(),
-                    f.data_type()
+                    dt
                 )));
             }
             columns.push(ColumnSpec {
                 name: f.name().clone(),
-                arrow_type: type_to_str(&stored_type(f.data_type())),
+                arrow_type: type_to_str(&stored_type(&dt)),
             });
         }
+        let declared: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), declared_type(f), true))
+            .collect();
+        let schema = &Schema::new(declared);
         let time_column = match time_column {
             Some(t) => {
                 let f = schema
@@ -243,258 +256,8 @@ impl StoreSchema {
     }
 }
 
-/// The result of conforming one incoming batch: the rows to store, and rows refused with a reason.
-pub struct Conformed {
-    pub batch: RecordBatch,
-    /// (row index in the incoming batch, reason), in row order.
-    pub rejected: Vec<(usize, String)>,
-}
-
-/// Cast `batch` to the store schema. Column-level problems (missing, extra, incompatible type)
-/// always fail. Row-level problems (null event time, value out of range) are collected; with
-/// `quarantine == false` the first one fails the whole append.
-pub fn conform(
-    batch: &RecordBatch,
-    schema: &StoreSchema,
-    target: &SchemaRef,
-    quarantine: bool,
-) -> Result<Conformed> {
-    let incoming = batch.schema();
-    check_unique_names(&incoming)?;
-    for f in incoming.fields() {
-        if target.field_with_name(f.name()).is_err() {
-            return Err(Error::schema(format!(
-                "column {:?} is not in the store's schema (columns: {})",
-                f.name(),
-                target
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    let n = batch.num_rows();
-    let mut bad: Vec<Option<String>> = Vec::new();
-    let mark = |row: usize, reason: String, bad: &mut Vec<Option<String>>| {
-        if bad.is_empty() {
-            bad.resize(n, None);
-        }
-        if bad[row].is_none() {
-            bad[row] = Some(reason);
-        }
-    };
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
-    for field in target.fields() {
-        let name = field.name();
-        let Some(col) = batch.column_by_name(name) else {
-            return Err(Error::schema(format!(
-                "column {name:?} is missing from the data"
-            )));
-        };
-        let want = field.data_type();
-        let have = col.data_type();
-        let class_have = classify(have);
-        let class_want = classify(want);
-        // Text read from a file (CSV, JSON lines) for a number or boolean column: each value is
-        // parsed, and one that does not parse is a row-level error (quarantined with its row),
-        // not a refusal of the whole file. Only columns marked as text by the reader qualify:
-        // a string column appended from a frame is still a type error.
-        let from_text = matches!(
-            have,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) && matches!(
-            class_want,
-            Some(ColumnClass::Int | ColumnClass::Float | ColumnClass::Bool)
-        ) && incoming
-            .field_with_name(name)
-            .is_ok_and(|f| f.metadata().contains_key(TEXT_KEY));
-        if from_text {
-            let parsed = crate::arrow::compute::cast_with_options(
-                col,
-                want,
-                &crate::arrow::compute::CastOptions {
-                    safe: true,
-                    ..Default::default()
-                },
-            )?;
-            let text = cast(col, &DataType::Utf8)?;
-            let text = text.as_string::<i32>();
-            for row in 0..n {
-                if col.is_valid(row) && parsed.is_null(row) {
-                    let v: String = text.value(row).chars().take(40).collect();
-                    mark(
-                        row,
-                        format!("column {name:?}: cannot read {v:?} as {want}"),
-                        &mut bad,
-                    );
-                }
-            }
-            columns.push(parsed);
-            continue;
-        }
-        let compatible = class_have == class_want
-            || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int))
-            || (is_event_time(want) && is_event_time(have));
-        if !compatible {
-            return Err(Error::schema(format!(
-                "column {name:?} has type {have}, but the store holds {want}"
-            )));
-        }
-        let converted = if have == want {
-            col.clone()
-        } else if is_event_time(have) && is_event_time(want) && (zone_of(have) || zone_of(want)) {
-            // Dates and zoned timestamps: both are instants from the epoch; the zone is a label
-            // (Arrow's cast would parse it as a time zone, and convert to its local time).
-            let plain = cast(&relabel(col, None)?, &relabel_type(want, None))?;
-            relabel(&plain, zone_name(want))?
-        } else {
-            // Find rows whose values would not survive the cast (out of range), then cast
-            // leniently: refused rows are dropped below, so their cast value never matters.
-            let strict = cast_checked(col, want);
-            match strict {
-                Ok(a) => a,
-                Err(_) => {
-                    let lenient = crate::arrow::compute::cast_with_options(
-                        col,
-                        want,
-                        &crate::arrow::compute::CastOptions {
-                            safe: true,
-                            ..Default::default()
-                        },
-                    )?;
-                    for row in 0..n {
-                        if col.is_valid(row) && lenient.is_null(row) {
-                            mark(
-                                row,
-                                format!("column {name:?}: value out of range for {want}"),
-                                &mut bad,
-                            );
-                        }
-                    }
-                    lenient
-                }
-            }
-        };
-        // A finer unit cast to a coarser one truncates: a value with a nonzero remainder would
-        // lose its fraction (or, into a date, its time of day) silently, so it is a row-level
-        // error (like an integer out of range).
-        let step = match (have, want) {
-            (DataType::Timestamp(_, _), DataType::Timestamp(_, _)) => Some((
-                units_per_second(have) / units_per_second(want),
-                format!("a finer fraction of a second than the store's {want} keeps"),
-            )),
-            (DataType::Timestamp(_, _), DataType::Date32) => Some((
-                units_per_second(have) * 86_400,
-                "a time of day, but the store's column holds dates".to_string(),
-            )),
-            _ => None,
-        };
-        if let Some((step, lost)) = step.filter(|(step, _)| *step > 1) {
-            let raw = cast(col, &DataType::Int64)?;
-            let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
-            for (row, v) in raw.iter().enumerate() {
-                if v.is_some_and(|v| v % step != 0) {
-                    mark(
-                        row,
-                        format!("column {name:?}: the value has {lost}"),
-                        &mut bad,
-                    );
-                }
-            }
-        }
-        if name == &schema.time_column && converted.null_count() > 0 {
-            for row in 0..n {
-                if converted.is_null(row) {
-                    mark(row, format!("column {name:?}: null event time"), &mut bad);
-                }
-            }
-        }
-        if name == &schema.time_column && *want == DataType::Date32 {
-            let days = converted.as_primitive::<crate::arrow::datatypes::Date32Type>();
-            for (row, d) in days.iter().enumerate() {
-                if d.is_some_and(|d| (d as i64).abs() > crate::view::grain::MAX_DATE_DAYS) {
-                    mark(
-                        row,
-                        format!("column {name:?}: event date out of range"),
-                        &mut bad,
-                    );
-                }
-            }
-        }
-        if name == &schema.time_column {
-            // Buckets are reported in microseconds: a time in seconds or milliseconds beyond
-            // what int64 microseconds hold (about 290,000 years from 1970) cannot be bucketed.
-            let per_s = units_per_second(want);
-            if per_s < 1_000_000 {
-                let limit = i64::MAX / (1_000_000 / per_s);
-                let raw = cast(&converted, &DataType::Int64)?;
-                let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
-                for (row, v) in raw.iter().enumerate() {
-                    if v.is_some_and(|v| v.unsigned_abs() > limit as u64) {
-                        mark(
-                            row,
-                            format!("column {name:?}: event time out of range"),
-                            &mut bad,
-                        );
-                    }
-                }
-            }
-        }
-        columns.push(converted);
-    }
-    let full = RecordBatch::try_new(
-        target.clone(),
-        columns.into_iter().map(|c| c as ArrayRef).collect(),
-    )
-    .map_err(|e| Error::schema(e.to_string()))?;
-    if bad.is_empty() {
-        return Ok(Conformed {
-            batch: full,
-            rejected: Vec::new(),
-        });
-    }
-    let rejected: Vec<(usize, String)> = bad
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (i, r.clone())))
-        .collect();
-    if !quarantine {
-        let (row, reason) = &rejected[0];
-        return Err(Error::schema(format!(
-            "{reason} at row {row} ({} bad rows in all); nothing was written",
-            rejected.len()
-        )));
-    }
-    let keep = BooleanArray::from(bad.iter().map(|b| b.is_none()).collect::<Vec<_>>());
-    let batch = filter_record_batch(&full, &keep)?;
-    Ok(Conformed { batch, rejected })
-}
-
-/// Field metadata a file reader sets on a text column whose values are to be parsed into the
-/// store's number or boolean type row by row (see `conform`).
-pub const TEXT_KEY: &str = "lamina.text";
-
-/// Cast that fails instead of turning out-of-range values into nulls.
-fn cast_checked(col: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
-    if let DataType::Dictionary(_, _) = col.data_type() {
-        let values = cast(col, &DataType::Utf8)?;
-        return Ok(values);
-    }
-    let out = crate::arrow::compute::cast_with_options(
-        col,
-        to,
-        &crate::arrow::compute::CastOptions {
-            safe: false,
-            ..Default::default()
-        },
-    )?;
-    Ok(out)
-}
-
 /// Two columns with one name would make one of them unreachable: refuse.
-fn check_unique_names(schema: &Schema) -> Result<()> {
+pub(crate) fn check_unique_names(schema: &Schema) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for f in schema.fields() {
         if !seen.insert(f.name().as_str()) {
@@ -507,47 +270,14 @@ fn check_unique_names(schema: &Schema) -> Result<()> {
     Ok(())
 }
 
-/// Whether a timestamp type carries a zone label.
-fn zone_of(dt: &DataType) -> bool {
-    matches!(dt, DataType::Timestamp(_, Some(_)))
-}
-
-fn zone_name(dt: &DataType) -> Option<Arc<str>> {
-    match dt {
-        DataType::Timestamp(_, tz) => tz.clone(),
-        _ => None,
-    }
-}
-
-/// A timestamp type with its zone label replaced (other types unchanged).
-fn relabel_type(dt: &DataType, tz: Option<Arc<str>>) -> DataType {
-    match dt {
-        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, tz),
-        other => other.clone(),
-    }
-}
-
-/// A timestamp column with its zone label replaced, values untouched (other columns as they are).
-fn relabel(col: &ArrayRef, tz: Option<Arc<str>>) -> Result<ArrayRef> {
-    use crate::arrow::datatypes::{
-        TimestampMicrosecondType as Us, TimestampMillisecondType as Ms,
-        TimestampNanosecondType as Ns, TimestampSecondType as S,
-    };
-    Ok(match col.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            Arc::new(col.as_primitive::<S>().clone().with_timezone_opt(tz))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            Arc::new(col.as_primitive::<Ms>().clone().with_timezone_opt(tz))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Arc::new(col.as_primitive::<Us>().clone().with_timezone_opt(tz))
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            Arc::new(col.as_primitive::<Ns>().clone().with_timezone_opt(tz))
-        }
-        _ => col.clone(),
-    })
+/// The type a first append fixes for a column: its own, or for text a file reader marked with
+/// the type its values are to be read as (`TEXT_KEY` = `"timestamp[us]"`), that type.
+fn declared_type(f: &Field) -> DataType {
+    f.metadata()
+        .get(crate::master::conform::TEXT_KEY)
+        .and_then(|t| type_from_str(t))
+        .filter(|_| classify(f.data_type()) == Some(ColumnClass::Str))
+        .unwrap_or_else(|| f.data_type().clone())
 }
 
 /// Whether a column of this type can be the event time (a timestamp of any unit, or a date).
@@ -593,40 +323,5 @@ mod tests {
         let st = StoreSchema::from_first_batch(&s, None).unwrap();
         assert_eq!(st.column_type("id"), Some(DataType::UInt64));
         assert_eq!(st.column_class("id"), Some(ColumnClass::Int));
-    }
-
-    #[test]
-    fn a_finer_time_unit_that_would_lose_a_fraction_is_a_row_error() {
-        use crate::arrow::array::{TimestampMillisecondArray, TimestampSecondArray};
-        let held = Schema::new(vec![Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Second, None),
-            false,
-        )]);
-        let st = StoreSchema::from_first_batch(&held, None).unwrap();
-        let target = st.arrow().unwrap();
-        let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![
-            Some(5_000),
-            Some(7_250), // 7.250 s: would become 7 s
-            Some(-3_000),
-            Some(-1_500), // -1.5 s
-        ]));
-        let batch = RecordBatch::try_from_iter(vec![("ts", ms)]).unwrap();
-        let Err(refused) = conform(&batch, &st, &target, false) else {
-            panic!("a lossy time cast must be refused");
-        };
-        assert!(
-            refused.message.contains("at row 1 (2 bad rows"),
-            "{}",
-            refused.message
-        );
-        let kept = conform(&batch, &st, &target, true).unwrap();
-        assert_eq!(
-            kept.rejected.iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
-        let got = kept.batch.column(0);
-        let got = got.as_any().downcast_ref::<TimestampSecondArray>().unwrap();
-        assert_eq!(got.values().to_vec(), vec![5, -3]);
     }
 }

@@ -27,8 +27,17 @@ pub struct FileMark {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Progress {
-    /// The files this commit ingested.
-    Files { files: Vec<FileMark> },
+    /// The files this commit took. A file that could not be read (a corrupt archive, an empty
+    /// Parquet file) is taken too, with no rows, and listed in `rejected` with its error, so it
+    /// never blocks the files after it; a new version of it (other content) is read again.
+    Files {
+        files: Vec<FileMark>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rejected: Vec<serde_json::Value>,
+        /// Field -> values set aside because the store has no such column.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        ignored: BTreeMap<String, u64>,
+    },
     /// The next offset to read, per partition, after this commit (partitions it did not read
     /// keep their earlier offsets), and the messages it could not decode (partition, offset,
     /// error, the start of the value): kept here, in the commit, never dropped.
@@ -41,6 +50,10 @@ pub enum Progress {
         start: BTreeMap<String, i64>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rejected: Vec<serde_json::Value>,
+        /// Field -> how many messages held it, set aside because the store has no such column
+        /// (a producer added a field: `Store.evolve_schema` keeps it from then on).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        ignored: BTreeMap<String, u64>,
     },
 }
 
@@ -63,13 +76,19 @@ pub struct SourceState {
     pub offsets: BTreeMap<u32, i64>,
     /// The last commit that recorded this source.
     pub last_commit: u64,
+    /// Messages, lines or files set aside as unreadable, over every commit.
+    #[serde(default)]
+    pub rejected: u64,
+    /// Field -> values set aside because the store had no such column, over every commit.
+    #[serde(default)]
+    pub ignored: BTreeMap<String, u64>,
 }
 
 impl SourceState {
     /// Why `progress` cannot follow this state, if it cannot.
     pub fn check(&self, progress: &Progress) -> Option<String> {
         match progress {
-            Progress::Files { files } => {
+            Progress::Files { files, .. } => {
                 let mut seen = std::collections::HashSet::new();
                 for f in files {
                     if !seen.insert(f.name.as_str()) {
@@ -118,20 +137,35 @@ impl SourceState {
     }
 
     pub fn apply(&mut self, progress: &Progress, commit: u64) {
-        match progress {
-            Progress::Files { files } => {
+        let (rejected, ignored) = match progress {
+            Progress::Files {
+                files,
+                rejected,
+                ignored,
+            } => {
                 for f in files {
                     self.files
                         .insert(f.name.clone(), (f.size, f.hash.clone(), commit));
                 }
+                (rejected, ignored)
             }
-            Progress::Offsets { offsets, .. } => {
+            Progress::Offsets {
+                offsets,
+                rejected,
+                ignored,
+                ..
+            } => {
                 self.offsets.extend(
                     offsets
                         .iter()
                         .filter_map(|(p, o)| p.parse::<u32>().ok().map(|p| (p, *o))),
                 );
+                (rejected, ignored)
             }
+        };
+        self.rejected += rejected.len() as u64;
+        for (field, n) in ignored {
+            *self.ignored.entry(field.clone()).or_default() += n;
         }
         self.last_commit = commit;
     }
@@ -151,6 +185,8 @@ mod tests {
         };
         let p = Progress::Files {
             files: vec![f("a.csv", "h1")],
+            rejected: Vec::new(),
+            ignored: [("extra".to_string(), 3)].into(),
         };
         assert!(s.check(&p).is_none());
         s.apply(&p, 1);
@@ -158,15 +194,19 @@ mod tests {
         // The same name with other content is a new file.
         assert!(s
             .check(&Progress::Files {
-                files: vec![f("a.csv", "h2")]
+                files: vec![f("a.csv", "h2")],
+                rejected: Vec::new(),
+                ignored: BTreeMap::new(),
             })
             .is_none());
         let o = |pairs: &[(u32, i64)]| Progress::Offsets {
             offsets: pairs.iter().map(|(p, o)| (p.to_string(), *o)).collect(),
             start: BTreeMap::new(),
             rejected: Vec::new(),
+            ignored: BTreeMap::new(),
         };
         s.apply(&o(&[(0, 5), (1, 7)]), 2);
+        assert_eq!(s.ignored, [("extra".to_string(), 3)].into());
         assert!(s.check(&o(&[(0, 4)])).is_some());
         assert!(s.check(&o(&[(0, 5), (2, 0)])).is_none());
         // A commit that starts before the recorded position would hold messages twice.
@@ -174,6 +214,7 @@ mod tests {
             offsets: [("0".to_string(), next)].into(),
             start: [("0".to_string(), first)].into(),
             rejected: Vec::new(),
+            ignored: BTreeMap::new(),
         };
         assert!(s.check(&from(3, 9)).unwrap().contains("two readers"));
         assert!(s.check(&from(5, 9)).is_none());

@@ -42,8 +42,29 @@ fn schema_error(e: impl std::fmt::Display) -> PyErr {
     super::to_py(Error::schema(e.to_string()))
 }
 
-/// The record batches of a table-like object and their schema.
+/// The record batches of a table-like object and their schema, each column validated in full
+/// (`master::boundary::check_structure`) before anything reads it: the C data interface hands
+/// over buffers unchecked. A panic of the importer on malformed data is a `SchemaError` too.
 pub fn read_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
+    let (schema, batches) = import_batches(obj)?;
+    for b in &batches {
+        for (f, col) in b.schema().fields().iter().zip(b.columns()) {
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::master::boundary::check_structure(&col.to_data())
+            }))
+            .unwrap_or_else(|_| Err("the importer could not read it".into()));
+            if let Err(e) = checked {
+                return Err(schema_error(format!(
+                    "column {:?}: the Arrow data handed over is malformed ({e})",
+                    f.name()
+                )));
+            }
+        }
+    }
+    Ok((schema, batches))
+}
+
+fn import_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
     if obj.hasattr("__arrow_c_stream__")? {
         let (_cap, ptr) = capsule(obj.call_method0("__arrow_c_stream__")?, STREAM)?;
         // SAFETY: the capsule holds a valid FFI_ArrowArrayStream (checked by name); from_raw
@@ -51,9 +72,11 @@ pub fn read_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBa
         let reader = unsafe { ArrowArrayStreamReader::from_raw(ptr.as_ptr().cast()) }
             .map_err(schema_error)?;
         let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(schema_error)?;
+        let batches = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            reader.collect::<Result<Vec<_>, _>>()
+        }))
+        .map_err(|_| schema_error("the Arrow data handed over is malformed"))?
+        .map_err(schema_error)?;
         return Ok((schema, batches));
     }
     if obj.hasattr("__arrow_c_array__")? {
@@ -66,6 +89,11 @@ pub fn read_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBa
             return Err(schema_error(format!(
                 "expected a table (an Arrow struct array), got one column of type {}",
                 data.data_type()
+            )));
+        }
+        if let Err(e) = crate::master::boundary::check_structure(&data) {
+            return Err(schema_error(format!(
+                "the Arrow data handed over is malformed ({e})"
             )));
         }
         let batch = RecordBatch::from(StructArray::from(data));
@@ -92,6 +120,8 @@ pub fn read_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
         from_ffi(array, &*sptr.as_ptr().cast::<FFI_ArrowSchema>())
     }
     .map_err(schema_error)?;
+    crate::master::boundary::check_structure(&data)
+        .map_err(|e| schema_error(format!("the Arrow data handed over is malformed ({e})")))?;
     Ok(make_array(data))
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use super::{arrow_ffi, run_interruptible, to_py};
+use super::{arrow_ffi, detach, run_interruptible, to_py};
 use crate::aggregate::Layer;
 use crate::batch::job::{run_task, JobSpec};
 use crate::batch::partial::{merge_all, partial_of, Partial};
@@ -39,9 +39,7 @@ pub fn partial_states(
 ) -> PyResult<Py<PyAny>> {
     let def = ViewDef::from_json(definition).map_err(to_py)?;
     let (schema, batches) = arrow_ffi::read_batches(&data)?;
-    let p = py
-        .detach(|| partial_of(def, &schema, &batches))
-        .map_err(to_py)?;
+    let p = detach(py, || partial_of(def, &schema, &batches)).map_err(to_py)?;
     partial_table(py, &p)
 }
 
@@ -52,7 +50,7 @@ pub fn merge_partial_states(py: Python<'_>, parts: Vec<Bound<'_, PyAny>>) -> PyR
         .iter()
         .map(arrow_ffi::read_batches)
         .collect::<PyResult<Vec<_>>>()?;
-    let p = py.detach(|| merge_all(&parts)).map_err(to_py)?;
+    let p = detach(py, || merge_all(&parts)).map_err(to_py)?;
     partial_table(py, &p)
 }
 
@@ -60,7 +58,7 @@ pub fn merge_partial_states(py: Python<'_>, parts: Vec<Bound<'_, PyAny>>) -> PyR
 #[pyfunction]
 pub fn finalize_partial_states(py: Python<'_>, part: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let p = read_partial(&part)?;
-    let b = py.detach(|| p.finalize()).map_err(to_py)?;
+    let b = detach(py, || p.finalize()).map_err(to_py)?;
     super::batch_table(py, b)
 }
 
@@ -226,9 +224,7 @@ pub fn begin_recompute(
     root: Option<std::path::PathBuf>,
 ) -> PyResult<CoreBatchJob> {
     let s = store.clone();
-    let job = py
-        .detach(|| s.begin_recompute(views.as_deref()))
-        .map_err(to_py)?;
+    let job = detach(py, || s.begin_recompute(views.as_deref())).map_err(to_py)?;
     let root = root.unwrap_or_else(|| store.root().to_path_buf());
     let parsed = job.spec(&root);
     Ok(CoreBatchJob {

@@ -49,6 +49,12 @@ fn to_py(err: Error) -> PyErr {
     })
 }
 
+/// Release the GIL around core work, run on this process's worker pool (`crate::parallel`: a
+/// forked child gets a pool of its own instead of waiting for its parent's threads).
+pub(crate) fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| crate::parallel::install(f))
+}
+
 fn table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<Py<PyAny>> {
     arrow_ffi::to_pyarrow(py, schema, batches)
 }
@@ -71,7 +77,7 @@ fn run_interruptible<T: Send>(
         let (tx, rx) = mpsc::channel();
         let ctl_ref = &ctl;
         scope.spawn(move || {
-            let _ = tx.send(work(ctl_ref));
+            let _ = tx.send(crate::parallel::install(|| work(ctl_ref)));
         });
         // A Mutex makes the receiver shareable with the GIL-free closure.
         let rx = std::sync::Mutex::new(rx);
@@ -143,7 +149,7 @@ impl CoreStore {
             auto_compact,
             schema,
         };
-        let store = py.detach(|| Store::open(opts)).map_err(to_py)?;
+        let store = detach(py, || Store::open(opts)).map_err(to_py)?;
         Ok(CoreStore {
             inner: Arc::new(store),
         })
@@ -186,9 +192,7 @@ impl CoreStore {
             batches
         };
         let store = &self.inner;
-        let out = py
-            .detach(|| store.append_from(&batches, quarantine, mark))
-            .map_err(to_py)?;
+        let out = detach(py, || store.append_from(&batches, quarantine, mark)).map_err(to_py)?;
         Ok((out.commit, out.rows, out.quarantined))
     }
 
@@ -207,17 +211,17 @@ impl CoreStore {
     }
 
     fn commits(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let b = py.detach(|| self.inner.commits()).map_err(to_py)?;
+        let b = detach(py, || self.inner.commits()).map_err(to_py)?;
         batch_table(py, b)
     }
 
     fn quarantined(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let (schema, batches) = py.detach(|| self.inner.quarantined()).map_err(to_py)?;
+        let (schema, batches) = detach(py, || self.inner.quarantined()).map_err(to_py)?;
         table(py, schema, batches)
     }
 
     fn compact(&self, py: Python<'_>) -> PyResult<usize> {
-        py.detach(|| self.inner.compact()).map_err(to_py)
+        detach(py, || self.inner.compact()).map_err(to_py)
     }
 
     /// Define a view from its JSON definition; returns False if it was already defined so.
@@ -228,12 +232,12 @@ impl CoreStore {
     }
 
     fn drop_view(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        py.detach(|| self.inner.drop_view(name)).map_err(to_py)
+        detach(py, || self.inner.drop_view(name)).map_err(to_py)
     }
 
     /// The JSON definitions of the views.
     fn views(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let defs = py.detach(|| self.inner.view_defs()).map_err(to_py)?;
+        let defs = detach(py, || self.inner.view_defs()).map_err(to_py)?;
         Ok(defs.iter().map(|d| d.to_json()).collect())
     }
 
@@ -313,9 +317,7 @@ impl CoreStore {
             by,
             ..Query::default()
         };
-        let (b, commit) = py
-            .detach(|| self.inner.query_with_commit(view, &q))
-            .map_err(to_py)?;
+        let (b, commit) = detach(py, || self.inner.query_with_commit(view, &q)).map_err(to_py)?;
         Ok((batch_table(py, b)?, commit))
     }
 
@@ -331,25 +333,23 @@ impl CoreStore {
     ) -> PyResult<Py<PyAny>> {
         let filter = parse_filters(filters)?;
         let store = &self.inner;
-        let b = py
-            .detach(|| -> crate::Result<_> {
-                let dims = store
-                    .view_defs()?
-                    .iter()
-                    .find(|d| d.name == view)
-                    .map(|d| d.by.len())
-                    .unwrap_or(0);
-                let parts = store.explain(view, at, filter)?;
-                crate::store::audit::explain_table(&parts, dims)
-            })
-            .map_err(to_py)?;
+        let b = detach(py, || -> crate::Result<_> {
+            let dims = store
+                .view_defs()?
+                .iter()
+                .find(|d| d.name == view)
+                .map(|d| d.by.len())
+                .unwrap_or(0);
+            let parts = store.explain(view, at, filter)?;
+            crate::store::audit::explain_table(&parts, dims)
+        })
+        .map_err(to_py)?;
         batch_table(py, b)
     }
 
     /// Test hook: fold the latest commit into a view's speed layer a second time.
     fn _plant_double_count(&self, py: Python<'_>, view: &str) -> PyResult<()> {
-        py.detach(|| self.inner.plant_double_count(view))
-            .map_err(to_py)
+        detach(py, || self.inner.plant_double_count(view)).map_err(to_py)
     }
 
     /// `part` is "served", "batch" or "speed"; `filters` is a JSON list of filters.
@@ -380,15 +380,13 @@ impl CoreStore {
             by,
             filter,
         };
-        let b = py
-            .detach(|| self.inner.query(view, &q, part))
-            .map_err(to_py)?;
+        let b = detach(py, || self.inner.query(view, &q, part)).map_err(to_py)?;
         batch_table(py, b)
     }
 
     /// Store status: a dict with the store's figures and one dict per view.
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (state, views) = py.detach(|| self.inner.status()).map_err(to_py)?;
+        let (state, views) = detach(py, || self.inner.status()).map_err(to_py)?;
         let d = PyDict::new(py);
         d.set_item("path", self.path())?;
         d.set_item("temporary", self.inner.is_temporary())?;
@@ -407,6 +405,8 @@ impl CoreStore {
             sd.set_item("last_commit", src.last_commit)?;
             sd.set_item("files", src.files.len())?;
             sd.set_item("offsets", src.offsets.clone())?;
+            sd.set_item("rejected", src.rejected)?;
+            sd.set_item("ignored_fields", src.ignored.clone())?;
             sources.append(sd)?;
         }
         d.set_item("sources", sources)?;
@@ -470,7 +470,7 @@ impl CoreStore {
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.close()).map_err(to_py)
+        detach(py, || self.inner.close()).map_err(to_py)
     }
 }
 
@@ -484,7 +484,7 @@ fn sketch_estimate(
     precision: u8,
 ) -> PyResult<(f64, f64, f64, usize, usize)> {
     let array = arrow_ffi::read_array(&data)?;
-    py.detach(|| -> crate::Result<_> {
+    detach(py, || -> crate::Result<_> {
         let keys = crate::aggregate::distinct_keys(&array)?;
         let mut s = crate::aggregate::sketch::HllSketch::new(precision)
             .map_err(|e| Error::invalid(e.to_string()))?;
@@ -512,9 +512,10 @@ fn quantile_sketch<'py>(
     parts: usize,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let array = arrow_ffi::read_array(&data)?;
-    let (answers, bytes) = py
-        .detach(|| crate::aggregate::quantile::sketch_array(&array, &qs, k, parts))
-        .map_err(to_py)?;
+    let (answers, bytes) = detach(py, || {
+        crate::aggregate::quantile::sketch_array(&array, &qs, k, parts)
+    })
+    .map_err(to_py)?;
     let d = pyo3::types::PyDict::new(py);
     let pick = |i: usize| -> Vec<Option<f64>> {
         answers
@@ -541,9 +542,10 @@ fn top_k_sketch<'py>(
     parts: usize,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let array = arrow_ffi::read_array(&data)?;
-    let (cols, bytes) = py
-        .detach(|| crate::aggregate::top_k::sketch_array(&array, k, parts))
-        .map_err(to_py)?;
+    let (cols, bytes) = detach(py, || {
+        crate::aggregate::top_k::sketch_array(&array, k, parts)
+    })
+    .map_err(to_py)?;
     let fields: Vec<crate::arrow::datatypes::Field> = cols
         .iter()
         .map(|(n, a)| crate::arrow::datatypes::Field::new(n, a.data_type().clone(), true))
@@ -584,8 +586,7 @@ fn speed_ingest(
 ) -> PyResult<(f64, usize, usize)> {
     let def = ViewDef::from_json(definition).map_err(to_py)?;
     let (_schema, batches) = arrow_ffi::read_batches(&data)?;
-    py.detach(|| crate::speed::ingest_in_memory(def, &batches))
-        .map_err(to_py)
+    detach(py, || crate::speed::ingest_in_memory(def, &batches)).map_err(to_py)
 }
 
 /// Test hook: arm (`"pause"`, `"error"`) or disarm (None) a named failpoint of the core.
@@ -635,6 +636,38 @@ fn zone_instant(tz: &str, local: i64) -> PyResult<i64> {
     zone.instant_of_local(local).map_err(to_py)
 }
 
+/// The indexes of the messages that are not one JSON object (see `boundary::is_json_object`).
+#[pyfunction]
+fn json_non_objects(values: Vec<pyo3::Bound<'_, pyo3::types::PyBytes>>) -> Vec<usize> {
+    use pyo3::types::PyBytesMethods;
+    values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !crate::master::boundary::is_json_object(v.as_bytes()))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A JSON-lines text screened: (the object lines, their line numbers, [(line, bytes)] of the
+/// lines that are not one JSON object).
+#[pyfunction]
+fn screen_json_lines<'py>(
+    py: Python<'py>,
+    data: &[u8],
+) -> (
+    pyo3::Bound<'py, pyo3::types::PyBytes>,
+    Vec<u64>,
+    Vec<(u64, pyo3::Bound<'py, pyo3::types::PyBytes>)>,
+) {
+    let s = detach(py, || crate::master::boundary::screen_json_lines(data));
+    let rejected = s
+        .rejected
+        .into_iter()
+        .map(|(line, v)| (line, pyo3::types::PyBytes::new(py, &v)))
+        .collect();
+    (pyo3::types::PyBytes::new(py, &s.objects), s.lines, rejected)
+}
+
 #[pymodule]
 mod _core {
     #[pymodule_export]
@@ -654,7 +687,11 @@ mod _core {
     #[pymodule_export]
     use super::distributed::CoreBatchJob;
     #[pymodule_export]
+    use super::json_non_objects;
+    #[pymodule_export]
     use super::quantile_sketch;
+    #[pymodule_export]
+    use super::screen_json_lines;
     #[pymodule_export]
     use super::sketch_estimate;
     #[pymodule_export]

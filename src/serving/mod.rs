@@ -41,6 +41,8 @@ pub struct ServedView {
     /// Set when the view's speed state could not be kept in step with the master dataset: its
     /// answers would be wrong, so queries fail with this message until a recompute repairs it.
     pub broken: Option<String>,
+    /// The kind of error queries of a broken view raise (a damaged segment: corruption).
+    pub broken_kind: crate::error::ErrorKind,
     /// Why the last recompute could not publish this view (its other views were published);
     /// the view keeps serving its previous batch view and the speed layer. Shown in `status()`.
     pub batch_error: Option<String>,
@@ -89,9 +91,20 @@ impl ServedView {
             speed,
             warning: None,
             broken: None,
+            broken_kind: crate::error::ErrorKind::Internal,
             batch_error: None,
             cache: Mutex::new(ServedCache::default()),
         }
+    }
+
+    /// A view that could not be loaded (a damaged segment its replay needs): kept, so that the
+    /// store opens and every other view is served, but its queries raise `why` until a
+    /// recompute (or a repaired file) rebuilds it.
+    pub fn unavailable(plan: ViewPlan, why: &Error) -> ServedView {
+        let mut v = ServedView::new(plan, None, SpeedView::default());
+        v.broken = Some(format!("it could not be loaded ({})", why.message));
+        v.broken_kind = why.kind;
+        v
     }
 
     pub fn invalidate(&self) {
@@ -111,10 +124,14 @@ impl ServedView {
     /// One layer, or the served merge of both (through the cache).
     pub fn query(&self, q: &Query, part: Part) -> Result<RecordBatch> {
         if let Some(why) = &self.broken {
-            return Err(Error::internal(format!(
+            let message = format!(
                 "view {:?} cannot be served: {why}; recompute() rebuilds it",
                 self.plan.def.name
-            )));
+            );
+            return Err(match self.broken_kind {
+                crate::error::ErrorKind::Internal => Error::internal(message),
+                kind => Error::new(kind, message),
+            });
         }
         match part {
             Part::Served => self.served(q),
@@ -226,6 +243,7 @@ impl ServedView {
         self.batch = Some(batch);
         self.warning = None;
         self.broken = None;
+        self.broken_kind = crate::error::ErrorKind::Internal;
         self.batch_error = None;
         match speed {
             Some(s) => self.speed = s,

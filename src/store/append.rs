@@ -15,9 +15,10 @@ use crate::arrow::compute::concat_batches;
 
 use super::{now_us, quarantine, Store};
 use crate::error::{Error, Result};
+use crate::master::conform::{conform, Conformed};
 use crate::master::manifest::{CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo};
 use crate::master::parquet_io;
-use crate::master::schema::{conform, Conformed, StoreSchema};
+use crate::master::schema::StoreSchema;
 use crate::master::source::SourceMark;
 use crate::view::table::ViewPlan;
 
@@ -31,7 +32,6 @@ pub struct AppendOutcome {
 
 /// The output of the conform stage.
 struct Prepared {
-    incoming: RecordBatch,
     conformed: Conformed,
     /// The schema this append fixes (the first append only).
     new_schema: Option<StoreSchema>,
@@ -61,20 +61,31 @@ impl Store {
                 return Err(Error::invalid(format!("source {:?}: {why}", mark.source)));
             }
         }
-        let prepared = self.conform_stage(&m, batches, quarantine)?;
+        let position_only = source.is_some()
+            && batches
+                .iter()
+                .all(|b| b.num_columns() == 0 && b.num_rows() == 0);
+        let prepared = if position_only {
+            // A source's delivery without rows (unreadable files, odd messages only): its
+            // position is committed, so the same input is never read again.
+            self.empty_stage(&m)?
+        } else {
+            self.conform_stage(&m, batches, quarantine)?
+        };
         let commit = m.state().last_commit() + 1;
         let mut record = self.write_stage(&prepared, commit)?;
         if let Record::Append { commit: info, .. } = &mut record {
             info.source = source;
         }
         self.commit(&mut m, record)?;
-        // Acknowledged: the commit is durable. Now the post-commit hooks.
+        // Acknowledged: the commit is durable. Now the post-commit hooks, which never fail the
+        // append: a caller told of an error would retry it and store its rows twice.
         self.hook_speed(
             &m,
             commit,
             &prepared.conformed.batch,
             prepared.new_schema.is_some(),
-        )?;
+        );
         if self.auto_compact {
             // Compaction never changes content; a failure leaves the store as it was.
             let _ = self.compact_locked(&mut m, false);
@@ -84,6 +95,23 @@ impl Store {
             commit,
             rows: prepared.conformed.batch.num_rows() as u64,
             quarantined: prepared.conformed.rejected.len() as u64,
+        })
+    }
+
+    fn empty_stage(&self, m: &Manifest) -> Result<Prepared> {
+        let target = match &m.state().schema {
+            Some(s) => s.arrow()?,
+            None => std::sync::Arc::new(crate::arrow::datatypes::Schema::empty()),
+        };
+        let batch = RecordBatch::new_empty(target.clone());
+        Ok(Prepared {
+            conformed: Conformed {
+                batch: batch.clone(),
+                rejected: Vec::new(),
+                incoming: batch,
+            },
+            new_schema: None,
+            target,
         })
     }
 
@@ -120,7 +148,6 @@ impl Store {
         let target = schema.arrow()?;
         let conformed = conform(&incoming, &schema, &target, quarantine)?;
         Ok(Prepared {
-            incoming,
             conformed,
             new_schema,
             target,
@@ -140,7 +167,7 @@ impl Store {
             None
         } else {
             let q = quarantine::quarantine_batch(
-                &p.incoming,
+                &p.conformed.incoming,
                 &p.conformed.rejected,
                 commit,
                 &p.target,
@@ -170,24 +197,28 @@ impl Store {
 
     /// Post-commit hook: make the commit visible to queries, in one step for every view. A view
     /// whose fold failed is rebuilt from the master dataset (we hold the writer lock, so no
-    /// commit can land meanwhile); if even that fails it is marked broken, never silently short.
-    fn hook_speed(
-        &self,
-        m: &Manifest,
-        commit: u64,
-        batch: &RecordBatch,
-        schema_fixed: bool,
-    ) -> Result<()> {
+    /// commit can land meanwhile); if even that fails it is marked broken, never silently
+    /// short. Nothing here can fail the append: its commit is already durable.
+    fn hook_speed(&self, m: &Manifest, commit: u64, batch: &RecordBatch, schema_fixed: bool) {
         let state = m.state();
         if schema_fixed {
             // The first append: views declared before data get their plans now.
-            self.rebuild_serving(m)?;
-            return Ok(());
+            if let Err(e) = self.rebuild_serving(m) {
+                self.mark_all_broken(&state, &e);
+            }
+            return;
         }
-        let failed = self.serving_write()?.fold(commit, batch);
+        let failed = match self.serving_write() {
+            Ok(mut s) => s.fold(commit, batch),
+            Err(e) => {
+                self.mark_all_broken(&state, &e);
+                return;
+            }
+        };
         for (name, why) in failed {
-            self.repair_view(&state, &name, &why)?;
+            if let Err(e) = self.repair_view(&state, &name, &why) {
+                self.mark_all_broken(&state, &e);
+            }
         }
-        Ok(())
     }
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use super::Store;
 use crate::error::{IoContext, Result};
-use crate::master::files::{ensure_dir, read_checked, write_atomic, TMP_PREFIX};
+use crate::layout;
+use crate::master::files::{ensure_dir, read_checked, write_atomic};
 use crate::master::manifest::{FileRef, Manifest, Record, SegmentInfo};
 use crate::master::parquet_io::{self, ParquetBytes};
 
@@ -157,57 +158,55 @@ impl Store {
         }
     }
 
-    /// At a writer's open: delete temporary files of a crashed write, and files no committed
-    /// record references once their grace period is over (younger ones wait in `garbage`).
+    /// At a writer's open: delete lamina's own files that no committed record references:
+    /// at once when their name says they were never committed (a crashed write), else once
+    /// their grace period is over (younger ones wait in `garbage`). Only names `layout`
+    /// recognises, in lamina's own folders, are looked at: a user's file is never touched.
     pub(crate) fn clean_leftovers(&self) -> Result<()> {
         let state = self.committed.read()?.clone();
         let live = state.live_files();
         let now = SystemTime::now();
         let mut g = self.garbage.0.lock().unwrap_or_else(|p| p.into_inner());
-        for dir in ["segments", "quarantine", "views"] {
-            let top = self.root.join(dir);
-            // symlink_metadata: a store subfolder that is a link is not ours to clean.
-            if !fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir()) {
+        let mut folders: Vec<String> = vec!["segments".into(), "quarantine".into()];
+        let views = self.root.join("views");
+        if fs::symlink_metadata(&views).is_ok_and(|m| m.is_dir()) {
+            for entry in fs::read_dir(&views).at(&views)?.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if layout::is_view_folder(name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    folders.push(format!("views/{name}"));
+                }
+            }
+        }
+        for dir in folders {
+            let path = self.root.join(&dir);
+            // symlink_metadata: a store folder that is a link is not ours to clean.
+            if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
                 continue;
             }
-            let mut stack = vec![top];
-            while let Some(d) = stack.pop() {
-                for entry in fs::read_dir(&d).at(&d)?.flatten() {
-                    let Ok(kind) = entry.file_type() else {
-                        continue;
-                    };
-                    let p = entry.path();
-                    if kind.is_symlink() {
-                        continue; // never follow or delete a link: its target is not ours
-                    }
-                    if kind.is_dir() {
-                        stack.push(p);
-                        continue;
-                    }
-                    if !kind.is_file() {
-                        continue;
-                    }
-                    let name = entry.file_name().to_string_lossy().to_string();
-                    if name.starts_with(TMP_PREFIX) {
-                        let _ = fs::remove_file(&p);
-                        continue;
-                    }
-                    let rel = p
-                        .strip_prefix(&self.root)
-                        .ok()
-                        .and_then(|r| r.to_str())
-                        .map(str::to_string);
-                    if rel.is_some_and(|r| live.contains(&r)) {
-                        continue;
-                    }
-                    let since = entry.metadata().and_then(|m| m.modified()).unwrap_or(now);
-                    let never_committed = rel_after(&name, state.last_commit(), state.version);
-                    if never_committed || now.duration_since(since).is_ok_and(|d| d >= GRACE) {
-                        let _ = fs::remove_file(&p);
-                    } else if let Some(r) = p.strip_prefix(&self.root).ok().and_then(|r| r.to_str())
-                    {
-                        g.push(r, since);
-                    }
+            for entry in fs::read_dir(&path).at(&path)?.flatten() {
+                // Only regular files: never a link, a folder or anything else.
+                if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                let rel = format!("{dir}/{name}");
+                let Some(own) = layout::own_file(&rel) else {
+                    continue;
+                };
+                if live.contains(&rel) {
+                    continue;
+                }
+                if own.never_committed(state.last_commit(), state.version) {
+                    let _ = fs::remove_file(entry.path());
+                    continue;
+                }
+                let since = entry.metadata().and_then(|m| m.modified()).unwrap_or(now);
+                if now.duration_since(since).is_ok_and(|d| d >= GRACE) {
+                    let _ = fs::remove_file(entry.path());
+                } else {
+                    g.push(&rel, since);
                 }
             }
         }
@@ -285,10 +284,7 @@ impl Store {
             let bytes = parquet_io::encode(&schema, &batches)?;
             let (first, last) = (group[0].first, group[group.len() - 1].last);
             let rows = group.iter().map(|g| g.rows).sum();
-            let rel = format!(
-                "segments/{first:020}-{last:020}-{}.parquet",
-                m.state().version + 1
-            );
+            let rel = layout::compacted(first, last, m.state().version + 1);
             let file = self.write_file(&rel, &bytes)?;
             let removed: Vec<String> = group.iter().map(|g| g.file.file.clone()).collect();
             self.commit(
@@ -307,25 +303,9 @@ impl Store {
     }
 }
 
-/// Was the file named `name` written for a commit or manifest version after the last committed
-/// one? Then no reader ever saw it (a crash between writing it and committing): it goes at once.
-/// Segment and quarantine files are named by their commit (`<commit>.parquet`); compacted
-/// segments and batch views end in the manifest version that was to commit them (`-<v>.parquet`).
-fn rel_after(name: &str, last_commit: u64, version: u64) -> bool {
-    let Some(stem) = name.strip_suffix(".parquet") else {
-        return false;
-    };
-    let parts: Vec<&str> = stem.split('-').collect();
-    match parts.as_slice() {
-        [commit] => commit.parse::<u64>().is_ok_and(|c| c > last_commit),
-        [.., v] if parts.len() >= 3 => v.parse::<u64>().is_ok_and(|v| v > version),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{rel_after, GarbageQueue};
+    use super::GarbageQueue;
     use std::time::{Duration, SystemTime};
 
     #[test]
@@ -381,33 +361,5 @@ mod tests {
             q.pop_front();
         }
         assert!(q.front().is_none());
-    }
-
-    #[test]
-    fn files_of_uncommitted_writes_are_recognised_by_name() {
-        assert!(rel_after("00000000000000000008.parquet", 7, 20));
-        assert!(!rel_after("00000000000000000007.parquet", 7, 20));
-        assert!(rel_after(
-            "00000000000000000001-00000000000000000005-21.parquet",
-            7,
-            20
-        ));
-        assert!(!rel_after(
-            "00000000000000000001-00000000000000000005-20.parquet",
-            7,
-            20
-        ));
-        assert!(rel_after(
-            "00000000000000000007-0123456789abcdef-21.parquet",
-            7,
-            20
-        ));
-        // The first landing's names carry no version: they wait out the grace period.
-        assert!(!rel_after(
-            "00000000000000000001-00000000000000000005.parquet",
-            7,
-            20
-        ));
-        assert!(!rel_after("notes.txt", 7, 20));
     }
 }

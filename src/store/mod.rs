@@ -150,6 +150,55 @@ fn temp_root() -> Result<PathBuf> {
     ))
 }
 
+/// Refuse to open as a store a path that is empty, a file, or a folder that holds other things
+/// and is not a store: a store's cleanup must never meet a user's files.
+fn check_store_dir(root: &Path) -> Result<()> {
+    if root.as_os_str().is_empty() {
+        return Err(Error::invalid(
+            "the store path is empty: give a directory (or None for a temporary store)",
+        ));
+    }
+    let md = match fs::metadata(root) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(root.display(), e)),
+    };
+    if !md.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} is a file, not a directory: a store is a directory",
+            root.display()
+        )));
+    }
+    if Manifest::log_dir(root).is_dir() {
+        return Ok(());
+    }
+    let mut foreign = Vec::new();
+    for entry in fs::read_dir(root).map_err(|e| Error::io(root.display(), e))? {
+        let entry = entry.map_err(|e| Error::io(root.display(), e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        // LOCK alone: a store whose creation was cut short before its log existed.
+        if name != "LOCK" {
+            foreign.push(name);
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let shown: Vec<String> = foreign.iter().take(3).map(|n| format!("{n:?}")).collect();
+    Err(Error::invalid(format!(
+        "{} is not a lamina store: it holds {}{} and no _log folder. A store is created in an \
+         empty or new directory; pass another path (lamina never writes into a folder of yours)",
+        root.display(),
+        shown.join(", "),
+        if foreign.len() > 3 {
+            format!(" and {} more", foreign.len() - 3)
+        } else {
+            String::new()
+        }
+    )))
+}
+
 impl Store {
     pub fn open(opts: OpenOptions) -> Result<Store> {
         let (root, temporary) = match &opts.path {
@@ -157,15 +206,17 @@ impl Store {
             None => (temp_root()?, true),
         };
         if opts.read_only {
-            if !Manifest::log_dir(&root).exists() {
+            if !Manifest::log_dir(&root).is_dir() {
                 return Err(Error::not_found(format!(
                     "{} is not a lamina store",
                     root.display()
                 )));
             }
         } else {
+            check_store_dir(&root)?;
             ensure_dir(&root)?;
         }
+        crate::layout::check_no_links(&root)?;
         let lock = if opts.read_only {
             None
         } else {

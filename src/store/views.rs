@@ -7,6 +7,7 @@ use super::{now_us, Pin, RecomputeReport, Store};
 use crate::aggregate::Layer;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout;
 use crate::master::files::read_checked;
 use crate::master::manifest::{
     FileRef, Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry,
@@ -82,26 +83,6 @@ pub struct ViewStatus {
     pub batch_error: Option<String>,
 }
 
-/// A file name for a view: a readable prefix of its name and a hash of all of it, so any name
-/// (unicode, 250 characters, slashes) gives a short, safe, unique file name.
-pub(crate) fn file_stem(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(48)
-        .collect();
-    format!(
-        "{clean}-{:08x}",
-        xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
-    )
-}
-
 impl Store {
     /// Define (or redefine) a view. A changed definition invalidates its batch view: until the
     /// next recompute the speed layer serves the whole history. Before the first append (and
@@ -109,6 +90,11 @@ impl Store {
     pub fn define(&self, def: ViewDef) -> Result<bool> {
         let mut m = self.begin_write()?;
         let state = m.state();
+        def.check_name()?;
+        def.grain()?.check_width(&def.grain)?;
+        for r in &def.rollups {
+            crate::view::grain::Grain::parse(&r.grain)?.check_width(&r.grain)?;
+        }
         let plan = match &state.schema {
             Some(schema) => Some(ViewPlan::new(def.clone(), schema)?),
             None => {
@@ -351,11 +337,9 @@ impl Store {
                 let table = answer::merged(&v.plan, None, &v.speed_tables())?;
                 let batch = table.state_batch(&v.plan.def.by, &v.plan.metrics)?;
                 let bytes = parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch))?;
-                let rel = format!(
-                    "views/{}/speed-{first:020}-{last:020}-{}.parquet",
-                    file_stem(name),
-                    v.plan.fingerprint,
-                );
+                // Committed in `work` order, one version each.
+                let version = state.version + 1 + work.len() as u64;
+                let rel = layout::saved_speed(name, first, last, &v.plan.fingerprint, version);
                 let file = self.write_file(&rel, &bytes)?;
                 let saved = SavedSpeed {
                     fingerprint: v.plan.fingerprint.clone(),
@@ -425,17 +409,38 @@ impl Store {
             version: state.version,
             ..Default::default()
         };
-        if state.schema.is_some() {
+        if let Some(schema) = &state.schema {
             for (name, entry) in &state.views {
-                fresh
-                    .views
-                    .insert(name.clone(), self.load_view(&state, entry)?);
+                // One view that cannot be loaded (a damaged segment its replay reads) never
+                // stops the store from opening: it is kept, and its queries raise the error.
+                let view = match self.load_view(&state, entry) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        ServedView::unavailable(ViewPlan::new(entry.def.clone(), schema)?, &e)
+                    }
+                };
+                fresh.views.insert(name.clone(), view);
             }
         }
         crate::failpoint::hit("reader.before_swap")?;
         *self.serving_write()? = fresh;
         *self.committed.write()? = state;
         Ok(())
+    }
+
+    /// A post-commit step failed in a way no single view explains: every view is marked broken
+    /// (its queries raise `why`) rather than served short. The commit stands.
+    pub(crate) fn mark_all_broken(&self, _state: &ManifestState, why: &Error) {
+        if let Ok(mut s) = self.serving.write() {
+            for v in s.views.values_mut() {
+                v.broken = Some(format!(
+                    "the last commit could not be folded in ({})",
+                    why.message
+                ));
+                v.broken_kind = why.kind;
+                v.invalidate();
+            }
+        }
     }
 
     /// A view whose speed fold failed: replay it from the master dataset at `state` (the caller
@@ -668,12 +673,7 @@ impl Store {
         {
             return Ok(()); // a newer recompute already published (and it is served)
         }
-        let rel = format!(
-            "views/{}/{snapshot:020}-{}-{}.parquet",
-            file_stem(name),
-            plan.fingerprint,
-            state.version + 1
-        );
+        let rel = layout::batch_view(name, snapshot, &plan.fingerprint, state.version + 1);
         let file = prof.time("write+fsync", || self.write_file(&rel, &bytes))?;
         // Everything that can fail happens before the commit: a speed chunk that straddles the
         // snapshot (the view was loaded by a replay meanwhile) is rebuilt now.

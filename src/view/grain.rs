@@ -31,7 +31,7 @@ pub struct Grain {
 const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -329,8 +329,30 @@ pub fn format_micros(micros: i64) -> String {
 }
 
 /// The most days from 1970-01-01 a date may lie for its midnight to fit in int64 microseconds
-/// (about 292,000 years); `conform` refuses event dates beyond.
+/// (about 292,000 years).
 pub const MAX_DATE_DAYS: i64 = i64::MAX / DAY_MICROS;
+
+/// The first instant of the year -99,999 (proleptic Gregorian), in microseconds: the earliest
+/// time an append accepts in any timestamp or date column.
+pub const MIN_TIME_US: i64 = days_from_civil(-99_999, 1, 1) * DAY_MICROS;
+/// The last microsecond of the year 99,999: the latest time an append accepts.
+pub const MAX_TIME_US: i64 = days_from_civil(100_000, 1, 1) * DAY_MICROS - 1;
+/// The widest grain a view may be defined with (10,000 years): a bucket of any accepted time
+/// then starts and ends within int64 microseconds.
+pub const MAX_GRAIN_SECONDS: i64 = 10_000 * 366 * 86_400;
+
+impl Grain {
+    /// Refuse grains wider than `MAX_GRAIN_SECONDS` (checked when a view is defined; a stored
+    /// definition with a wider grain still loads).
+    pub fn check_width(&self, text: &str) -> Result<()> {
+        if self.seconds > MAX_GRAIN_SECONDS || self.months > 12 * 10_000 {
+            return Err(Error::invalid(format!(
+                "grain {text:?} is wider than 10,000 years, the widest lamina buckets"
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Midnight (UTC) of a date32 value, in microseconds.
 fn date_micros(days: i32) -> Result<i64> {

@@ -155,22 +155,36 @@ def _open(path: str, *, read_only: bool = False, must_exist: bool = True, **opti
 
 @contextlib.contextmanager
 def _new_store_guard(path: str) -> Iterator[None]:
-    """A command that creates a store and fails leaves no new store behind."""
+    """A command that creates a store and fails before it commits anything leaves no new store
+    behind. Once a commit was made (and reported), the store stays, whatever fails after:
+    acknowledged commits are never deleted (a SIGKILL keeps them too)."""
     existed = Path(path).exists()
     try:
         yield
     except BaseException:
-        if not existed and Path(path).is_dir():
+        if not existed and Path(path).is_dir() and _holds_nothing(path):
             import shutil
 
             shutil.rmtree(path, ignore_errors=True)
         raise
 
 
+def _holds_nothing(path: str) -> bool:
+    """Whether a store directory holds no record at all (no commit, no view, no schema)."""
+    if not (Path(path) / "_log").is_dir():
+        return True  # cut short before its log existed
+    try:
+        with lamina.Store(path, read_only=True) as store:
+            status = store.status()
+            return status["latest_commit"] == 0 and not status["views"] and not store.schema.names
+    except LaminaError:
+        return False
+
+
 def _store_schema(store: lamina.Store) -> pa.Schema | None:
-    if store.status()["latest_commit"] == 0:
-        return None
-    return store.snapshot(0).schema
+    """The store's schema once fixed (by the first commit or up front), else None."""
+    schema = store.schema
+    return schema if schema.names else None
 
 
 def _json_value(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 import lamina
-from lamina._files import infer_format, parse_types, read_file
+from lamina._files import FileRead, infer_format, parse_types, read_input
 from lamina.cli._common import CommandError, UsageError, _open, _store_schema
 from lamina.errors import LaminaError
 
@@ -74,9 +74,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for path, fmt in zip(files, formats, strict=True):
             schema = _store_schema(store)
             time_column = args.time or store.status().get("time_column")
-            table = read_file(
+            read = read_input(
                 path, fmt, schema, time_column, delimiter=args.delimiter, types=parse_types(args.types)
             )
+            table = read.table
+            if read.rejected:
+                line, value = read.rejected[0]
+                shown = value[:60].decode("utf-8", "replace")
+                if not args.quarantine:
+                    raise CommandError(
+                        f"{path}:{line}: not one JSON object ({shown!r}); {len(read.rejected)} such "
+                        "line(s); nothing was written from this file (--quarantine skips them)"
+                    )
+                for line, value in read.rejected[:5]:
+                    text = value[:60].decode("utf-8", "replace")
+                    print(f"  {path}:{line}: not one JSON object ({text!r}); skipped")
             if table.num_rows == 0:
                 print(f"{path}: no rows; nothing committed")
                 continue
@@ -86,7 +98,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 hint = ""
                 if "no timestamp column" in str(e):
                     hint = " (name it with --time COLUMN)"
-                text = _with_line(str(e), fmt)
+                text = _with_line(str(e), read, fmt)
                 tail = "" if "nothing was written" in text else "; nothing was written from this file"
                 raise type(e)(f"{path}: {text}{hint}{tail}") from e
             info = store.commits().filter(pc.equal(store.commits().column("commit"), commit))
@@ -101,22 +113,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 q = store.quarantined()
                 q = q.filter(pc.equal(q.column("commit"), commit))
                 for row, reason in list(zip(q["row"].to_pylist(), q["reason"].to_pylist(), strict=True))[:5]:
-                    print(f"  {path}:{_line(row, fmt)}: {reason}")
+                    print(f"  {path}:{read.line_of(row, fmt)}: {reason}")
                 if quarantined > 5:
                     print(f"  ... see `lamina quarantined {args.store}`")
     return 0
 
 
-def _line(row: int, fmt: str) -> int:
-    """The 1-based line of a file's data row (CSV: after the header line)."""
-    return row + (2 if fmt == "csv" else 1)
-
-
-def _with_line(message: str, fmt: str) -> str:
+def _with_line(message: str, read: FileRead, fmt: str) -> str:
     """A core error naming a row, with the file's line added (text formats)."""
     if fmt == "parquet":
         return message
 
     return re.sub(
-        r"at row (\d+)", lambda m: f"at row {m.group(1)} (line {_line(int(m.group(1)), fmt)})", message
+        r"at row (\d+)", lambda m: f"at row {m.group(1)} (line {read.line_of(int(m.group(1)), fmt)})", message
     )
