@@ -281,6 +281,37 @@ def _is_naive(value: Any) -> bool:
     return type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) == "M"
 
 
+#: Microseconds per unit of numpy's fixed-width datetime units (None: finer than a microsecond,
+#: divided instead).
+_NUMPY_UNITS = {"W": 604_800_000_000, "D": 86_400_000_000, "h": 3_600_000_000, "m": 60_000_000,
+                "s": 1_000_000, "ms": 1_000, "us": 1}
+_NUMPY_FINER = {"ns": 1_000, "ps": 1_000_000, "fs": 1_000_000_000, "as": 1_000_000_000_000}
+_MICROS = (-(1 << 63), (1 << 63) - 1)
+
+
+def _numpy_micros(value: Any, name: str) -> int:
+    """A numpy.datetime64 as microseconds, exactly (in Python integers): a value beyond int64
+    microseconds is refused, never wrapped (numpy's own unit casts wrap silently)."""
+    import numpy as np
+
+    unit, count = np.datetime_data(value.dtype)
+    if unit in ("Y", "M"):  # calendar units: numpy converts them to days exactly, or wraps
+        days = value.astype("datetime64[D]")
+        if days.astype(value.dtype) != value:
+            raise InvalidArgumentError(f"{name}: {value!r} is beyond the times lamina takes")
+        value, unit, count = days, "D", 1
+    raw = int(value.astype("int64")) * count
+    # Finer than a microsecond: rounded up, which keeps half-open ranges exact (a bucket start,
+    # a whole microsecond, is >= t exactly when it is >= ceil(t), and < t when < ceil(t)).
+    micros = raw * _NUMPY_UNITS[unit] if unit in _NUMPY_UNITS else -(-raw // _NUMPY_FINER[unit])
+    if not _MICROS[0] <= micros <= _MICROS[1]:
+        raise InvalidArgumentError(
+            f"{name}: {value!r} is beyond the times lamina takes (int64 microseconds, about "
+            "292,000 years either side of 1970)"
+        )
+    return micros
+
+
 def to_micros(value: Any, name: str, tz: str | None = None) -> int | None:
     """A time bound as microseconds since the epoch, UTC. A naive datetime, a date or an ISO
     string without an offset is a wall-clock time in ``tz`` (a zoned view's zone), else UTC."""
@@ -311,7 +342,7 @@ def to_micros(value: Any, name: str, tz: str | None = None) -> int | None:
         if getattr(getattr(value, "dtype", None), "kind", None) == "M":  # numpy.datetime64, any unit
             if value != value:
                 raise InvalidArgumentError(f"{name} is NaT, not a time")
-            return int(value.astype("datetime64[us]").astype("int64"))
+            return _numpy_micros(value, name)
         raise InvalidArgumentError(f"{name} must be a datetime, date or ISO string, not {value!r}")
     if type(value).__name__ == "NaTType":  # pandas.NaT, a datetime subclass
         raise InvalidArgumentError(f"{name} is NaT, not a time")

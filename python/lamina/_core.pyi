@@ -86,6 +86,9 @@ class CoreStore:
         threads: int | None = None,
         progress: Callable[[int, int], Any] | None = None,
     ) -> pa.Table: ...
+    def verify_answers(
+        self, view: str, grain: str | None = None, by: list[str] | None = None
+    ) -> tuple[pa.Table, pa.Table, str]: ...
     def query_with_commit(
         self, view: str, grain: str | None = None, by: list[str] | None = None
     ) -> tuple[pa.Table, int]: ...

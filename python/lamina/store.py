@@ -254,43 +254,25 @@ class Store:
         """Forget a view and its batch view."""
         self._core.drop_view(_args.text(name, "name"))
 
-    def sql(self, query: str) -> pa.Table:
+    def sql(self, query: str, *, external_access: bool = False) -> pa.Table:
         """SQL over the served views, through DuckDB (``pip install 'lamina[sql]'``): each view
         is a table holding its served answer (``query(view)``: batch merged with speed, with the
         ``_exact``/``_lower``/``_upper`` columns of approximate metrics). Only the views the query
         names are computed. Returns a ``pyarrow.Table``.
 
+        The query sees the served views and nothing else: DuckDB runs with external access off
+        and its configuration locked (no files read or written, no ``ATTACH``, no extensions, no
+        Python variables by name), so SQL from a user of a shared notebook or a service cannot
+        reach the machine. ``external_access=True`` gives DuckDB its full access (files, network
+        extensions): only for SQL you would run in DuckDB yourself. A view is named by its exact
+        spelling (quoted if it holds spaces or quotes); see ``lamina._sql`` for the rules on case.
+
         >>> store.sql("select country, sum(events) from traffic group by country")  # doctest: +SKIP
         """
-        if not isinstance(query, str):
-            raise InvalidArgumentError(f"query must be a SQL string, not {type(query).__name__}")
-        try:
-            import duckdb
-        except ImportError as e:
-            raise InvalidArgumentError("store.sql needs DuckDB: pip install 'lamina[sql]'") from e
-        import re
+        from lamina import _sql
 
-        con = duckdb.connect()
-        try:
-            lowered = query.lower()
-            names = list(self.views())
-            for name in names:
-                # A view is computed only if the query can name it (as a word or quoted).
-                if re.search(r"(?<![\w])" + re.escape(name.lower()) + r"(?![\w])", lowered):
-                    con.register(name, self.query(name))
-            try:
-                relation = con.sql(query)
-                if relation is None:  # a statement without a result (SET, CREATE, ...)
-                    return pa.table({})
-                fetch = getattr(relation, "to_arrow_table", None)
-                if fetch is not None:
-                    return fetch()
-                out = relation.arrow()  # DuckDB 1.x: a Table (or a reader in some versions)
-                return out.read_all() if isinstance(out, pa.RecordBatchReader) else out
-            except duckdb.Error as e:
-                raise InvalidArgumentError(f"store.sql: {e} (views: {', '.join(names) or 'none'})") from e
-        finally:
-            con.close()
+        _args.text(query, "query", empty=True)
+        return _sql.run(query, list(self.views()), self.query, _args.flag(external_access, "external_access"))
 
     def views(self) -> dict[str, View]:
         """The defined views by name."""
@@ -397,18 +379,30 @@ class Store:
 
     def _commit_at(self, as_of: Any) -> int:
         """A commit number, or the last commit at or before a timestamp."""
-        if isinstance(as_of, bool):
-            raise InvalidArgumentError(f"as_of must be a commit number or a timestamp, not {as_of!r}")
-        if isinstance(as_of, int):
-            if as_of < 0:
-                raise InvalidArgumentError(f"as_of commit must be >= 0, not {as_of}")
-            return as_of
-        micros = to_micros(as_of, "as_of")
+        if isinstance(as_of, bool) or getattr(getattr(as_of, "dtype", None), "kind", "") == "b":
+            raise InvalidArgumentError(
+                f"as_of must be a commit number (an int) or a timestamp, not {as_of!r}"
+            )
+        try:
+            number = operator.index(as_of)  # int, numpy integers
+        except TypeError:
+            number = None
+        if number is not None:
+            if number < 0:
+                raise InvalidArgumentError(f"as_of commit must be >= 0, not {number}")
+            if number >= 1 << 64:
+                raise NotFoundError(f"commit {number} does not exist (as_of)")
+            return number
+        try:
+            micros = to_micros(as_of, "as_of")
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{e} (as_of takes a commit number or a timestamp)") from None
+        import pyarrow.compute as pc
+
         commits = self.commits()
-        times = commits.column("committed_at").cast(pa.int64()).to_pylist()
-        numbers = commits.column("commit").to_pylist()
-        before = [c for c, t in zip(numbers, times, strict=True) if t <= micros]
-        return max(before, default=0)
+        times = commits.column("committed_at").cast(pa.int64())
+        before = commits.column("commit").filter(pc.less_equal(times, micros))
+        return int(pc.max(before).as_py() or 0) if len(before) else 0
 
     def explain(self, view: str, at: Any, where: Mapping[str, Any] | None = None) -> pa.Table:
         """Where one served number comes from: the parts of the row of ``view`` at bucket ``at``
@@ -470,19 +464,29 @@ class Store:
         from lamina._verify import compare
 
         _args.text(view, "view", optional=True)
-        views = self.views()
-        names = [view] if view is not None else list(views)
+        names = [view] if view is not None else list(self.views())
         tables = []
         for name in names:
-            served, commit = self._core.query_with_commit(name)
-            fresh = self._core.query_as_of(name, commit)
-            v = views.get(name)
-            tables.append(compare(name, served, fresh, len(v.by) if v is not None else 0))
+            # The served answer, the commit it stands at and the definition are read in one
+            # step, and the recompute uses that definition: a define() meanwhile cannot pair
+            # answers of two definitions.
+            try:
+                served, fresh, text = self._core.verify_answers(name)
+            except NotFoundError:
+                if view is not None:
+                    raise
+                continue  # dropped since the list was read: nothing left to verify
+            v = View.from_json(text)
+            tables.append(compare(name, served, fresh, len(v.by)))
             # Each declared roll-up is served from its own table: checked against the same
             # snapshot's exact answer at its shape.
-            for grain, by in v.rollups if v is not None else ():
-                served, commit = self._core.query_with_commit(name, grain=grain, by=list(by))
-                fresh = self._core.query_as_of(name, commit, grain=grain, by=list(by))
+            for grain, by in v.rollups:
+                try:
+                    served, fresh, again = self._core.verify_answers(name, grain=grain, by=list(by))
+                except NotFoundError:
+                    break
+                if again != text:
+                    continue  # redefined between the two reads: its answers were compared above
                 label = f"{name} (roll-up {grain} by {', '.join(by) or 'nothing'})"
                 tables.append(compare(label, served, fresh, len(by)))
         from lamina._verify import empty

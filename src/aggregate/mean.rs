@@ -14,6 +14,9 @@ use crate::error::Result;
 /// A sum state that can give the mean of a group.
 pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
     fn mean(&self, g: usize) -> Option<f64>;
+    /// The hidden state columns of the sum (not its public value, which a mean never needs:
+    /// an integer sum past int64 still has a mean).
+    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>>;
 }
 
 #[derive(Debug, Clone)]
@@ -50,12 +53,7 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.evaluate(name, order)?;
         // The sum's hidden columns; its public column is replaced by the mean.
-        cols.extend(
-            self.sum
-                .state(name, order)?
-                .into_iter()
-                .filter(|(c, _)| c != name),
-        );
+        cols.extend(self.sum.hidden_state(name, order)?);
         Ok(cols)
     }
 

@@ -75,6 +75,14 @@ impl<T: IntInput> SumState for IntSum<T> {
     fn mean(&self, g: usize) -> Option<f64> {
         (self.n[g] > 0).then(|| self.sum[g] as f64 / self.n[g] as f64)
     }
+    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| self.sum[g as usize]))
+            .with_precision_and_scale(38, 0)?;
+        Ok(vec![
+            (format!("__{name}__sum"), Arc::new(s) as ArrayRef),
+            (format!("__{name}__n"), counts_column(order, |g| self.n[g])),
+        ])
+    }
 }
 
 impl<T: IntInput> GroupsAccumulator for IntSum<T> {
@@ -112,10 +120,7 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
 
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.evaluate(name, order)?;
-        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| self.sum[g as usize]))
-            .with_precision_and_scale(38, 0)?;
-        cols.push((format!("__{name}__sum"), Arc::new(s)));
-        cols.push((format!("__{name}__n"), counts_column(order, |g| self.n[g])));
+        cols.extend(self.hidden_state(name, order)?);
         Ok(cols)
     }
 

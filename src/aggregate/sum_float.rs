@@ -60,6 +60,20 @@ impl SumState for FloatSum {
         let n = self.count(g);
         (n > 0).then(|| self.total(g).finalize() / n as f64)
     }
+    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+        let arr = binary_column(order.len(), |i, out| {
+            // Canonical partials: equal sums give equal bytes, whatever the merge tree.
+            self.total(order[i] as usize).canonical().write_bytes(out);
+            Ok(())
+        })?;
+        Ok(vec![
+            (format!("__{name}__state"), arr),
+            (
+                format!("__{name}__n"),
+                counts_column(order, |g| self.count(g)),
+            ),
+        ])
+    }
 }
 
 impl GroupsAccumulator for FloatSum {
@@ -101,16 +115,7 @@ impl GroupsAccumulator for FloatSum {
 
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.evaluate(name, order)?;
-        let arr = binary_column(order.len(), |i, out| {
-            // Canonical partials: equal sums give equal bytes, whatever the merge tree.
-            self.total(order[i] as usize).canonical().write_bytes(out);
-            Ok(())
-        })?;
-        cols.push((format!("__{name}__state"), arr));
-        cols.push((
-            format!("__{name}__n"),
-            counts_column(order, |g| self.count(g)),
-        ));
+        cols.extend(self.hidden_state(name, order)?);
         Ok(cols)
     }
 

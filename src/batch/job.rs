@@ -122,9 +122,43 @@ pub fn run_task(
         })
         .collect::<Result<_>>()?;
     let tables = recompute(&spec.root, &slices, &plans, &pool(threads)?, ctl)?;
+    let covers: std::collections::BTreeSet<String> =
+        slices.iter().map(|s| s.file.file.clone()).collect();
     plans
         .iter()
         .zip(tables)
-        .map(|(plan, table)| Partial::of_table(plan, &spec.schema, table))
+        .map(|(plan, table)| {
+            let mut p = Partial::of_table(plan, &spec.schema, table)?;
+            p.covers = Some(covers.clone());
+            Ok(p)
+        })
         .collect()
+}
+
+/// Check that partial states of one view cover the job's segments exactly once (each merge
+/// already refused overlap): a task's result missing or given twice would publish a wrong view.
+pub fn check_coverage(
+    spec_segments: &[SegmentSlice],
+    view: &str,
+    covers: Option<&std::collections::BTreeSet<String>>,
+) -> Result<()> {
+    let Some(covers) = covers else {
+        return Err(Error::invalid(format!(
+            "a partial state given for view {view:?} does not say which segments it covers: \
+             publish takes the partial states of this job's tasks (run_recompute_task)"
+        )));
+    };
+    let want: std::collections::BTreeSet<&str> =
+        spec_segments.iter().map(|s| s.file.file.as_str()).collect();
+    if let Some(extra) = covers.iter().find(|c| !want.contains(c.as_str())) {
+        return Err(Error::invalid(format!(
+            "the partial states of view {view:?} cover segment {extra:?}, which is not in the job's snapshot"
+        )));
+    }
+    if let Some(missing) = want.iter().find(|w| !covers.contains(**w)) {
+        return Err(Error::invalid(format!(
+            "the partial states of view {view:?} do not cover segment {missing:?}: a task's result is missing"
+        )));
+    }
+    Ok(())
 }

@@ -16,7 +16,7 @@
 //! states give equal tables. A state column is cut into record batches of at most
 //! `CHUNK_BYTES`, so no binary column overflows its 32-bit offsets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,9 @@ use crate::view::table::{AggTable, ViewPlan};
 pub const FORMAT: u32 = 1;
 /// Schema metadata key of a partial table.
 pub const META_KEY: &str = "lamina.partial";
+/// Schema metadata key of the segments a partial table covers (a JSON list of file names),
+/// written by the batch layer's tasks: a publish checks they cover the snapshot exactly once.
+pub const COVERS_KEY: &str = "lamina.covers";
 /// Field metadata key of a state column.
 pub const STATE_KEY: &str = "lamina.state";
 /// The largest state column of one record batch.
@@ -61,6 +64,9 @@ pub struct Partial {
     pub plan: ViewPlan,
     pub meta: PartialMeta,
     pub table: AggTable,
+    /// The segments of the master dataset the state covers, when the batch layer computed it
+    /// (None: rows from elsewhere, `partial_states`). Merges keep the union and refuse overlap.
+    pub covers: Option<BTreeSet<String>>,
 }
 
 fn layer_name(layer: Layer) -> &'static str {
@@ -86,7 +92,12 @@ impl Partial {
             columns,
         };
         let table = plan.new_table(layer);
-        Ok(Partial { plan, meta, table })
+        Ok(Partial {
+            plan,
+            meta,
+            table,
+            covers: None,
+        })
     }
 
     /// A partial state computed elsewhere (the batch layer, a worker).
@@ -135,6 +146,21 @@ impl Partial {
                 self.meta.view.name, self.meta.columns, other.meta.view.name, other.meta.columns
             )));
         }
+        self.covers = match (self.covers.take(), other.covers.take()) {
+            (Some(mut a), Some(b)) => {
+                if let Some(twice) = b.iter().find(|s| a.contains(*s)) {
+                    return Err(Error::invalid(format!(
+                        "partial states of view {:?} overlap: both cover segment {twice:?} (did an \
+                         executor return a task's result twice?); merging them would count its \
+                         rows twice",
+                        self.meta.view.name
+                    )));
+                }
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
         // Merge the smaller into the larger: fewer keys to translate.
         if other.table.keys.len() > self.table.keys.len() {
             std::mem::swap(&mut self.table, &mut other.table);
@@ -163,10 +189,11 @@ impl Partial {
         }
         let meta = serde_json::to_string(&self.meta)
             .map_err(|e| Error::internal(format!("partial metadata: {e}")))?;
-        Ok(Arc::new(Schema::new_with_metadata(
-            fields,
-            HashMap::from([(META_KEY.to_string(), meta)]),
-        )))
+        let mut metadata = HashMap::from([(META_KEY.to_string(), meta)]);
+        if let Some(covers) = &self.covers {
+            metadata.insert(COVERS_KEY.to_string(), serde_json::to_string(covers)?);
+        }
+        Ok(Arc::new(Schema::new_with_metadata(fields, metadata)))
     }
 
     /// The partial table: sorted by group key, cut so that no state column of a record batch
@@ -244,6 +271,10 @@ impl Partial {
             columns: meta.columns.clone(),
         };
         let mut p = Partial::new(meta.view.clone(), &store, layer)?;
+        if let Some(text) = schema.metadata().get(COVERS_KEY) {
+            p.covers =
+                Some(serde_json::from_str(text).map_err(|e| bad(format!("{COVERS_KEY}: {e}")))?);
+        }
         if p.meta != meta {
             return Err(bad(format!(
                 "{META_KEY}: the view's columns do not match its definition"

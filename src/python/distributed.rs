@@ -194,6 +194,7 @@ impl CoreBatchJob {
                                 .collect::<crate::Result<_>>()
                         })?;
                         let mut merged = expected.clone();
+                        let mut first = true;
                         for p in decoded {
                             if p.meta != expected.meta {
                                 return Err(Error::invalid(format!(
@@ -202,7 +203,20 @@ impl CoreBatchJob {
                                 )));
                             }
                             ctl.check()?;
-                            merged.merge(p)?;
+                            if first {
+                                // The empty start covers nothing: take the first state whole.
+                                merged = p;
+                                first = false;
+                            } else {
+                                merged.merge(p)?;
+                            }
+                        }
+                        if !job.slices.is_empty() || merged.covers.is_some() {
+                            crate::batch::job::check_coverage(
+                                &job.slices,
+                                &plan.def.name,
+                                merged.covers.as_ref(),
+                            )?;
                         }
                         tables.push(merged.table);
                     }

@@ -302,6 +302,33 @@ impl CoreStore {
         batch_table(py, b)
     }
 
+    /// `verify`'s answers of one view from one definition: (served, fresh, the definition's
+    /// JSON), at `grain` over `by` if given.
+    #[pyo3(signature = (view, grain=None, by=None))]
+    fn verify_answers(
+        &self,
+        py: Python<'_>,
+        view: &str,
+        grain: Option<String>,
+        by: Option<Vec<String>>,
+    ) -> PyResult<(Py<PyAny>, Py<PyAny>, String)> {
+        let q = Query {
+            grain,
+            by,
+            ..Query::default()
+        };
+        let store = self.inner.clone();
+        let view = view.to_string();
+        let (served, fresh, def) = run_interruptible(py, None, move |ctl| {
+            store.verify_answers(&view, &q, None, ctl)
+        })?;
+        Ok((
+            batch_table(py, served)?,
+            batch_table(py, fresh)?,
+            def.to_json(),
+        ))
+    }
+
     /// The served answer of a whole view (at `grain` over `by`, if given) and the last commit it
     /// covers, read in one step.
     #[pyo3(signature = (view, grain=None, by=None))]

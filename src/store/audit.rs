@@ -58,14 +58,54 @@ impl Store {
                 None => return Err(self.unknown_view(name, &s)),
             }
         };
+        self.exact_answer(&plan, q, commit, threads, ctl)
+    }
+
+    /// `verify`'s two answers of one view, from one definition: the served answer to `q` with
+    /// the commit it stands at and the view's plan, read in one step, then the exact answer of
+    /// that same plan at that commit. A `define()` in between cannot pair an answer of one
+    /// definition with a recompute of another.
+    pub fn verify_answers(
+        &self,
+        name: &str,
+        q: &Query,
+        threads: Option<usize>,
+        ctl: &Control,
+    ) -> Result<(RecordBatch, RecordBatch, crate::view::def::ViewDef)> {
+        self.check_open()?;
+        if self.is_read_only() {
+            self.catch_up()?;
+        }
+        let (served, commit, plan) = {
+            let s = self.serving_read()?;
+            match s.views.get(name) {
+                Some(v) => (v.query(q, Part::Served)?, s.visible, v.plan.clone()),
+                None => return Err(self.unknown_view(name, &s)),
+            }
+        };
+        crate::failpoint::hit("verify.after_served")?;
+        let fresh = self.exact_answer(&plan, q, commit, threads, ctl)?;
+        Ok((served, fresh, plan.def.clone()))
+    }
+
+    /// The exact answer of `plan` to `q` at `commit`, through the batch path.
+    fn exact_answer(
+        &self,
+        plan: &crate::view::table::ViewPlan,
+        q: &Query,
+        commit: u64,
+        threads: Option<usize>,
+        ctl: &Control,
+    ) -> Result<RecordBatch> {
+        let state = self.state()?;
         let _pin = Pin::new(&self.pins);
         let slices = state.slices(0, commit);
         let pool = batch::pool(threads)?;
-        let table = batch::recompute(&self.root, &slices, std::slice::from_ref(&plan), &pool, ctl)?
+        let table = batch::recompute(&self.root, &slices, std::slice::from_ref(plan), &pool, ctl)?
             .pop()
             .ok_or_else(|| Error::internal("a recompute without its table"))?;
         // Every shape (a roll-up too) merges the exact states: every value is exact.
-        pool.install(|| answer_exact(&plan, q, &table))
+        pool.install(|| answer_exact(plan, q, &table))
     }
 
     /// The served answer to `q` and the last commit it covers, read in one step.

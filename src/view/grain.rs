@@ -42,7 +42,7 @@ const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The civil (year, month, day) of a day since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -23,7 +23,7 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use jiff::tz::{Offset, TimeZone};
+use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::error::{Error, Result};
@@ -170,13 +170,29 @@ impl Zone {
     /// The instant of the local (wall-clock) time `local` (microseconds since 1970-01-01 on the
     /// zone's clock): the earlier one if the clock shows it twice, the instant the clock jumps to
     /// if it skips it.
+    ///
+    /// A local time so close to the ends of the years -9999..=9999 that its instant falls
+    /// outside them is read on UTC's clock, as buckets of such times are cut in UTC.
     pub fn instant_of_local(&self, local: i64) -> Result<i64> {
-        let civil = Offset::UTC.to_datetime(Self::timestamp(local)?);
-        self.tz
+        let day = local.div_euclid(86_400_000_000);
+        let tod = local.rem_euclid(86_400_000_000);
+        let (y, m, d) = crate::view::grain::civil_from_days(day);
+        let civil = jiff::civil::DateTime::new(
+            i16::try_from(y).map_err(|_| out_of_range(local))?,
+            m as i8,
+            d as i8,
+            (tod / 3_600_000_000) as i8,
+            (tod / 60_000_000 % 60) as i8,
+            (tod / 1_000_000 % 60) as i8,
+            (tod % 1_000_000 * 1_000) as i32,
+        )
+        .map_err(|_| out_of_range(local))?;
+        Ok(self
+            .tz
             .to_ambiguous_timestamp(civil)
             .compatible()
             .map(|t| t.as_microsecond())
-            .map_err(|_| out_of_range(local))
+            .unwrap_or(local))
     }
 }
 
