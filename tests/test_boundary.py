@@ -26,7 +26,8 @@ from conftest import run_cli
 T0 = dt.datetime(2026, 1, 1)
 
 
-def events(n: int = 3, **extra: pa.Array) -> pa.Table:
+def events(rows: int = 3, **extra: pa.Array) -> pa.Table:
+    n = rows
     cols = {
         "ts": pa.array([T0 + dt.timedelta(minutes=i) for i in range(n)], pa.timestamp("us")),
         "k": pa.array([f"k{i % 2}" for i in range(n)]),
@@ -895,3 +896,65 @@ def test_wrong_argument_types_get_a_typed_error_naming_the_argument(value: objec
             except Exception as e:  # noqa: BLE001 - what the test looks for
                 foreign.append(f"{name}: {type(e).__name__}: {e}")
         assert not foreign, foreign
+
+
+# ---------------------------------------------------------------- 7. additive schema evolution
+
+
+def test_evolve_schema_adds_columns_that_older_segments_read_as_null(tmp_path: Path) -> None:
+    import duckdb
+
+    root = tmp_path / "s"
+    with lamina.Store(root) as store:
+        store.append(events(3, n=pa.array([1, 2, 3], pa.int32())))
+        store.define(count_view())
+        store.recompute(progress=False)
+        wider = pa.schema(
+            [("ts", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64()), ("browser", pa.string())]
+        )
+        store.evolve_schema(wider)
+        assert store.schema == wider
+        store.append(pa.table({"ts": [T0], "k": ["k9"], "n": [2**40], "browser": ["lynx"]}))
+        store.define(
+            lamina.View(
+                "b", time="ts", by=["browser"], metrics={"rows": lamina.count(), "n": lamina.sum("n")}
+            )
+        )
+        store.recompute(progress=False)
+        assert store.compact() >= 0
+        assert store.verify().num_rows == 0
+        snap = store.snapshot()
+        con = duckdb.connect()
+        con.register("snap", snap)
+        assert con.sql("select browser, count(*), sum(n) from snap group by all order by all").fetchall() == [
+            ("lynx", 1, 2**40),
+            (None, 3, 6),
+        ]
+        # The rows before the evolution, as they were.
+        assert store.snapshot(commit=1)["browser"].to_pylist() == [None] * 3
+    for read_only in (False, True):
+        with lamina.Store(root, read_only=read_only) as store:
+            assert store.query("b").select(["browser", "rows", "n"]).to_pylist() == [
+                {"browser": "lynx", "rows": 1, "n": 2**40},
+                {"browser": None, "rows": 3, "n": 6},
+            ]
+
+
+def test_evolve_schema_refuses_anything_but_additions_and_lossless_widenings() -> None:
+    with lamina.Store() as store:
+        store.append(events(2, x=pa.array([1.5, 2.5], pa.float32())))
+        store.define(lamina.View("x", time="ts", metrics={"high": lamina.max("x")}))
+        base = store.schema
+        cases = {
+            "dropped": (pa.schema([f for f in base if f.name != "n"]), 'column "n" is missing'),
+            "narrowed": (base.set(base.get_field_index("n"), pa.field("n", pa.int32())), 'column "n"'),
+            "changed": (base.set(base.get_field_index("k"), pa.field("k", pa.int64())), 'column "k"'),
+            "time": (base.set(0, pa.field("ts", pa.string())), '"ts"'),
+            "read by a view": (base.set(base.get_field_index("x"), pa.field("x", pa.float64())), 'view "x"'),
+        }
+        for what, (schema, message) in cases.items():
+            with pytest.raises(lamina.SchemaError, match=message):
+                store.evolve_schema(schema)
+            assert store.schema == base, what
+        store.evolve_schema(base)  # the same schema: nothing to do
+        assert store.commits().num_rows == 1

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 import lamina
@@ -222,3 +223,59 @@ def test_a_second_reader_of_the_same_topic_cannot_commit_duplicates(broker: str,
         with pytest.raises(lamina.LaminaError, match="two readers"):
             store._core.append(delivery.table, quarantine=True, source=mark)
         assert ids(store) == list(range(30))
+
+
+def test_odd_messages_are_outcomes_of_their_own_and_added_fields_are_counted(
+    broker: str, tmp_path: Path
+) -> None:
+    """The issue "Trust at the boundary", items 5 and 7: `null` (which crashes pyarrow's JSON
+    reader), other non-objects, an extra field, a float in an integer column, NUL and empty
+    keys, a year-1 time with an offset: the stream never stops, every message is accounted
+    for, and a field the store lacks is counted until `evolve_schema` keeps it."""
+    topic = make_topic(broker, "events-odd")
+    produce(broker, topic, 0, 9)
+    with lamina.Store(tmp_path / "s", time="ts") as store:  # the first messages fix the schema
+        store.ingest(lamina.KafkaSource(broker, topic), batch_ms=500, idle_ms=0)
+    p = confluent_kafka.Producer({"bootstrap.servers": broker})
+    odd = [
+        b"null",
+        b"7",
+        b"[1, 2]",
+        b'{"ts": "2026-03-02T00:00:05", "id": 100, "city": "x", "browser": "firefox"}',
+        b'{"ts": "2026-03-02T00:00:06", "id": 101.5, "city": "x"}',
+        b'{"ts": "2026-03-02T00:00:07", "id": 102, "city": "x", "": 1, "\\u0000": 2}',
+        b'{"ts": "0001-01-01T00:00:00+05:00", "id": 103, "city": "x"}',
+        b'{"ts": "2026-03-02T00:00:08", "id": 104, "city": "b\xffd"}',
+    ]
+    for value in odd:
+        p.produce(topic, value, partition=0)
+    p.flush(30)
+    with lamina.Store(tmp_path / "s", time="ts") as store:
+        store.ingest(lamina.KafkaSource(broker, topic), batch_ms=500, idle_ms=0)
+        got = ids(store)
+        assert [*range(9)] == [i for i in got if i < 9]
+        assert {100, 102, 103} <= set(got), got
+        marks = [json.loads(s) for s in store.commits().column("source").to_pylist()]
+        rejected = {r["value"] for m in marks for r in m.get("rejected", [])}
+        assert {"null", "7", "[1, 2]"} <= rejected
+        quarantined = store.quarantined()["reason"].to_pylist()
+        # 101.5 is no integer; "b\xffd" is not UTF-8: each set aside with its reason.
+        accounted = len(got) - 9 + sum(len(m.get("rejected", [])) for m in marks) + len(quarantined)
+        assert accounted == len(odd), (got, rejected, quarantined)
+        ignored = {}
+        for m in marks:
+            for field, n in m.get("ignored", {}).items():
+                ignored[field] = ignored.get(field, 0) + n
+        assert ignored == {"browser": 1, "": 1, "\u0000": 1}
+        (src,) = store.status()["sources"]
+        assert src["ignored_fields"] == ignored
+        # The new field is kept from now on.
+        store.evolve_schema(store.schema.append(pa.field("browser", pa.string())))
+        p.produce(
+            topic, b'{"ts": "2026-03-02T00:00:09", "id": 105, "city": "x", "browser": "lynx"}', partition=0
+        )
+        p.flush(30)
+        store.ingest(lamina.KafkaSource(broker, topic), batch_ms=500, idle_ms=0)
+        rows = store.snapshot().select(["id", "browser"]).to_pylist()
+        assert [r["browser"] for r in rows if r["id"] == 105] == ["lynx"]
+        assert all(r["browser"] is None for r in rows if r["id"] != 105)

@@ -7,8 +7,8 @@ passed in by a user of a notebook or a service sees the served views and nothing
 machine. ``external_access=True`` restores DuckDB's full access, for a trusted caller only.
 
 Names: DuckDB matches identifiers without regard to case, even quoted ones, so a query names a
-view by its exact spelling (bare, or quoted with inner quotes doubled: ``"a""b"``), or by another case when only
-one view has that name; two views whose names differ only in case cannot be used in one
+view by its exact spelling (bare, or quoted with inner quotes doubled: ``"a""b"``), or by
+another case when only one view has that name; two views whose names differ only in case cannot be used in one
 query, and such a query is refused rather than answered from the wrong view.
 """
 
@@ -86,9 +86,10 @@ def named_views(query: str, names: Iterable[str]) -> list[str]:
             if not candidates:
                 continue
             if len(candidates) > 1:
+                listed = ", ".join(map(repr, sorted(candidates)))
                 raise InvalidArgumentError(
-                    f"store.sql: {word!r} may name the views {', '.join(map(repr, sorted(candidates)))}, "
-                    "which differ only in case (DuckDB does not tell them apart): spell the view's name exactly"
+                    f"store.sql: {word!r} may name the views {listed}, which differ only in case "
+                    "(DuckDB does not tell them apart): spell the view's name exactly"
                 )
             hit = candidates[0]
         other = chosen.get(hit.casefold())

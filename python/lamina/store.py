@@ -120,6 +120,19 @@ class Store:
             self._scheduler.note_commit()
         return commit
 
+    def evolve_schema(self, schema: pa.Schema) -> None:
+        """Additive schema evolution: ``schema`` keeps every column of the store's schema (in
+        its type, or a lossless widening: int32 to int64, float32 to float64, seconds to
+        microseconds) and may add columns, in any order. Older segments read the new columns as
+        nulls; appends from then on may hold them. Anything else (a column dropped or renamed,
+        a type narrowed or changed, another event time) is refused with a
+        :class:`lamina.SchemaError` naming the field, and so is widening a column a defined view
+        reads. A stream whose producers added a field keeps it from then on: until then
+        ``ingest`` sets it aside and counts it (``status()["sources"][i]["ignored_fields"]``)."""
+        if not isinstance(schema, pa.Schema):
+            raise InvalidArgumentError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
+        self._core.evolve_schema(schema)
+
     def ingest(
         self,
         source: Source,

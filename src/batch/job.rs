@@ -121,7 +121,15 @@ pub fn run_task(
                 .ok_or_else(|| Error::invalid(format!("the job has no segment {i}")))
         })
         .collect::<Result<_>>()?;
-    let tables = recompute(&spec.root, &slices, &plans, &pool(threads)?, ctl)?;
+    let target = spec.schema.arrow()?;
+    let tables = recompute(
+        &spec.root,
+        &slices,
+        &plans,
+        Some(&target),
+        &pool(threads)?,
+        ctl,
+    )?;
     let covers: std::collections::BTreeSet<String> =
         slices.iter().map(|s| s.file.file.clone()).collect();
     plans

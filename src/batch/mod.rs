@@ -65,10 +65,14 @@ struct Unit {
 
 /// Compute every plan over the rows of a snapshot: the leading `rows` of each slice's segment
 /// (a snapshot's slices never skip rows: it reads every commit from the first).
+///
+/// `target` is the store's schema now: segments written before a schema evolution read as it
+/// (added columns null, widened ones cast).
 pub fn recompute(
     root: &Path,
     slices: &[SegmentSlice],
     plans: &[ViewPlan],
+    target: Option<&crate::arrow::datatypes::Schema>,
     pool: &rayon::ThreadPool,
     ctl: &Control,
 ) -> Result<Vec<AggTable>> {
@@ -140,13 +144,20 @@ pub fn recompute(
                 };
                 ctl.check()?;
                 let pq = load(u.segment)?;
-                let batches = ctl.profile.time("decode", || {
-                    pq.read(
+                let batches = ctl.profile.time("decode", || match target {
+                    Some(t) => pq.read_as(
                         &paths[u.segment],
                         Some(&columns),
                         Some(vec![u.row_group]),
                         Some(u.rows),
-                    )
+                        t,
+                    ),
+                    None => pq.read(
+                        &paths[u.segment],
+                        Some(&columns),
+                        Some(vec![u.row_group]),
+                        Some(u.rows),
+                    ),
                 })?;
                 for b in &batches {
                     for (t, p) in tables.iter_mut().zip(plans) {
@@ -258,6 +269,7 @@ mod tests {
                 dir.path(),
                 &slices,
                 std::slice::from_ref(&plan),
+                None,
                 &pool(Some(threads)).unwrap(),
                 &Control::default(),
             )
@@ -299,7 +311,15 @@ mod tests {
 
         let ctl = Control::default();
         ctl.cancel.store(true, Ordering::Relaxed);
-        let e = recompute(dir.path(), &slices, &[plan], &pool(Some(2)).unwrap(), &ctl).unwrap_err();
+        let e = recompute(
+            dir.path(),
+            &slices,
+            &[plan],
+            None,
+            &pool(Some(2)).unwrap(),
+            &ctl,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Interrupted);
     }
 }

@@ -265,6 +265,12 @@ impl ManifestState {
                     return Err("the schema is already fixed".into());
                 }
             }
+            Record::EvolveSchema { schema } => match &self.schema {
+                Some(old) => {
+                    old.check_evolution(schema).map_err(|e| e.message)?;
+                }
+                None => return Err("a schema evolution of a store without a schema".into()),
+            },
             Record::Compact { removed, .. } => {
                 let live: HashSet<&str> =
                     self.segments.iter().map(|s| s.file.file.as_str()).collect();
@@ -312,7 +318,9 @@ impl ManifestState {
                     self.quarantine.push(q.clone());
                 }
             }
-            Record::SetSchema { schema } => self.schema = Some(schema.clone()),
+            Record::SetSchema { schema } | Record::EvolveSchema { schema } => {
+                self.schema = Some(schema.clone())
+            }
             Record::Compact { removed, added } => {
                 let mut added = added.clone();
                 added.normalize();
@@ -396,6 +404,11 @@ pub enum Record {
     },
     /// `Store(schema=...)`: the schema fixed before the first append.
     SetSchema {
+        schema: StoreSchema,
+    },
+    /// `store.evolve_schema(...)`: columns added (older segments read them as nulls) or
+    /// widened losslessly.
+    EvolveSchema {
         schema: StoreSchema,
     },
     Compact {

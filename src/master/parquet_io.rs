@@ -75,14 +75,17 @@ impl ParquetBytes {
             ));
         }
         if let Some(want) = expected {
+            // A segment written before a schema evolution lacks the columns added since, and
+            // may hold a column in a narrower type than the one it was widened to.
             let have = self.meta.schema();
-            let same = have.fields().len() == want.fields().len()
-                && have.fields().iter().zip(want.fields()).all(|(a, b)| {
-                    a.name() == b.name()
-                        && (a.data_type() == b.data_type()
-                            || matches!(a.data_type(), DataType::Dictionary(_, _)))
-                });
-            if !same {
+            let fits = have.fields().iter().all(|a| {
+                want.field_with_name(a.name()).is_ok_and(|b| {
+                    a.data_type() == b.data_type()
+                        || matches!(a.data_type(), DataType::Dictionary(_, _))
+                        || crate::master::schema::widens(a.data_type(), b.data_type())
+                })
+            });
+            if !fits {
                 return Err(Error::corruption(
                     path,
                     "its columns differ from the store's schema",
@@ -128,6 +131,69 @@ impl ParquetBytes {
 
     pub fn row_group_rows(&self, i: usize) -> u64 {
         self.meta.metadata().row_group(i).num_rows() as u64
+    }
+
+    /// `read`, as columns of `target` (the store's schema now): a column the file lacks (added
+    /// by a schema evolution after the file was written) reads as nulls, a column held in a
+    /// narrower type than the one it was widened to is cast. `columns` are names of `target`
+    /// (None: all of its columns, in its order).
+    pub fn read_as(
+        &self,
+        path: &Path,
+        columns: Option<&[String]>,
+        row_groups: Option<Vec<usize>>,
+        limit: Option<usize>,
+        target: &Schema,
+    ) -> Result<Vec<RecordBatch>> {
+        let file = self.meta.schema().clone();
+        let wanted: Vec<String> = match columns {
+            Some(c) => c.to_vec(),
+            None => target.fields().iter().map(|f| f.name().clone()).collect(),
+        };
+        let present: Vec<String> = wanted
+            .iter()
+            .filter(|c| file.field_with_name(c).is_ok())
+            .cloned()
+            .collect();
+        let same = present.len() == wanted.len()
+            && wanted.iter().all(|c| {
+                let (Ok(a), Ok(b)) = (file.field_with_name(c), target.field_with_name(c)) else {
+                    return true;
+                };
+                a.data_type() == b.data_type()
+                    || matches!(a.data_type(), DataType::Dictionary(_, _))
+            });
+        if same {
+            return self.read(path, columns.or(Some(&wanted)), row_groups, limit);
+        }
+        let batches = self.read(path, Some(&present), row_groups, limit)?;
+        let mut out = Vec::with_capacity(batches.len());
+        for b in batches {
+            let n = b.num_rows();
+            let mut fields = Vec::with_capacity(wanted.len());
+            let mut cols = Vec::with_capacity(wanted.len());
+            for name in &wanted {
+                let want = target
+                    .field_with_name(name)
+                    .map_err(|_| Error::corruption(path, format!("lacks column {name:?}")))?;
+                let col = match b.column_by_name(name) {
+                    None => crate::arrow::array::new_null_array(want.data_type(), n),
+                    Some(c) if matches!(c.data_type(), DataType::Dictionary(_, _)) => c.clone(),
+                    Some(c) if c.data_type() != want.data_type() => {
+                        crate::arrow::compute::cast(c, want.data_type())?
+                    }
+                    Some(c) => c.clone(),
+                };
+                fields.push(Field::new(name, col.data_type().clone(), true));
+                cols.push(col);
+            }
+            out.push(RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                cols,
+                &crate::arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+            )?);
+        }
+        Ok(out)
     }
 
     /// Read `columns` (None: all) of the given row groups, at most `limit` rows in all.

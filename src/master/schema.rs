@@ -280,6 +280,80 @@ fn declared_type(f: &Field) -> DataType {
         .unwrap_or_else(|| f.data_type().clone())
 }
 
+/// Whether every value of `from` converts to `to` exactly (a widening a schema evolution may
+/// make): narrower to wider integers (unsigned into a wider signed one too), integers of up to
+/// 32 bits and float32 into float64, and seconds or milliseconds into microseconds (every time
+/// lamina accepts fits microseconds).
+pub fn widens(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let bits = |t: &DataType| match t {
+        Int8 | UInt8 => 8,
+        Int16 | UInt16 => 16,
+        Int32 | UInt32 => 32,
+        Int64 | UInt64 => 64,
+        _ => 0,
+    };
+    let signed = |t: &DataType| matches!(t, Int8 | Int16 | Int32 | Int64);
+    let unsigned = |t: &DataType| matches!(t, UInt8 | UInt16 | UInt32 | UInt64);
+    match (from, to) {
+        (a, b) if signed(a) && signed(b) => bits(a) < bits(b),
+        (a, b) if unsigned(a) && unsigned(b) => bits(a) < bits(b),
+        (a, b) if unsigned(a) && signed(b) => bits(a) < bits(b),
+        (a, Float64) if (signed(a) || unsigned(a)) && bits(a) <= 32 => true,
+        (Float32, Float64) => true,
+        (
+            Timestamp(TimeUnit::Second | TimeUnit::Millisecond, a),
+            Timestamp(TimeUnit::Microsecond, b),
+        ) => a == b,
+        (Timestamp(TimeUnit::Second, a), Timestamp(TimeUnit::Millisecond, b)) => a == b,
+        _ => false,
+    }
+}
+
+impl StoreSchema {
+    /// Check that `new` is an additive evolution of this schema: the same event time, every
+    /// column kept (in its type or a lossless widening, see `widens`), and new columns. Returns
+    /// the names of the widened columns.
+    pub fn check_evolution(&self, new: &StoreSchema) -> Result<Vec<String>> {
+        if new.time_column != self.time_column {
+            return Err(Error::schema(format!(
+                "the event-time column is {:?}; a schema evolution cannot change it to {:?}",
+                self.time_column, new.time_column
+            )));
+        }
+        let mut widened = Vec::new();
+        for old in &self.columns {
+            let Some(now) = new.columns.iter().find(|c| c.name == old.name) else {
+                return Err(Error::schema(format!(
+                    "column {:?} is missing from the new schema: a schema evolution only adds \
+                     columns (old segments keep every column)",
+                    old.name
+                )));
+            };
+            if now.arrow_type != old.arrow_type {
+                let (Some(a), Some(b)) = (
+                    type_from_str(&old.arrow_type),
+                    type_from_str(&now.arrow_type),
+                ) else {
+                    return Err(Error::schema(format!(
+                        "column {:?}: unknown type",
+                        old.name
+                    )));
+                };
+                if !widens(&a, &b) {
+                    return Err(Error::schema(format!(
+                        "column {:?}: {} cannot become {}: a schema evolution only widens types \
+                         losslessly (int32 to int64, float32 to float64, ...)",
+                        old.name, old.arrow_type, now.arrow_type
+                    )));
+                }
+                widened.push(old.name.clone());
+            }
+        }
+        Ok(widened)
+    }
+}
+
 /// Whether a column of this type can be the event time (a timestamp of any unit, or a date).
 pub fn is_event_time(dt: &DataType) -> bool {
     matches!(dt, DataType::Timestamp(_, _) | DataType::Date32)

@@ -27,7 +27,10 @@ pub fn read_slices(
             let pq = ParquetBytes::open(&path, bytes)?;
             pq.verify(&path, s.file_rows, expected)?;
             let (skip, end) = (s.skip as usize, (s.skip + s.rows) as usize);
-            let batches = pq.read(&path, columns, None, Some(end))?;
+            let batches = match expected {
+                Some(target) => pq.read_as(&path, columns, None, Some(end), target)?,
+                None => pq.read(&path, columns, None, Some(end))?,
+            };
             Ok(slice_batches(batches, skip, end))
         })
         .collect();

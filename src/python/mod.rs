@@ -196,6 +196,12 @@ impl CoreStore {
         Ok((out.commit, out.rows, out.quarantined))
     }
 
+    /// Additive schema evolution (see `Store::evolve_schema`); True if anything changed.
+    fn evolve_schema(&self, py: Python<'_>, schema: Bound<'_, PyAny>) -> PyResult<bool> {
+        let schema = arrow_ffi::read_schema(&schema)?;
+        detach(py, || self.inner.evolve_schema(&schema)).map_err(to_py)
+    }
+
     /// What a source has delivered so far, as JSON (`files`: name -> [size, hash, commit],
     /// `offsets`: partition -> next offset, `last_commit`), or None.
     fn source_state(&self, source: &str) -> PyResult<Option<String>> {

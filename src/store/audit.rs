@@ -101,9 +101,17 @@ impl Store {
         let _pin = Pin::new(&self.pins);
         let slices = state.slices(0, commit);
         let pool = batch::pool(threads)?;
-        let table = batch::recompute(&self.root, &slices, std::slice::from_ref(plan), &pool, ctl)?
-            .pop()
-            .ok_or_else(|| Error::internal("a recompute without its table"))?;
+        let target = state.schema.as_ref().map(|s| s.arrow()).transpose()?;
+        let table = batch::recompute(
+            &self.root,
+            &slices,
+            std::slice::from_ref(plan),
+            target.as_deref(),
+            &pool,
+            ctl,
+        )?
+        .pop()
+        .ok_or_else(|| Error::internal("a recompute without its table"))?;
         // Every shape (a roll-up too) merges the exact states: every value is exact.
         pool.install(|| answer_exact(plan, q, &table))
     }

@@ -279,7 +279,8 @@ impl Store {
             for seg in &group {
                 let path = self.root.join(&seg.file.file);
                 let bytes = read_checked(&path, seg.file.crc32, seg.file.bytes)?;
-                batches.extend(ParquetBytes::open(&path, bytes)?.read(&path, None, None, None)?);
+                let pq = ParquetBytes::open(&path, bytes)?;
+                batches.extend(pq.read_as(&path, None, None, None, &schema)?);
             }
             let bytes = parquet_io::encode(&schema, &batches)?;
             let (first, last) = (group[0].first, group[group.len() - 1].last);

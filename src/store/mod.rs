@@ -342,6 +342,38 @@ impl Store {
         }
     }
 
+    /// Additive schema evolution: `schema` keeps every column (in its type or a lossless
+    /// widening) and may add columns, which older segments read as nulls. A column that a
+    /// defined view reads cannot be widened (its batch view holds states of the old type):
+    /// refused naming the view. On a store without a schema, this fixes it (as
+    /// `Store(schema=...)`). Returns whether anything changed.
+    pub fn evolve_schema(&self, schema: &Schema) -> Result<bool> {
+        let mut m = self.begin_write()?;
+        let state = m.state();
+        let Some(old) = &state.schema else {
+            drop(m);
+            self.fix_schema(schema)?;
+            return Ok(true);
+        };
+        let wanted = StoreSchema::from_first_batch(schema, Some(&old.time_column))?;
+        if wanted == *old {
+            return Ok(false);
+        }
+        let widened = old.check_evolution(&wanted)?;
+        for entry in state.views.values() {
+            let plan = crate::view::table::ViewPlan::new(entry.def.clone(), old)?;
+            if let Some(c) = widened.iter().find(|c| plan.input_columns().contains(c)) {
+                return Err(Error::schema(format!(
+                    "column {c:?} cannot be widened: view {:?} reads it (its batch view holds \
+                     states of the old type); drop the view first, or add a new column instead",
+                    entry.def.name
+                )));
+            }
+        }
+        self.commit(&mut m, Record::EvolveSchema { schema: wanted })?;
+        Ok(true)
+    }
+
     // ---------------------------------------------------------------- master dataset
 
     /// Read the rows of commits in (after, upto] of `state`, only `columns` (None: all).
@@ -451,14 +483,21 @@ impl Store {
             let path = self.root.join(&q.file.file);
             let bytes = read_checked(&path, q.file.crc32, q.file.bytes)?;
             let pq = ParquetBytes::open(&path, bytes)?;
-            for b in pq.read(&path, None, None, None)? {
-                if b.schema().fields() != schema.fields() {
+            // A file written before a schema evolution lacks the columns added since: they read
+            // as nulls (every quarantine column is text).
+            for b in pq.read_as(&path, None, None, None, &schema)? {
+                if b.schema().fields().len() != schema.fields().len()
+                    || b.columns()
+                        .iter()
+                        .zip(schema.fields())
+                        .any(|(c, f)| c.data_type() != f.data_type())
+                {
                     return Err(Error::corruption(
                         &path,
                         "its columns differ from the quarantine layout",
                     ));
                 }
-                out.push(b);
+                out.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
             }
         }
         Ok((schema, out))

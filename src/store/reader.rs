@@ -45,6 +45,9 @@ impl Store {
                     dropped.insert(name.clone());
                 }
                 Record::SetSchema { .. } => schema_fixed = true,
+                // Added or widened columns no served view reads (views reading a widened
+                // column refuse the evolution): nothing to reload.
+                Record::EvolveSchema { .. } => {}
                 // A saved speed state changes nothing a running reader serves.
                 Record::Append { .. } | Record::Compact { .. } | Record::SaveSpeed { .. } => {}
             }
@@ -60,8 +63,15 @@ impl Store {
             BTreeSet::new()
         };
         for name in &reload {
-            if let Some(entry) = state.views.get(name) {
-                loaded.insert(name.clone(), self.load_view(&state, entry)?);
+            if let (Some(entry), Some(schema)) = (state.views.get(name), &state.schema) {
+                let view = match self.load_view(&state, entry) {
+                    Ok(v) => v,
+                    Err(e) => ServedView::unavailable(
+                        crate::view::table::ViewPlan::new(entry.def.clone(), schema)?,
+                        &e,
+                    ),
+                };
+                loaded.insert(name.clone(), view);
             }
         }
         // The new commits' rows, once, for the views that are only folded.

@@ -491,7 +491,15 @@ impl Store {
         // 2. Compute, holding no lock: appends and queries go on. The job's pin keeps the
         // snapshot's segments on disk even if an append compacts them meanwhile.
         let pool = batch::pool(threads)?;
-        let tables = batch::recompute(&self.root, &job.slices, &job.plans, &pool, ctl)?;
+        let target = job.schema.as_ref().map(|s| s.arrow()).transpose()?;
+        let tables = batch::recompute(
+            &self.root,
+            &job.slices,
+            &job.plans,
+            target.as_deref(),
+            &pool,
+            ctl,
+        )?;
         self.finish_recompute(job, tables, &pool, ctl)
     }
 
