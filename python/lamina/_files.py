@@ -161,34 +161,6 @@ class FileRead:
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError, OverflowError, LookupError)
 
 
-def read_file(
-    path: Path,
-    fmt: str,
-    schema: pa.Schema | None,
-    time_column: str | None,
-    data: Any = None,
-    *,
-    delimiter: str | None = None,
-    types: dict[str, pa.DataType] | None = None,
-) -> pa.Table:
-    """Read one input file as an Arrow table; a line of a JSON lines file that is not one JSON
-    object makes the file unreadable (:class:`lamina.InputFileError` naming the line). See
-    :func:`read_input`."""
-    read = read_input(path, fmt, schema, time_column, data, delimiter=delimiter, types=types)
-    if read.rejected:
-        line, value = read.rejected[0]
-        raise InputFileError(
-            f"{path}:{line}: not one JSON object ({_shown(value)}); "
-            f"{len(read.rejected)} such line(s) in the file"
-        )
-    return read.table
-
-
-def _shown(value: bytes) -> str:
-    text = value[:60].decode("utf-8", "replace")
-    return repr(text) + ("..." if len(value) > 60 else "")
-
-
 def read_input(
     path: Path,
     fmt: str,
