@@ -6,7 +6,7 @@ Each call either commits exactly what an oracle computed here says (with pyarrow
 independently of lamina's conversions), or raises a :class:`lamina.LaminaError` and leaves the
 store as it was; never a foreign exception, never a crash, and the store always opens again.
 
-The default run is small (``max_examples`` 15..40); each property has a ``slow`` variant with about
+The default run is small (``max_examples`` 20..40); each property has a ``slow`` variant with about
 ten times the examples (``pytest -m slow tests/test_fuzz_boundary.py``). Inputs that hit a known
 lamina bug are kept out of the fuzzed strategies and pinned by the ``xfail(strict=True)`` tests at
 the end, each naming its bug.
@@ -24,7 +24,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import lamina
@@ -72,15 +71,6 @@ DAY_US = 86_400_000_000
 MIN_US = days_from_civil(-99_999, 1, 1) * DAY_US
 MAX_US = days_from_civil(100_000, 1, 1) * DAY_US - 1
 
-#: The years 1..9999, in microseconds: what Python's datetime can show.
-FAR = (days_from_civil(1, 1, 1) * DAY_US, days_from_civil(10_000, 1, 1) * DAY_US - 1)
-
-
-def unit_us(t: pa.DataType) -> Fraction:
-    """Microseconds per unit of a timestamp or date type."""
-    return Fraction(step_ns(t), 1000)
-
-
 FUZZ_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
@@ -103,7 +93,7 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, lamina.LaminaError | 
         return fn(*args, **kwargs), None
     except lamina.LaminaError as e:
         return None, e
-    except BaseException as e:  # noqa: BLE001 - the point: nothing foreign may escape
+    except BaseException as e:  # the point: nothing foreign may escape
         if isinstance(e, KeyboardInterrupt):
             raise
         raise AssertionError(f"foreign exception {type(e).__module__}.{type(e).__name__}: {e}") from e
@@ -145,9 +135,12 @@ class Approx:
 
     value: float
     rel: float
+    tiny: float = 0.0  # an absolute tolerance, for values below the normal floats
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, float) and math.isclose(other, self.value, rel_tol=self.rel, abs_tol=0.0)
+        return isinstance(other, float) and math.isclose(
+            other, self.value, rel_tol=self.rel, abs_tol=self.tiny
+        )
 
     def __hash__(self) -> int:
         return 0
@@ -157,7 +150,9 @@ class Approx:
 
 #: Stored schemas, each fixed by a first append (``time="ts"`` names the event time).
 VARIANTS: dict[str, pa.Schema] = {
-    "base": pa.schema([("ts", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64()), ("x", pa.float64())]),
+    "base": pa.schema(
+        [("ts", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64()), ("x", pa.float64())]
+    ),
     "narrow": pa.schema(
         [
             ("ts", pa.timestamp("s", tz="UTC")),
@@ -199,10 +194,6 @@ def first_rows(schema: pa.Schema) -> pa.Table:
             v = pa.array([True, None], t)
         values[f.name] = v
     return pa.table(values)
-
-
-class Refused(Exception):
-    """The oracle's verdict for a column: a column-level problem (the append must raise)."""
 
 
 def kind_of(t: pa.DataType) -> str | None:
@@ -259,7 +250,12 @@ def f32_of_int(v: int) -> float:
 
 
 def step_ns(t: pa.DataType) -> int:
+    """Nanoseconds per unit of a timestamp or date type."""
     return DAY_NS if pa.types.is_date32(t) else NS_PER_UNIT[t.unit]
+
+
+#: The years 1..9999, in microseconds: what Python's datetime can show.
+NEAR = (days_from_civil(1, 1, 1) * DAY_US, days_from_civil(10_000, 1, 1) * DAY_US - 1)
 
 
 def expect_value(raw: Any, have: pa.DataType, want: pa.DataType) -> tuple[bool, Any]:
@@ -277,7 +273,7 @@ def expect_value(raw: Any, have: pa.DataType, want: pa.DataType) -> tuple[bool, 
     if w == "float":
         single = want == pa.float32()
         if h == "decimal":
-            return True, Approx(float(raw), 1e-6 if single else 1e-12)
+            return True, Approx(f32(float(raw)), 1e-6, 3e-45) if single else Approx(float(raw), 1e-12)
         if h == "int":
             return True, f32_of_int(raw) if single else float(raw)
         return True, f32(raw) if single else float(raw)
@@ -359,7 +355,9 @@ def mantissas(t: pa.DataType) -> st.SearchStrategy[int | None]:
     """The unscaled integers of a decimal type's values (any the precision allows)."""
     big = 10**t.precision - 1
     edges = [big, -big, 0, 1, -1, 2**63, 2**63 - 1, 2**64, -(2**63) - 1, 10**18]
-    return st.one_of(st.none(), st.integers(-big, big), st.sampled_from(edges).filter(lambda m: abs(m) <= big))
+    return st.one_of(
+        st.none(), st.integers(-big, big), st.sampled_from(edges).filter(lambda m: abs(m) <= big)
+    )
 
 
 def decimal_array(units: list[int | None], t: pa.DataType) -> pa.Array:
@@ -435,10 +433,8 @@ def fitting_type(want: pa.DataType) -> st.SearchStrategy[pa.DataType]:
     if w in ("time", "date"):
         return st.one_of(same, TIME_TYPES, st.just(pa.date32()), st.just(pa.null()))
     if w == "int":
-        whole = st.one_of(
-            st.builds(pa.decimal128, st.integers(1, 38), st.integers(-4, 0)),
-            st.builds(pa.decimal256, st.integers(1, 76), st.integers(-4, 0)),
-        )
+        # (Whole decimal256 values beyond int64 wrap: see the xfail test; decimal128 only here.)
+        whole = st.builds(pa.decimal128, st.integers(1, 38), st.integers(-4, 0))
         return st.one_of(same, st.sampled_from(list(INT_RANGES)), whole, st.just(pa.null()))
     if w == "float":
         floats = st.sampled_from([pa.float16(), pa.float32(), pa.float64()])
@@ -448,8 +444,13 @@ def fitting_type(want: pa.DataType) -> st.SearchStrategy[pa.DataType]:
     return st.one_of(same, st.just(pa.null()))
 
 
+#: About 250,000 years either side of 1970, in nanoseconds: a timestamp farther out refuses a
+#: whole append into a date column (see the xfail test), so those are not drawn for one.
+CHRONO_NS = 250_000 * 365 * DAY_NS
+
+
 @st.composite
-def column_of_type(draw: Any, t: pa.DataType, n: int) -> Column:
+def column_of_type(draw: Any, t: pa.DataType, n: int, into_date: bool = False) -> Column:
     """``n`` values of type ``t``, with the edges of every kind."""
     k = kind_of(t)
     if t in FOREIGN_TYPES:
@@ -457,14 +458,20 @@ def column_of_type(draw: Any, t: pa.DataType, n: int) -> Column:
     if k == "null":
         return Column(pa.nulls(n), [None] * n)
     if k == "time":
-        raw = draw(st.lists(time_values(NS_PER_UNIT[t.unit]), min_size=n, max_size=n))
+        values = time_values(NS_PER_UNIT[t.unit])
+        if into_date:
+            bound = CHRONO_NS // NS_PER_UNIT[t.unit]
+            values = values.map(lambda v: v if v is None or abs(v) <= bound else v % bound)
+        raw = draw(st.lists(values, min_size=n, max_size=n))
         return Column(pa.array(raw, pa.int64()).view(t), raw)
     if k == "date":
         raw = draw(st.lists(date_values(), min_size=n, max_size=n))
         return Column(pa.array(raw, pa.int32()).view(pa.date32()), raw)
     if k == "int":
         lo, hi = INT_RANGES[t]
-        value = st.one_of(st.none(), st.integers(lo, hi), st.sampled_from([lo, hi, 0, min(hi, 255), max(lo, -1)]))
+        value = st.one_of(
+            st.none(), st.integers(lo, hi), st.sampled_from([lo, hi, 0, min(hi, 255), max(lo, -1)])
+        )
         raw = draw(st.lists(value, min_size=n, max_size=n))
         return Column(pa.array(raw, t), raw)
     if k == "float":
@@ -498,7 +505,10 @@ def incoming_column(draw: Any, want: pa.DataType, n: int) -> Column:
         t = draw(fitting_type(want))
     else:
         t = draw(ANY_TYPE)
-    return draw(column_of_type(t, n))
+    if kind_of(want) == "int" and isinstance(t, pa.Decimal256Type) and t.scale <= 0:
+        # A whole decimal256 beyond int64 wraps into an integer column (see the xfail test).
+        t = pa.decimal128(min(t.precision, 38), t.scale)
+    return draw(column_of_type(t, n, into_date=pa.types.is_date32(want)))
 
 
 NAMES = st.one_of(
@@ -608,7 +618,9 @@ def check_append_case(tmp_path: Path, case: Case) -> None:
             if refusal is not None:
                 assert isinstance(error, lamina.SchemaError), f"{refusal}: expected a SchemaError ({where})"
             elif bad_rows and not case.quarantine:
-                assert isinstance(error, lamina.SchemaError), f"rows {bad_rows} are bad, got {error!r} ({where})"
+                assert isinstance(error, lamina.SchemaError), (
+                    f"rows {bad_rows} are bad, got {error!r} ({where})"
+                )
                 assert f"at row {bad_rows[0]} " in str(error), (str(error), bad_rows)
                 assert "nothing was written" in str(error)
             elif error is not None and isinstance(data, pa.Table) and not data.column(0).chunks:
@@ -637,7 +649,8 @@ def check_append_case(tmp_path: Path, case: Case) -> None:
         assert sum(served["rows"].to_pylist()) == len(rows)
         k_index = schema.names.index("k")
         assert sum(served["ks"].to_pylist()) == sum(r[k_index] is not None for r in rows)
-        if all(FAR[0] <= r[0] * unit_us(schema.field("ts").type) <= FAR[1] for r in rows):
+        step = Fraction(step_ns(schema.field("ts").type), 1000)
+        if all(NEAR[0] <= r[0] * step <= NEAR[1] for r in rows):
             # (verify() of a view with buckets beyond the years 1..9999: see the xfail test)
             diff, error = call(store.verify)
             assert error is None and diff.num_rows == 0, "the served view disagrees with a recompute"
@@ -678,11 +691,15 @@ INGEST_CHILD = textwrap.dedent(
                         ("x", pa.float64())])
 
     def rows(table):
-        cols = [table["ts"].cast(pa.int64()).to_pylist()] + [table[c].to_pylist() for c in "knx"]
+        cols = [
+            (c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c).to_pylist() for c in table.columns
+        ]
         return [list(r) for r in zip(*cols)]
 
     if how == "schema":
         store = lamina.Store(path, schema=schema, durable=False)
+    elif how == "new":  # the first ingest fixes the schema
+        store = lamina.Store(path, durable=False)
     else:
         store = lamina.Store(path, durable=False)
         store.append(pa.table({"ts": pa.array([0], pa.timestamp("us")), "k": ["a"],
@@ -710,7 +727,7 @@ INGEST_CHILD = textwrap.dedent(
     store.close()
     with lamina.Store(path) as again:
         out["reopened"] = rows(again.snapshot()) == last and again.commits().num_rows == len(out["commits"])
-    print(json.dumps(out))
+    print(json.dumps(out, default=str))
     """
 )
 
@@ -789,11 +806,17 @@ def iso_time(draw: Any) -> tuple[bytes, int]:
 JSON_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), TEXT
 )
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
-    max_leaves=6,
-)
+
+
+def json_values(depth: int) -> st.SearchStrategy[Any]:
+    """JSON values nested up to ``depth`` levels of lists and objects."""
+    if depth == 0:
+        return JSON_SCALARS
+    inner = json_values(depth - 1)
+    return st.one_of(JSON_SCALARS, st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3))
+
+
+JSON_VALUES = json_values(3)
 JSON_KEYS = st.one_of(st.sampled_from(["ts", "k", "n", "x", "", "\u0000", "__x", "extra"]), TEXT)
 
 
@@ -806,7 +829,10 @@ def clean_line(draw: Any) -> JLine:
         ts, micros = b"null", None
         bad.add("ts")
     elif ts_choice == 1:
-        ts, micros = json.dumps(draw(st.sampled_from(["not a time", "", "2026-13-01T00:00:00"]))).encode(), None
+        ts, micros = (
+            json.dumps(draw(st.sampled_from(["not a time", "", "2026-13-01T00:00:00"]))).encode(),
+            None,
+        )
         bad.add("ts")
     else:
         text, micros = iso_time(draw)
@@ -835,8 +861,9 @@ def clean_line(draw: Any) -> JLine:
 
 
 JUNK = st.one_of(
-    st.sampled_from([b"null", b"1", b"-0.5e3", b'"text"', b"[1, 2]", b"[{}]", b"true", b"{", b"}", b'{"a": 1'])
-    .map(lambda b: b),
+    st.sampled_from(
+        [b"null", b"1", b"-0.5e3", b'"text"', b"[1, 2]", b"[{}]", b"true", b"{", b"}", b'{"a": 1']
+    ).map(lambda b: b),
     st.one_of(JSON_SCALARS, st.lists(JSON_VALUES, max_size=3)).map(lambda v: json.dumps(v).encode()),
     st.binary(min_size=1, max_size=12)
     .map(lambda b: b.replace(b"\n", b" "))
@@ -853,15 +880,22 @@ def wild_line(draw: Any) -> JLine:
         base = draw(clean_line()).data[:-1]
         extra = draw(st.dictionaries(JSON_KEYS, JSON_VALUES, min_size=1, max_size=2))
         return JLine(base + b", " + json.dumps(extra)[1:].encode(), "wild")
+    # No empty objects ("{}"): a file of only those loses its rows without a trace (xfail test).
     if choice == 1:
-        return JLine(json.dumps(draw(st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=4))).encode(), "wild")
-    raw = draw(st.binary(max_size=10).map(lambda b: b.replace(b"\n", b" ")))
+        fields = draw(st.dictionaries(JSON_KEYS, JSON_VALUES, min_size=1, max_size=4))
+        return JLine(json.dumps(fields).encode(), "wild")
+    raw = draw(st.binary(max_size=10).map(lambda b: b.replace(b"\n", b" ")).filter(lambda b: b.strip()))
     return JLine(b"{" + raw + b"}", "wild")
 
 
 @st.composite
 def json_file(draw: Any, wild: bool) -> JFile:
-    kinds = [clean_line(), clean_line(), JUNK.map(lambda b: JLine(b, "junk")), BLANK.map(lambda b: JLine(b, "blank"))]
+    kinds = [
+        clean_line(),
+        clean_line(),
+        JUNK.map(lambda b: JLine(b, "junk")),
+        BLANK.map(lambda b: JLine(b, "blank")),
+    ]
     if wild:
         kinds.append(wild_line())
     lines = draw(st.lists(st.one_of(*kinds), max_size=6))
@@ -873,8 +907,9 @@ def json_file(draw: Any, wild: bool) -> JFile:
     stem = draw(
         st.one_of(
             st.sampled_from([b"a", b"b", *odd, b"caf\xc3\xa9", b"0", b"z z"]),
-            st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/"), max_size=4)
-            .map(str.encode),
+            st.text(
+                st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/"), max_size=4
+            ).map(str.encode),
         )
     )
     suffix = {"plain": b".jsonl", "gzip": b".jsonl.gz", "corrupt": b".jsonl.gz", "unknown": b".jsonl.bak"}
@@ -892,9 +927,11 @@ class Landing:
 @st.composite
 def landing(draw: Any) -> Landing:
     wild = draw(st.booleans())
-    files = draw(st.lists(json_file(wild), max_size=4, unique_by=lambda f: f.name))
-    ignored = draw(st.lists(st.sampled_from([b"_part.jsonl", b".hidden.jsonl", b"a.csv", b"notes.txt"]), unique=True))
-    return Landing(files, ignored, draw(st.booleans()), draw(st.sampled_from(["schema", "append"])))
+    files = draw(st.lists(json_file(wild), min_size=1, max_size=4, unique_by=lambda f: f.name))
+    ignored = draw(
+        st.lists(st.sampled_from([b"_part.jsonl", b".hidden.jsonl", b"a.csv", b"notes.txt"]), unique=True)
+    )
+    return Landing(files, ignored, draw(st.booleans()), draw(st.sampled_from(["schema", "append", "new"])))
 
 
 def write_landing(land: Path, case: Landing, draw_bytes: Any = None) -> None:
@@ -914,9 +951,11 @@ def write_landing(land: Path, case: Landing, draw_bytes: Any = None) -> None:
             out.write(b'{"ts": "2026-01-01T00:00:00", "k": "ignored", "n": 1, "x": 1.0}\n')
 
 
-def run_child(script: str, *args: str, timeout: float = 120) -> dict[str, Any]:
+def run_child(script: str, *args: str, stdin: str | None = None, timeout: float = 120) -> dict[str, Any]:
+    """Runs ``script`` in a new interpreter and returns the JSON it printed last; a crash (death by
+    a signal) or a foreign exception (a traceback, exit status 1) fails the test."""
     r = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", script, *args], input=stdin, capture_output=True, text=True, timeout=timeout
     )
     assert r.returncode >= 0, f"the child was killed by signal {-r.returncode} (a crash): {r.stderr[-2000:]}"
     assert r.returncode == 0, f"the child failed (a foreign exception?): {r.stderr[-3000:]}"
@@ -959,7 +998,7 @@ def check_landing(tmp_path: Path, case: Landing) -> None:
         assert c["rows"] + c["quarantined"] == objects, f"commit {c['commit']}: rows + quarantined != objects"
         new_rows = snapshots[i + 1][len(snapshots[i]) :]
         assert len(new_rows) == c["rows"] and snapshots[i + 1][: len(snapshots[i])] == snapshots[i]
-        if all(f.clean for f in readable):
+        if all(f.clean for f in readable) and case.how != "new":  # the schema is known
             lines = [line for f in readable for line in f.lines if line.kind == "clean"]
             good = [list(line.row) for line in lines if not line.bad]
             assert new_rows == good, f"commit {c['commit']}: rows differ from the oracle"
@@ -972,14 +1011,17 @@ def check_landing(tmp_path: Path, case: Landing) -> None:
                 assert not bad
     assert len(recorded) == len(set(recorded)), f"a file was ingested twice: {recorded}"
     junk = [(n, j + 1) for n in read_files for j, line in enumerate(lines_of[n]) if line.kind == "junk"]
-    assert sorted(listed_lines) == sorted(junk), "the lines listed as not one JSON object differ from the screen"
+    # (Lines of a file that a later commit of the delivery refused are listed too: xfail test.)
+    listed = sorted(entry for entry in listed_lines if entry[0] in read_files)
+    assert listed == sorted(junk), "the lines listed as not one JSON object differ from the screen"
     candidates = sorted(by_name)
     first, second = out["first"], out["second"]
+    event(f"ingest: {first.get('error', 'ok')}, {len(commits)} commit(s)")
     taken = list(by_name.values())
     clean_ok = all(f.clean for f in taken) and (
         case.quarantine or not any(line.bad for f in taken if not f.unreadable for line in f.lines)
     )
-    if clean_ok:
+    if clean_ok and case.how != "new":
         assert "error" not in first, f"the ingest of clean files failed: {first}"
     if "error" not in first:
         assert sorted(recorded) == candidates, "not every file of the directory was taken"
@@ -999,3 +1041,793 @@ def test_directory_ingest_takes_each_file_once_as_the_oracle_says(tmp_path: Path
 @given(case=landing())
 def test_directory_ingest_takes_each_file_once_as_the_oracle_says_slow(tmp_path: Path, case: Landing) -> None:
     check_landing(tmp_path, case)
+
+
+# ================================================================ 3. Kafka message decoding
+
+
+class FakeMessage:
+    """What ``confluent_kafka.Consumer.consume`` returns, without a broker."""
+
+    def __init__(self, value: bytes | None, offset: int, partition: int = 0) -> None:
+        self._value, self._offset, self._partition = value, offset, partition
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class KMessage:
+    value: bytes | None
+    #: The stored row the oracle expects of a well-formed message (None: any other message).
+    row: tuple[Any, ...] | None = None
+
+
+@st.composite
+def good_message(draw: Any) -> KMessage:
+    """A well-formed event: an ISO time, and (each maybe absent or null) text, an int64, a float."""
+    text, micros = iso_time(draw)
+    event_ = {"ts": text.decode()}
+    row: list[Any] = [micros]
+    for key, values in (
+        ("k", TEXT),
+        ("n", st.integers(*I64)),
+        ("x", st.floats(allow_nan=False, allow_infinity=False)),
+    ):
+        how = draw(st.sampled_from(["value", "value", "null", "absent"]))
+        value = draw(values) if how == "value" else None
+        if how != "absent":
+            event_[key] = value
+        row.append(value)
+    keys = draw(st.permutations(list(event_)))
+    indent = draw(st.sampled_from([None, None, 2]))
+    data = json.dumps({k: event_[k] for k in keys}, indent=indent, ensure_ascii=draw(st.booleans()))
+    return KMessage(data.encode(), tuple(row))
+
+
+WILD_MESSAGE = st.one_of(
+    st.dictionaries(JSON_KEYS, JSON_VALUES, max_size=5).map(lambda d: KMessage(json.dumps(d).encode())),
+    st.dictionaries(
+        st.sampled_from(["ts", "k", "n", "x"]), st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=2))
+    ).map(lambda d: KMessage(json.dumps(d).encode())),
+    JSON_VALUES.map(lambda v: KMessage(json.dumps(v).encode())),
+    st.binary(max_size=16).map(KMessage),
+    st.sampled_from(
+        [
+            None,
+            b"",
+            b"null",
+            b'{"a": 1}{"b": 2}',
+            b'{"ts": "2026-01-01T00:00:00", "k": "\xff\xfe"}',
+            b'{"ts": "2026-01-01T00:00:00", "k": "a", "k": "b"}',
+            b'{"ts": "2026-01-01T00:00:00", "n": 1e400}',
+            b'{"ts": "2026-01-01T00:00:00", "n": 99999999999999999999}',
+            b'{"ts": "2026-01-01T00:00:00", "x": NaN}',
+            b'{"ts": "\\ud800"}',
+            b'{"ts": "2026-01-01T00:00:00", "": 1, "\\u0000": 2, "__x": 3, "a\\nb": 4}',
+            b"{" * 64 + b"}" * 64,
+            b'{"ts": 1767225600000000}',
+        ]
+    ).map(KMessage),
+)
+
+
+@dataclass
+class KafkaCase:
+    messages: list[KMessage]
+    schema: pa.Schema | None
+
+
+def json_fields(value: bytes | None) -> dict[str, list[Any]] | None:
+    """The fields of a message that is one JSON object (every value of a repeated key)."""
+    try:
+        pairs = json.loads((value or b"").decode("utf-8", "replace"), object_pairs_hook=lambda p: p)
+    except ValueError:
+        return None
+    if not isinstance(pairs, list) or not all(isinstance(p, tuple) for p in pairs):
+        return None
+    out: dict[str, list[Any]] = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def json_shape(v: Any) -> Any:
+    """A JSON value's type as a reader infers it (objects decode as pairs here)."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list) and all(isinstance(p, tuple) and len(p) == 2 for p in v) and v:
+        return ("object", tuple(sorted((k, json_shape(x)) for k, x in v)))
+    if isinstance(v, list):
+        return ("list", tuple(sorted({repr(json_shape(x)) for x in v})))
+    return None
+
+
+def clashes_outside_shared_fields(messages: list[KMessage]) -> bool:
+    """Whether two messages give a field that not every message has values of types that do
+    not merge: decoded one by one, such messages stop the decoding (see the xfail test). The
+    event time is left out: it is decoded as text, and a message with another type there is
+    rejected on its own."""
+    objects = [f for f in (json_fields(m.value) for m in messages) if f is not None]
+    if not objects:
+        return False
+    shared = set.intersection(*(set(o) for o in objects))
+    for key in set().union(*objects) - shared - {"ts"}:
+        shapes = {repr(json_shape(v)) for o in objects for v in o.get(key, []) if v is not None}
+        if len(shapes) > 1:
+            return True
+    return False
+
+
+def holds_null_lists(value: bytes | None) -> bool:
+    """Whether a message holds a JSON list with a null in it, at any depth."""
+    try:
+        parsed = json.loads((value or b"").decode("utf-8", "replace"))
+    except ValueError:
+        return b"null" in (value or b"")
+    todo = [parsed]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, list):
+            if any(x is None for x in v):
+                return True
+            todo.extend(v)
+        elif isinstance(v, dict):
+            todo.extend(v.values())
+    return False
+
+
+@st.composite
+def kafka_case(draw: Any) -> KafkaCase:
+    if draw(st.booleans()):
+        messages = draw(st.lists(good_message(), min_size=1, max_size=6))
+    else:
+        messages = draw(st.lists(st.one_of(good_message(), WILD_MESSAGE), min_size=1, max_size=8))
+    assume(not clashes_outside_shared_fields(messages))
+    schema = draw(st.sampled_from([DIR_SCHEMA, DIR_SCHEMA, VARIANTS["narrow"], VARIANTS["dates"], None]))
+    if schema is None:  # (lists holding a null make pyarrow's reader build invalid arrays: xfail test)
+        assume(not any(holds_null_lists(m.value) for m in messages))
+    if schema is not DIR_SCHEMA:  # the stored values of other schemas are not foretold here
+        messages = [KMessage(m.value) for m in messages]
+    return KafkaCase(messages, schema)
+
+
+def check_kafka_case(case: KafkaCase) -> None:
+    source = lamina.KafkaSource("127.0.0.1:1", "t")
+    fakes = [FakeMessage(m.value, 100 + i, partition=i % 2) for i, m in enumerate(case.messages)]
+    decoded, error = call(source._decode, fakes, case.schema, "ts")
+    if error is not None:
+        # Only when nothing can be decoded and there is no schema to decode into.
+        assert case.schema is None, f"decoding failed with the store's schema: {error!r}"
+        return
+    table, rejected, ignored = decoded
+    offsets = [r["offset"] for r in rejected]
+    assert len(set(offsets)) == len(offsets), "a message was rejected twice"
+    assert table.num_rows + len(rejected) == len(fakes), "a message is neither a row nor rejected"
+    for r in rejected:
+        m = fakes[r["offset"] - 100]
+        assert r["partition"] == m.partition() and isinstance(r["error"], str) and isinstance(r["value"], str)
+    assert all(isinstance(k, str) and isinstance(v, int) and v > 0 for k, v in ignored.items())
+    kept = [m for i, m in enumerate(case.messages) if 100 + i not in set(offsets)]
+    store = lamina.Store(schema=case.schema)
+    try:
+        appended, error = call(store._core.append, lamina._convert.to_arrow(table), quarantine=True)
+        if case.schema is None:
+            return  # the first append fixes a schema from whatever came: it may refuse, never crash
+        assert error is None, f"the decoded messages were refused as a whole: {error!r}"
+        _commit, rows, quarantined = appended
+        assert rows + quarantined == table.num_rows
+        q_rows = set(store.quarantined()["row"].to_pylist())
+        committed = iter(rows_of(store.snapshot()))
+        all_good = all(m.row is not None for m in case.messages)
+        for i, m in enumerate(kept):
+            if i in q_rows:
+                assert not all_good, f"a well-formed message was quarantined: {m.value!r}"
+                continue
+            got = next(committed)
+            if m.row is not None:
+                assert got == tuple(norm(v) for v in m.row), f"message {m.value!r} was stored as {got}"
+        if all_good:
+            assert not rejected and quarantined == 0, (rejected, store.quarantined().to_pylist())
+    finally:
+        store.close()
+
+
+@fuzz(40)
+@given(case=kafka_case())
+def test_kafka_decoding_keeps_every_message_as_a_row_or_a_rejection(case: KafkaCase) -> None:
+    check_kafka_case(case)
+
+
+@pytest.mark.slow
+@fuzz(400)
+@given(case=kafka_case())
+def test_kafka_decoding_keeps_every_message_as_a_row_or_a_rejection_slow(case: KafkaCase) -> None:
+    check_kafka_case(case)
+
+
+# ================================================================ 4. View definitions
+
+VIEW_SCHEMA = pa.schema(
+    [
+        ("ts", pa.timestamp("us")),
+        ("k", pa.string()),
+        ("n", pa.int64()),
+        ("x", pa.float64()),
+        ("d", pa.date32()),
+        ("b", pa.bool_()),
+    ]
+)
+
+WRONG = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.binary(max_size=4),
+    st.none(),
+    st.floats(),
+    st.booleans(),
+    st.lists(st.one_of(st.integers(), st.binary(max_size=2), st.none()), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.just(object()),
+)
+COLUMNS = st.sampled_from(["ts", "k", "n", "x", "d", "b", "missing", "", "TS", "__x"])
+GRAINS = st.sampled_from(
+    ["1h", "15m", "30s", "1d", "1w", "1mo", "1q", "1y", "10y", "0h", "-1h", "1.5h", "600000w", "1", "h", "1H"]
+    + [" 1h", "01h", "+1h", "1e3s", "9223372036854775807s", "1mo2", "2q", "1\u0000h"]
+)
+ZONE_NAMES = st.sampled_from(
+    [
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Etc/GMT+5",
+        "+05:00",
+        "utc",
+        "Mars/Phobos",
+        "",
+    ]
+)
+FILTER_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    TEXT,
+    st.floats(),
+    st.binary(max_size=2),
+    st.dates(),
+    st.just(np.int64(3)),
+    st.just(np.float64(0.5)),
+)
+FILTERS = st.one_of(
+    FILTER_VALUES,
+    st.lists(FILTER_VALUES, max_size=3),
+    st.frozensets(st.one_of(st.integers(-5, 5), TEXT, st.none()), max_size=3),
+    st.dictionaries(
+        st.sampled_from([">=", ">", "<=", "<", "ge", "gt", "le", "lt", "!=", "not in", "=", "in", ""]),
+        st.one_of(FILTER_VALUES, st.lists(FILTER_VALUES, max_size=2)),
+        max_size=3,
+    ),
+)
+WHERE = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.one_of(COLUMNS, WRONG.filter(lambda v: hasattr(v, "__hash__") and v.__hash__)), FILTERS, max_size=3
+    ),
+    WRONG,
+)
+FACTORIES = {
+    "count": lamina.count,
+    "sum": lamina.sum,
+    "min": lamina.min,
+    "max": lamina.max,
+    "mean": lamina.mean,
+    "count_distinct": lamina.count_distinct,
+    "quantile": lamina.quantile,
+    "top_k": lamina.top_k,
+}
+ARGUMENT = st.one_of(COLUMNS, COLUMNS, WRONG, st.floats(-1, 2), st.integers(-2, 2**70))
+
+
+def usually(valid: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly ``valid`` (so that definitions get as far as the store), sometimes ``odd``."""
+    return st.sampled_from(range(8)).flatmap(lambda i: odd if i == 7 else valid)
+
+
+DIMENSIONS = st.sampled_from(["k", "n", "b", "d"])
+GOOD_GRAINS = st.sampled_from(["1h", "15m", "30s", "1d", "1w", "1mo", "1q", "1y", "10y", "6h"])
+GOOD_ARGS = {
+    "count": st.tuples() | st.tuples(st.sampled_from(["k", "n", "x"])),
+    "sum": st.tuples(st.sampled_from(["n", "x"])),
+    "min": st.tuples(st.sampled_from(["n", "x"])),
+    "max": st.tuples(st.sampled_from(["n", "x"])),
+    "mean": st.tuples(st.sampled_from(["n", "x"])),
+    "count_distinct": st.tuples(st.sampled_from(["k", "n", "b", "d"])),
+    "quantile": st.tuples(st.sampled_from(["n", "x"]), st.floats(0, 1)),
+    "top_k": st.tuples(st.sampled_from(["k", "n", "b"]), st.integers(1, 5)),
+}
+
+
+@st.composite
+def aggregate_call(draw: Any) -> tuple[Any, tuple[Any, ...]]:
+    """A call of an aggregate factory with arguments of any type, or an Aggregate built by hand."""
+    choice = draw(st.sampled_from(range(10)))
+    if choice == 9:
+        # Built by hand, unchecked: fields JSON can hold only (bytes or other objects there make
+        # define() raise a TypeError: see the xfail test).
+        plain = st.one_of(COLUMNS, st.none(), st.integers(-(2**70), 2**70), st.floats(), st.booleans())
+        params = draw(st.lists(st.tuples(st.sampled_from(["q", "k", "z"]), plain), max_size=2))
+        agg = draw(st.one_of(st.sampled_from([*FACTORIES, "median", ""]), plain))
+        return lamina.Aggregate, (agg, draw(plain), tuple(params))
+    name = draw(st.sampled_from(list(FACTORIES)))
+    if choice >= 7:
+        arity = {"count": draw(st.integers(0, 1)), "quantile": 2, "top_k": 2}.get(name, 1)
+        return FACTORIES[name], tuple(draw(ARGUMENT) for _ in range(arity))
+    return FACTORIES[name], draw(GOOD_ARGS[name])
+
+
+@dataclass
+class ViewCase:
+    kwargs: dict[str, Any]
+    metric_calls: list[tuple[Any, Any, tuple[Any, ...]]]  # (metric name, factory, arguments)
+
+
+@st.composite
+def view_case(draw: Any) -> ViewCase:
+    names = st.one_of(st.sampled_from(["v", "view two", "日本", "x" * 128, "other"]), TEXT.filter(bool))
+    kwargs: dict[str, Any] = {
+        "name": draw(usually(names, st.one_of(st.sampled_from(["x" * 129, "a\nb", "", "\x00"]), WRONG))),
+        "time": draw(usually(st.sampled_from(["ts", "ts", "d"]), st.one_of(COLUMNS, WRONG))),
+    }
+    good_where = st.dictionaries(st.sampled_from(["k", "n", "x", "b", "d", "ts"]), FILTERS, max_size=2)
+    good_rollups = st.lists(st.tuples(GOOD_GRAINS, st.lists(DIMENSIONS, max_size=2, unique=True)), max_size=2)
+    optional = {
+        "grain": usually(GOOD_GRAINS, st.one_of(GRAINS, TEXT, WRONG)),
+        "by": usually(
+            st.lists(DIMENSIONS, max_size=3, unique=True),
+            st.one_of(st.lists(COLUMNS, max_size=3), COLUMNS, WRONG),
+        ),
+        "where": usually(st.one_of(st.none(), good_where), WHERE),
+        "tz": usually(st.one_of(st.none(), ZONE_NAMES), st.one_of(TEXT, WRONG)),
+        "rollups": usually(
+            good_rollups,
+            st.one_of(
+                st.lists(
+                    st.one_of(
+                        st.tuples(
+                            st.one_of(GRAINS, WRONG), st.one_of(st.lists(COLUMNS, max_size=2), COLUMNS, WRONG)
+                        ),
+                        GRAINS,
+                        st.fixed_dictionaries({"grain": GRAINS, "by": st.lists(COLUMNS, max_size=2)}),
+                        WRONG,
+                    ),
+                    max_size=3,
+                ),
+                WRONG,
+            ),
+        ),
+        "precision": usually(
+            st.integers(4, 18), st.one_of(st.integers(-5, 30), st.sampled_from([2**70, 2**63]), WRONG)
+        ),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            kwargs[key] = draw(strategy)
+    calls = []
+    if draw(st.sampled_from(range(10))) == 9:
+        kwargs["metrics"] = draw(WRONG)
+    else:
+        for _ in range(draw(st.integers(1, 3))):
+            factory, args = draw(aggregate_call())
+            metric = draw(usually(st.sampled_from(["rows", "m", "ts", "k2"]), st.one_of(TEXT, WRONG)))
+            calls.append((metric, factory, args))
+    return ViewCase(kwargs, calls)
+
+
+def defined_views(store: lamina.Store) -> dict[str, str]:
+    return {name: v.to_json() for name, v in store.views().items()}
+
+
+def check_view_case(tmp_path: Path, case: ViewCase) -> None:
+    kwargs = dict(case.kwargs)
+    if "metrics" not in kwargs:
+        metrics: dict[Any, Any] = {}
+        for name, factory, args in case.metric_calls:
+            agg, error = call(factory, *args)
+            if error is None:
+                try:
+                    metrics[name] = agg
+                except TypeError:  # an unhashable name (a list): not a dict key at all
+                    continue
+        kwargs["metrics"] = metrics
+    view, error = call(lamina.View, **kwargs)
+    event("View(): " + (type(error).__name__ if error else "built"))
+    if error is not None:
+        return
+    path = fresh(tmp_path)
+    store = lamina.Store(path, schema=VIEW_SCHEMA, durable=False)
+    try:
+        store.define(lamina.View("other", time="ts", metrics={"rows": lamina.count()}))
+        store.append(
+            pa.table(
+                {
+                    "ts": pa.array([T0, T0 + dt.timedelta(hours=30)], pa.timestamp("us")),
+                    "k": ["a", None],
+                    "n": pa.array([1, -5], pa.int64()),
+                    "x": [0.5, float("nan")],
+                    "d": pa.array([dt.date(2026, 1, 1), None], pa.date32()),
+                    "b": [True, None],
+                }
+            )
+        )
+        before = defined_views(store)
+        defined, error = call(store.define, view)
+        event("define(): " + (type(error).__name__ if error else "defined"))
+        if error is not None:
+            assert defined_views(store) == before, "a refused definition changed the views"
+            return
+        name = view.name
+        assert defined is (name not in before) or name == "other", "define() of a new view returned False"
+        stored = store.views()[name]
+        assert store.define(stored) is False, f"the stored definition is not the view defined: {stored!r}"
+        assert store.define(view) is False, "defining the same view again changed it"
+        for step in (
+            lambda: store.query(name),
+            lambda: store.recompute(progress=False),
+            lambda: store.query(name),
+        ):
+            _, error = call(step)
+        diff, error = call(store.verify, name)
+        assert error is not None or diff.num_rows == 0, diff.to_pylist()
+        views = defined_views(store)
+    finally:
+        store.close()
+    with lamina.Store(path) as again:
+        assert defined_views(again) == views, "the views read back differ after a reopen"
+        assert again.define(again.views()[name]) is False
+        _, error = call(again.query, name)
+
+
+@fuzz(40)
+@given(case=view_case())
+def test_view_definitions_of_any_argument_values_raise_lamina_errors_or_round_trip(
+    tmp_path: Path, case: ViewCase
+) -> None:
+    check_view_case(tmp_path, case)
+
+
+@pytest.mark.slow
+@fuzz(400)
+@given(case=view_case())
+def test_view_definitions_of_any_argument_values_raise_lamina_errors_or_round_trip_slow(
+    tmp_path: Path, case: ViewCase
+) -> None:
+    check_view_case(tmp_path, case)
+
+
+# ================================================================ 5. risky inputs, in a child process
+
+RISKY_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import pyarrow as pa
+    import lamina
+
+    class Message:
+        def __init__(self, value, offset):
+            self._value, self._offset = value, offset
+        def value(self): return self._value
+        def partition(self): return 0
+        def offset(self): return self._offset
+        def error(self): return None
+
+    schema = pa.schema([("ts", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64()),
+                        ("x", pa.float64())])
+    what, arg = sys.argv[1], sys.argv[2]
+    if arg == "-":
+        arg = sys.stdin.read()
+    out = {}
+    if what == "kafka":
+        values = [bytes.fromhex(v) for v in json.loads(arg)]
+        source = lamina.KafkaSource("127.0.0.1:1", "t")
+        try:
+            table, rejected, _ = source._decode([Message(v, i) for i, v in enumerate(values)], schema, "ts")
+            out = {"rows": table.num_rows, "rejected": len(rejected)}
+        except lamina.LaminaError as e:
+            out = {"error": type(e).__name__}
+    elif what == "directory":
+        with lamina.Store(arg + "/store", schema=schema) as store:
+            try:
+                store.ingest(lamina.DirectorySource(arg + "/land", "*.jsonl"), idle_ms=0, quarantine=True)
+                mark = json.loads(store.commits()["source"][-1].as_py())
+                out = {"rows": store.snapshot().num_rows, "rejected": len(mark.get("rejected", []))}
+            except lamina.LaminaError as e:
+                out = {"error": type(e).__name__}
+    elif what == "arrow":
+        store = lamina.Store()
+        store.append(pa.table({"ts": pa.array([0], pa.timestamp("us")), "k": ["a"], "n": [1], "x": [0.5]}))
+        offsets = pa.py_buffer(np.array([0, 5, 2], np.int32).tobytes())
+        columns = {
+            "decreasing offsets": lambda: pa.Array.from_buffers(
+                pa.string(), 2, [None, offsets, pa.py_buffer(b"hello")]),
+            "dictionary keys out of range": lambda: pa.DictionaryArray.from_buffers(
+                pa.dictionary(pa.int32(), pa.string()), 2,
+                [None, pa.py_buffer(np.array([0, 99], np.int32).tobytes())], pa.array(["a"])),
+        }
+        table = pa.table({"ts": pa.array([0, 1], pa.timestamp("us")), "k": columns[arg](), "n": [1, 2],
+                          "x": [0.5, 1.5]})
+        try:
+            store.append(table, quarantine=True)
+            out = {"rows": store.snapshot().num_rows}
+        except lamina.LaminaError as e:
+            out = {"error": type(e).__name__, "rows": store.snapshot().num_rows}
+    print(json.dumps(out))
+    """
+)
+
+
+def nested(depth: int) -> bytes:
+    return b'{"ts": "2026-01-01T00:00:00", "a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+RISKY_MESSAGES = [
+    b"null",
+    b"[null]",
+    b"{}",
+    b'{"ts": null}',
+    nested(1000),
+    b'{"ts": "2026-01-01T00:00:00", "k": "' + b"x" * 3_000_000 + b'"}',
+    b"\xef\xbb\xbf" + b'{"ts": "2026-01-01T00:00:00"}',
+    b'{"ts": "2026-01-01T00:00:00"}\r\n',
+    b'{"ts": "2026-01-01T00:00:00", "k": "a\x00b"}',
+    b'{"ts": "2026-01-01T00:00:00", "n": -0, "x": -0.0}',
+    b'{"ts": "2026-01-01T00:00:00", "n": 1e999}',
+    b'{"' + b"k" * 100_000 + b'": 1}',
+]
+
+
+@pytest.mark.parametrize("index", range(len(RISKY_MESSAGES)))
+def test_risky_kafka_messages_never_crash_the_decoder(index: int) -> None:
+    values = [RISKY_MESSAGES[index], b'{"ts": "2026-01-01T00:00:00", "k": "fine"}']
+    out = run_child(RISKY_CHILD, "kafka", "-", stdin=json.dumps([v.hex() for v in values]))
+    assert out.get("rows", 0) + out.get("rejected", 0) == len(values), out
+
+
+def test_risky_json_lines_never_crash_an_ingest(tmp_path: Path) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    (land / "a.jsonl").write_bytes(b"\n".join(v.replace(b"\n", b" ") for v in RISKY_MESSAGES) + b"\n")
+    out = run_child(RISKY_CHILD, "directory", str(tmp_path))
+    assert "error" not in out, out
+
+
+@pytest.mark.parametrize("case", ["decreasing offsets", "dictionary keys out of range"])
+def test_malformed_arrow_buffers_are_refused_without_a_crash(case: str) -> None:
+    out = run_child(RISKY_CHILD, "arrow", case)
+    assert out == {"error": "SchemaError", "rows": 1}, out
+
+
+# ================================================================ 6. known bugs, pinned
+# Each test is one bug the fuzzing above found; the strategies keep these inputs out, so that the
+# properties stay green while the bugs stand. When a bug is fixed, its test passes (XPASS, which
+# strict=True turns into a failure): remove the xfail and the exclusion named in its reason.
+
+
+def two_rows(**columns: pa.Array) -> pa.Table:
+    base = {
+        "ts": pa.array([0, 1], pa.timestamp("us")),
+        "k": pa.array(["a", "b"]),
+        "n": pa.array([1, 2], pa.int64()),
+        "x": pa.array([0.5, 1.5]),
+    }
+    base.update(columns)
+    return pa.table(base)
+
+
+@pytest.mark.xfail(strict=True, reason="decimal32/decimal64 columns are refused into float and int columns")
+@pytest.mark.parametrize("width", [32, 64])
+def test_known_bug_small_decimals_go_into_float_columns(width: int) -> None:
+    t = pa.decimal32(5, 2) if width == 32 else pa.decimal64(12, 2)
+    with lamina.Store() as store:
+        store.append(two_rows())
+        store.append(two_rows(x=pa.array([decimal.Decimal("1.25"), None], t)))
+        assert store.snapshot()["x"].to_pylist() == [0.5, 1.5, 1.25, None]
+
+
+@pytest.mark.xfail(strict=True, reason="a whole decimal256 beyond int64 is stored wrapped (low 64 bits)")
+def test_known_bug_a_decimal256_beyond_int64_is_refused_not_wrapped() -> None:
+    with lamina.Store() as store:
+        store.append(two_rows())
+        big = pa.array([decimal.Decimal(2**64 + 5), decimal.Decimal("1E+20")], pa.decimal256(40, 0))
+        commit, error = call(store.append, two_rows(n=big), quarantine=True)
+        snapshot = store.snapshot()["n"].to_pylist()
+        assert snapshot == [1, 2], f"stored {snapshot[2:]} for {big.to_pylist()}"
+        assert error is None and store.quarantined()["row"].to_pylist() == [0, 1]
+
+
+@pytest.mark.xfail(strict=True, reason="a far timestamp into a date column refuses the whole append")
+def test_known_bug_a_far_timestamp_into_a_date_column_is_a_row_level_refusal() -> None:
+    with lamina.Store(time="d") as store:
+        store.append(pa.table({"d": pa.array([20454], pa.int32()).view(pa.date32()), "n": [1]}))
+        far = pa.table({"d": pa.array([2**62, 86_400], pa.int64()).view(pa.timestamp("s")), "n": [2, 3]})
+        commit, error = call(store.append, far, quarantine=True)
+        assert error is None, f"refused as a whole: {error}"
+        assert store.snapshot()["n"].to_pylist() == [1, 3]
+        assert store.quarantined()["row"].to_pylist() == [0]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="an empty string chunk at an offset beside others is refused as malformed"
+)
+def test_known_bug_an_empty_batch_of_a_sliced_string_column_is_not_malformed() -> None:
+    with lamina.Store() as store:
+        store.append(two_rows())
+        t = two_rows().slice(1, 1)
+        data = pa.concat_tables([t.slice(0, 0), t])  # batches of 0 and 1 rows, at offset 1
+        commit, error = call(store.append, data)
+        assert error is None, error
+        assert store.snapshot().num_rows == 3
+
+
+@pytest.mark.xfail(strict=True, reason="verify() raises OverflowError for buckets outside the years 1..9999")
+def test_known_bug_verify_of_a_view_with_far_buckets() -> None:
+    with lamina.Store() as store:
+        far = days_from_civil(20_000, 1, 1) * DAY_US
+        store.append(two_rows(ts=pa.array([0, far], pa.int64()).view(pa.timestamp("us"))))
+        store.define(lamina.View("v", time="ts", grain="1d", metrics={"rows": lamina.count()}))
+        diff, error = call(store.verify)
+        assert error is None and diff.num_rows == 0
+
+
+@pytest.mark.xfail(strict=True, reason="an unreadable file whose name is not UTF-8 stops every ingest")
+@pytest.mark.parametrize("name", [b"\xff.jsonl.gz", b"\xff.jsonl"])
+def test_known_bug_an_unreadable_file_with_a_non_utf8_name_is_rejected(tmp_path: Path, name: bytes) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    # A broken gzip stream; values of a field that change type (the JSON reader refuses the file).
+    content = b"\x1f\x8b\x08garbage" if name.endswith(b".gz") else b'{"n": 1}\n{"n": "one"}\n'
+    with open(os.path.join(os.fsencode(land), name), "wb") as f:
+        f.write(content)
+    with lamina.Store(tmp_path / "s", schema=DIR_SCHEMA) as store:
+        commits, error = call(store.ingest, lamina.DirectorySource(land, "*.jsonl*"), idle_ms=0)
+        assert error is None, f"{type(error).__name__}: {error}"
+        (mark,) = [json.loads(s) for s in store.commits()["source"].to_pylist()]
+        assert [r["file"] for r in mark["rejected"]] == [name.decode("utf-8", "backslashreplace")]
+
+
+@pytest.mark.xfail(strict=True, reason="a JSON lines line holding two objects is read as two rows")
+def test_known_bug_a_line_of_two_objects_is_not_one_json_object(tmp_path: Path) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    row = b'{"ts": "2026-01-01T00:00:00", "k": "a", "n": 1, "x": 0.5}'
+    (land / "a.jsonl").write_bytes(row + b"\n" + row + row + b"\n")
+    with lamina.Store(tmp_path / "s", schema=DIR_SCHEMA) as store:
+        store.ingest(lamina.DirectorySource(land, "*.jsonl"), idle_ms=0)
+        mark = json.loads(store.commits()["source"][0].as_py())
+        assert store.snapshot().num_rows == 1, "line 2 became rows"
+        assert [(r["line"], r["error"]) for r in mark.get("rejected", [])] == [(2, "not one JSON object")]
+
+
+@pytest.mark.xfail(strict=True, reason="a JSON lines file of empty objects loses its rows without a trace")
+@pytest.mark.parametrize("quarantine", [True, False])
+def test_known_bug_empty_json_objects_are_quarantined_not_dropped(tmp_path: Path, quarantine: bool) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    (land / "a.jsonl").write_bytes(b"{}\n{ }\n")
+    with lamina.Store(tmp_path / "s", schema=DIR_SCHEMA) as store:
+        source = lamina.DirectorySource(land, "*.jsonl")
+        commits, error = call(store.ingest, source, idle_ms=0, quarantine=quarantine)
+        if quarantine:  # two rows without an event time: quarantined
+            assert store.quarantined().num_rows == 2, store.commits().to_pylist()
+        else:  # refused, as an append of such rows is
+            assert isinstance(error, lamina.SchemaError), store.commits().to_pylist()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="lines of a file are listed as rejected in a commit that does not take it"
+)
+def test_known_bug_rejected_lines_ride_with_the_commit_of_their_file(tmp_path: Path) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    # The files do not concatenate (a timestamp column, a text one): one commit each.
+    (land / "a.jsonl").write_bytes(b'{"ts": "2026-01-01T00:00:00", "k": "a", "n": 1, "x": 0.5}\n')
+    (land / "b.jsonl").write_bytes(b'{"ts": "2026-01-01T00:00:00.5", "k": "b", "n": 2, "x": 0.5}\nnull\n')
+    with lamina.Store(tmp_path / "s", schema=DIR_SCHEMA) as store:
+        assert store.ingest(lamina.DirectorySource(land, "*.jsonl"), idle_ms=0) == 2
+        for source in store.commits()["source"].to_pylist():
+            mark = json.loads(source)
+            taken = {f["name"] for f in mark["files"]}
+            assert {r["file"] for r in mark.get("rejected", [])} <= taken, mark
+
+
+@pytest.mark.xfail(
+    strict=True, reason="messages whose field types clash outside the common shape: ArrowTypeError"
+)
+def test_known_bug_kafka_messages_of_clashing_types_are_decoded() -> None:
+    source = lamina.KafkaSource("127.0.0.1:1", "t")
+    values = [b'{"ts": "2026-01-01T00:00:00", "n": 0}', b'{"k": "a"}', b'{"k": false}']
+    decoded, error = call(source._decode, [FakeMessage(v, i) for i, v in enumerate(values)], DIR_SCHEMA, "ts")
+    table, rejected, _ = decoded
+    assert table.num_rows + len(rejected) == 3
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a valid int64 is quarantined when a neighbour message has a float there"
+)
+def test_known_bug_a_kafka_message_does_not_depend_on_its_batch() -> None:
+    source = lamina.KafkaSource("127.0.0.1:1", "t")
+    good = b'{"ts": "2026-01-01T00:00:00", "n": 4611686018427387905}'
+    for batch in ([good], [good, b'{"ts": "2026-01-01T00:00:00", "n": 1.5}']):
+        table, rejected, _ = source._decode(
+            [FakeMessage(v, i) for i, v in enumerate(batch)], DIR_SCHEMA, "ts"
+        )
+        with lamina.Store(schema=DIR_SCHEMA) as store:
+            store._core.append(lamina._convert.to_arrow(table), quarantine=True)
+            assert store.snapshot()["n"].to_pylist()[:1] == [4611686018427387905], (
+                store.quarantined().to_pylist()
+            )
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a list starting with null in the first messages (no schema yet): ArrowInvalid"
+)
+def test_known_bug_kafka_lists_of_nulls_without_a_schema() -> None:
+    source = lamina.KafkaSource("127.0.0.1:1", "t")
+    value = b'{"ts": "2026-01-01T00:00:00", "k": [null, 1]}'
+    decoded, error = call(source._decode, [FakeMessage(value, 0)], None, "ts")
+
+
+@pytest.mark.xfail(strict=True, reason="integer microsecond event times (documented) are rejected")
+def test_known_bug_kafka_integer_event_times_are_taken() -> None:
+    source = lamina.KafkaSource("127.0.0.1:1", "t")
+    table, rejected, _ = source._decode(
+        [FakeMessage(b'{"ts": 1767225600000000, "k": "a"}', 0)], DIR_SCHEMA, "ts"
+    )
+    assert not rejected, rejected
+    assert table.num_rows == 1
+
+
+@pytest.mark.xfail(
+    strict=True, reason="pyarrow's JSON reader crashes (SIGSEGV) on deep nesting; not screened"
+)
+@pytest.mark.parametrize("where", ["kafka", "directory"])
+def test_known_bug_deeply_nested_json_never_crashes(tmp_path: Path, where: str) -> None:
+    value = b'{"a": ' * 100_000 + b"1" + b"}" * 100_000
+    if where == "kafka":
+        out = run_child(RISKY_CHILD, "kafka", "-", stdin=json.dumps([value.hex()]))
+    else:
+        (tmp_path / "land").mkdir()
+        (tmp_path / "land" / "a.jsonl").write_bytes(value + b"\n")
+        out = run_child(RISKY_CHILD, "directory", str(tmp_path))
+    assert out, out
+
+
+@pytest.mark.xfail(
+    strict=True, reason="View(precision=numpy int) is accepted, then define() raises TypeError"
+)
+def test_known_bug_a_numpy_precision_is_defined_or_refused() -> None:
+    with lamina.Store(schema=VIEW_SCHEMA) as store:
+        view = lamina.View("v", time="ts", metrics={"rows": lamina.count()}, precision=np.int64(12))
+        _, error = call(store.define, view)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="an Aggregate built with bytes passes View(), then define() raises TypeError"
+)
+def test_known_bug_a_hand_built_aggregate_is_defined_or_refused() -> None:
+    with lamina.Store(schema=VIEW_SCHEMA) as store:
+        view = lamina.View("v", time="ts", metrics={"rows": lamina.Aggregate(b"count")})
+        _, error = call(store.define, view)
