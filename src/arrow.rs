@@ -23,6 +23,7 @@ pub mod compute {
     pub use arrow_cast::{cast, cast_with_options, CastOptions};
     pub use arrow_select::concat::concat_batches;
     pub use arrow_select::filter::filter_record_batch;
+    pub use arrow_select::nullif::nullif;
     pub use arrow_select::take::take;
 }
 

@@ -2,9 +2,14 @@
 //!
 //! rayon's global pool does not survive `fork()`: the child inherits a pool whose threads were
 //! not copied, and the first parallel step waits for them forever (a `multiprocessing` worker
-//! that queries a store it inherited would hang). So every call into the core from outside runs
-//! inside [`install`], on a pool that belongs to the current process: a forked child builds its
-//! own at its first call, and parallel iterators inside the call use it.
+//! that queries a store it inherited would hang). So the core never uses the global pool: every
+//! parallel step (a `par_iter`, a `join`) runs inside [`install`], on a pool that belongs to the
+//! current process, which a forked child builds anew at its first parallel step.
+//!
+//! Only those steps go to the pool, never a whole call: a call keeps its locks on the caller's
+//! thread, and a pool thread waiting inside a step only ever picks up other lock-free steps (a
+//! whole call run on the pool could be picked up by a thread that holds the lock it needs).
+//! A step inside a pool already (a recompute's own pool) runs there.
 //!
 //! The pool of a parent is never dropped in the child (its threads do not exist there; dropping
 //! it would signal them).
@@ -38,10 +43,22 @@ pub fn shared() -> Option<Arc<ThreadPool>> {
     Some(pool)
 }
 
-/// Run `f` with this process's pool as the pool of every parallel step inside it.
+/// Run the parallel step `f` on this process's pool (on the current pool when called from
+/// inside one). `f` must not take a lock a caller of the core may hold.
 pub fn install<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
     match shared() {
         Some(pool) => pool.install(f),
         None => f(),
     }
+}
+
+/// Threads of the pool a parallel step would run on.
+pub fn threads() -> usize {
+    if rayon::current_thread_index().is_some() {
+        return rayon::current_num_threads();
+    }
+    shared().map(|p| p.current_num_threads()).unwrap_or(1)
 }

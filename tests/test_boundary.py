@@ -958,3 +958,122 @@ def test_evolve_schema_refuses_anything_but_additions_and_lossless_widenings() -
             assert store.schema == base, what
         store.evolve_schema(base)  # the same schema: nothing to do
         assert store.commits().num_rows == 1
+
+
+# ---------------------------------------------------------------- found in review
+
+
+STRESS = """
+import threading, sys
+import datetime as dt
+import pyarrow as pa
+import lamina
+
+store = lamina.Store()
+batch = pa.table({"ts": pa.array([dt.datetime(2026, 1, 1)] * 40_000, pa.timestamp("us")),
+                  "k": [f"k{i % 50}" for i in range(40_000)]})
+store.append(batch)
+store.define(lamina.View("v", time="ts", by=["k"], metrics={"n": lamina.count()}))
+store.define(lamina.View("w", time="ts", metrics={"n": lamina.count()}))
+stop = threading.Event()
+
+def reader():
+    while not stop.is_set():
+        store.query("v")
+        store.query("w")
+
+threads = [threading.Thread(target=reader) for _ in range(2)]
+for t in threads:
+    t.start()
+for _ in range(30):
+    store.append(batch)
+stop.set()
+for t in threads:
+    t.join()
+print(sum(store.query("w")["n"].to_pylist()))
+"""
+
+
+def test_appends_and_queries_from_several_threads_never_deadlock() -> None:
+    """Parallel steps of an append (the speed fold, under the serving lock) and queries of other
+    threads share the worker pool: a pool thread must never pick up a whole call that waits for
+    a lock its own stack holds. Run in a child process, so a hang is a timeout, not a stuck run."""
+    r = subprocess.run([sys.executable, "-c", STRESS], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(31 * 40_000)
+
+
+def test_evolve_schema_may_reorder_columns() -> None:
+    with lamina.Store() as store:
+        for i in range(40):  # enough small segments for a compaction
+            store.append(events(2).set_column(2, "n", pa.array([i, i], pa.int64())))
+        old = store.snapshot()
+        reordered = pa.schema([store.schema.field(n) for n in ("n", "k", "ts")])
+        store.evolve_schema(reordered)
+        assert store.schema == reordered
+        store.compact()
+        snap = store.snapshot()
+        assert snap.schema == reordered
+        assert snap.select(old.column_names).equals(old)
+        store.append(events(1).select(["n", "ts", "k"]))
+        assert store.snapshot().num_rows == 81
+
+
+def test_a_store_whose_path_is_a_link_opens_for_writing(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with lamina.Store(link) as store:
+        store.append(events(2))
+    with lamina.Store(link) as store:
+        assert store.snapshot().num_rows == 2
+    assert (real / "_log").is_dir()
+
+
+def test_a_json_lines_value_of_another_type_is_one_row_outcome(tmp_path: Path) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    lines = [json.dumps({"ts": f"2026-01-01T00:00:{i % 60:02}", "k": "a", "n": i}) for i in range(1000)]
+    lines[499] = json.dumps({"ts": "2026-01-01T00:00:00", "k": "a", "n": "n/a"})
+    (land / "a.jsonl").write_text("\n".join(lines) + "\n")
+    schema = pa.schema([("ts", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64())])
+    with lamina.Store(tmp_path / "s", schema=schema) as store:
+        with pytest.raises(lamina.SchemaError, match=r"a\.jsonl:500"):
+            store.ingest(lamina.DirectorySource(land, "*.jsonl"), idle_ms=0)
+        assert store.commits().num_rows == 0
+        store.ingest(lamina.DirectorySource(land, "*.jsonl"), idle_ms=0, quarantine=True)
+        assert store.snapshot().num_rows == 999
+        assert store.quarantined()["reason"].to_pylist() == ['column "n": cannot read "n/a" as Int64']
+
+
+def test_a_struct_array_with_null_rows_is_a_schema_error() -> None:
+    t = pa.struct([("ts", pa.timestamp("us")), ("n", pa.int64())])
+    rows = pa.array([{"ts": T0, "n": 1}, None], t)
+    with lamina.Store() as store:
+        with pytest.raises(lamina.SchemaError, match="null rows"):
+            store.append(rows)
+        assert store.commits().num_rows == 0
+
+
+def test_a_running_ingest_follows_a_schema_evolution(tmp_path: Path) -> None:
+    land = tmp_path / "land"
+    land.mkdir()
+    (land / "a.jsonl").write_text('{"ts": "2026-01-01T00:00:00", "k": "a", "n": 1}\n')
+    path = tmp_path / "s"
+
+    class Evolving(lamina.DirectorySource):
+        def read(self, state, schema, time_column, max_rows, max_ms=0):
+            yield from super().read(state, schema, time_column, max_rows, max_ms)
+            if not (land / "b.jsonl").exists() and store.commits().num_rows:
+                store.evolve_schema(store.schema.append(pa.field("browser", pa.string())))
+                (land / "b.jsonl").write_text(
+                    '{"ts": "2026-01-01T00:00:01", "k": "b", "n": 2, "browser": "lynx"}\n'
+                )
+
+    with lamina.Store(path) as store:
+        store.ingest(Evolving(land, "*.jsonl"), idle_ms=200, batch_ms=20)
+        assert store.snapshot().select(["k", "browser"]).to_pylist() == [
+            {"k": "a", "browser": None},
+            {"k": "b", "browser": "lynx"},
+        ]

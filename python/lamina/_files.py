@@ -141,12 +141,12 @@ def parse_types(text: str | None) -> dict[str, pa.DataType]:
 
 @dataclass
 class FileRead:
-    """One input file read: its rows, the lines that are not one JSON object (JSON lines files:
-    ``(line, bytes)``, set aside before the reader sees them), and for JSON lines the file line
+    """One input file read: its rows, the lines of a JSON lines file set aside (``(line, bytes,
+    reason)``: not one JSON object, or unreadable on its own), and for JSON lines the file line
     of each row (None: a row's line follows from its index)."""
 
     table: pa.Table
-    rejected: list[tuple[int, bytes]] = field(default_factory=list)
+    rejected: list[tuple[int, bytes, str]] = field(default_factory=list)
     lines: list[int] | None = None
 
     def line_of(self, row: int, fmt: str) -> int:
@@ -155,6 +155,9 @@ class FileRead:
             return self.lines[row]
         return row + (2 if fmt == "csv" else 1)
 
+
+#: The reason given for a line of a JSON lines file that the core's screen sets aside.
+NOT_AN_OBJECT = "not one JSON object"
 
 #: What reading a file can raise besides pyarrow's own errors: a corrupt archive (OSError from
 #: the decompressor), values a converter cannot hold (OverflowError, ValueError).
@@ -189,7 +192,7 @@ def read_input(
         if len(data) == 0:
             empty = schema.empty_table() if schema is not None else pa.table({})
             return FileRead(empty)
-        rejected: list[tuple[int, bytes]] = []
+        rejected: list[tuple[int, bytes, str]] = []
         lines: list[int] | None = None
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -210,20 +213,28 @@ def read_input(
                 ),
             )
         elif fmt == "jsonl":
-            import pyarrow.json as pjson
+            from lamina import _json
 
-            objects, lines, rejected = _core.screen_json_lines(bytes(data))
-            if objects:
-                block = max(1 << 20, 2 * len(objects) // max(len(lines), 1) + 16)
-                table = pjson.read_json(
-                    pa.BufferReader(objects), read_options=pjson.ReadOptions(block_size=min(block, 1 << 30))
-                )
-            else:
-                table = schema.empty_table() if schema is not None else pa.table({})
+            objects, all_lines, odd = _core.screen_json_lines(bytes(data))
+            rejected = [(line, value, NOT_AN_OBJECT) for line, value in odd]
+            values = objects.split(b"\n")[:-1] if objects else []
+            decoded, rows, failed = _json.decode(values, time_column, schema)
+            rejected += [(all_lines[i], values[i], why) for i, why in failed]
+            rejected.sort()
+            lines = [all_lines[i] for i in rows]
+            if decoded is None:
+                decoded = schema.empty_table() if schema is not None else pa.table({})
+            table = decoded
         else:
             raise InputFileError(f"{path}: unknown format {fmt!r} (parquet, csv or jsonl)")
     except InputFileError:
         raise
     except _READ_ERRORS as e:
         raise InputFileError(f"cannot read {path} as {fmt}: {e}") from e
+    if table.num_rows and not table.num_columns:
+        # Rows without a field (`{}` lines): rows of nulls, which the core refuses or
+        # quarantines (no event time) like any other row; without a schema, nothing can hold them.
+        if schema is None:
+            raise InputFileError(f"{path}: its {table.num_rows} rows have no fields")
+        table = pa.table({f.name: pa.nulls(table.num_rows, f.type) for f in schema})
     return FileRead(fit_columns(table, schema, time_column, from_text=fmt != "parquet"), rejected, lines)

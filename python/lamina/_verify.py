@@ -47,7 +47,20 @@ def _show(v: Any) -> str:
     return json.dumps(v, default=str, ensure_ascii=False)
 
 
+def _plain(t: pa.Table) -> pa.Table:
+    """Times and dates as integers: Python's datetime holds only the years 1..9999, and a store
+    holds times far beyond (compared as values, they need not be datetimes)."""
+    cols = []
+    for col in t.columns:
+        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+            whole = pa.int32() if pa.types.is_date32(col.type) else pa.int64()
+            col = col.cast(whole)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, names=t.column_names)
+
+
 def compare(view: str, served: pa.Table, fresh: pa.Table, dims: int) -> pa.Table:
+    served, fresh = _plain(served), _plain(fresh)
     keys = fresh.column_names[: 1 + dims]
     metrics = [
         c
@@ -108,4 +121,7 @@ def compare(view: str, served: pa.Table, fresh: pa.Table, dims: int) -> pa.Table
             slack = SLACK if isinstance(f[m], int) else 0  # counts only, never quantile values
             if not (est - 2 * (est - lo) - slack <= f[m] <= est + 2 * (hi - est) + slack):
                 add(key, m, [est, lo, hi], f[m], "exact value far outside the served bounds")
-    return pa.Table.from_pylist(out, schema=SCHEMA)
+    # Bucket starts are microseconds since 1970 (UTC), whatever zone labels them.
+    buckets = pa.array([r.pop("bucket") for r in out], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    rows = pa.Table.from_pylist(out, schema=SCHEMA.remove(1))
+    return rows.add_column(1, SCHEMA.field(1), buckets)

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lamina import _args, _core
+from lamina import _args, _core, _json
 from lamina._files import fit_columns, infer_format, read_input
 from lamina.errors import InputFileError, InvalidArgumentError, LaminaError
 
@@ -203,16 +203,33 @@ class DirectorySource(Source):
             except InputFileError as e:
                 pending.reject(mark, str(e))
                 continue
-            for line, value in read.rejected:
-                pending.rejected.append(
+            lines = [
+                {
+                    "file": name,
+                    "line": line,
+                    "error": _json.clean(why[:200]),
+                    "value": _json.shown(value, KafkaSource.KEEP_BYTES),
+                }
+                for line, value, why in read.rejected
+            ]
+            # Fields the store has no column for are set aside and counted, as for a stream;
+            # columns a file lacks are null.
+            table, keep, ignored = _fit_stream(read.table, schema)
+            if keep is not None:
+                gone = [i for i, k in enumerate(keep) if not k]
+                lines += [
                     {
                         "file": name,
-                        "line": line,
-                        "error": "not one JSON object",
-                        "value": value[: KafkaSource.KEEP_BYTES].decode("utf-8", "replace"),
+                        "line": read.line_of(i, fmt),
+                        "error": "a nested value where the store holds a scalar",
                     }
-                )
-            pending.add(read, mark, fmt)
+                    for i in gone
+                ]
+                table = table.filter(pa.array(keep, pa.bool_()))
+                if read.lines is not None:
+                    read.lines = [line for line, k in zip(read.lines, keep, strict=True) if k]
+            read.table = fit_columns(table, schema, time_column)
+            pending.add(read, mark, fmt, lines, ignored)
             if pending.rows >= max_rows:
                 yield from pending.deliver()
                 pending = _Pending()
@@ -240,17 +257,31 @@ def _warn_once(source: Any, name: str, message: str) -> None:
 
 
 class _Pending:
-    """Files read for one delivery: their tables, marks and where each row came from."""
+    """Files read for one delivery: their tables, marks, what each set aside, and where each
+    row came from. A file's rejected lines and ignored fields ride in the commit that takes it."""
 
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
         self.marks: list[dict[str, Any]] = []
         self.reads: list[tuple[str, Any, str]] = []
-        self.rejected: list[dict[str, Any]] = []
+        #: Per file name: its rejected entries, and the fields it held that the store lacks.
+        self.rejected: dict[str, list[dict[str, Any]]] = {}
+        self.ignored: dict[str, dict[str, int]] = {}
         self.rows = 0
 
-    def add(self, read: Any, mark: dict[str, Any], fmt: str) -> None:
+    def add(
+        self,
+        read: Any,
+        mark: dict[str, Any],
+        fmt: str,
+        rejected: list[dict[str, Any]],
+        ignored: dict[str, int],
+    ) -> None:
         self.marks.append(mark)
+        if rejected:
+            self.rejected[mark["name"]] = rejected
+        if ignored:
+            self.ignored[mark["name"]] = ignored
         if read.table.num_rows:
             self.tables.append(read.table)
             self.reads.append((mark["name"], read, fmt))
@@ -259,7 +290,20 @@ class _Pending:
     def reject(self, mark: dict[str, Any], why: str) -> None:
         """A file taken with no rows: unreadable, or not to be counted twice."""
         self.marks.append(mark)
-        self.rejected.append({"file": mark["name"], "error": why[:500]})
+        self.rejected[mark["name"]] = [{"file": mark["name"], "error": _json.clean(why[:500])}]
+
+    def _progress(self, marks: list[dict[str, Any]]) -> dict[str, Any]:
+        progress: dict[str, Any] = {"kind": "files", "files": marks}
+        rejected = [r for m in marks for r in self.rejected.get(m["name"], [])]
+        if rejected:
+            progress["rejected"] = rejected
+        ignored: dict[str, int] = {}
+        for m in marks:
+            for field_name, n in self.ignored.get(m["name"], {}).items():
+                ignored[field_name] = ignored.get(field_name, 0) + n
+        if ignored:
+            progress["ignored"] = ignored
+        return progress
 
     def deliver(self) -> Iterator[Delivery]:
         if not self.marks:
@@ -273,10 +317,7 @@ class _Pending:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             table = None
         if table is not None:
-            progress: dict[str, Any] = {"kind": "files", "files": self.marks}
-            if self.rejected:
-                progress["rejected"] = self.rejected
-            yield Delivery(table, progress, what, names, locate=_locator(self.reads))
+            yield Delivery(table, self._progress(self.marks), what, names, locate=_locator(self.reads))
             return
         # Files that do not concatenate go in one commit each; the files without rows ride
         # with the first.
@@ -284,9 +325,7 @@ class _Pending:
         extra = [m for m in self.marks if m["name"] not in with_rows]
         for i, (t, (name, read, fmt)) in enumerate(zip(self.tables, self.reads, strict=True)):
             marks = [m for m in self.marks if m["name"] == name]
-            part: dict[str, Any] = {"kind": "files", "files": (extra + marks) if i == 0 else marks}
-            if i == 0 and self.rejected:
-                part["rejected"] = self.rejected
+            part = self._progress((extra + marks) if i == 0 else marks)
             yield Delivery(t, part, name, [name], locate=_locator([(name, read, fmt)]))
 
 
@@ -508,16 +547,10 @@ class KafkaSource(Source):
                 reject(messages[i], values[i], "not one JSON object")
             messages = [m for i, m in enumerate(messages) if i not in odd]
             values = [v for i, v in enumerate(values) if i not in odd]
-        table: pa.Table | None = None
-        if values:
-            try:
-                table = self._parse(values, time_column)
-                if table.num_rows != len(values):
-                    table = None  # a message holds several objects: find it below
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                table = None
-        if table is None and values:
-            table, messages = self._decode_singly(messages, values, time_column, reject)
+        table, rows, failed = _json.decode(values, time_column, schema)
+        for i, why in failed:
+            reject(messages[i], values[i], why)
+        messages = [messages[i] for i in rows]
         if table is None:
             if schema is None:
                 raise LaminaError(
@@ -541,63 +574,6 @@ class KafkaSource(Source):
                 i = table.column_names.index(time_column)
                 table = table.set_column(i, time_column, table.column(i).cast(pa.timestamp("us", t.tz)))
         return table, rejected, ignored
-
-    def _decode_singly(
-        self, messages: list[Any], values: list[bytes], time_column: str | None, reject: Any
-    ) -> tuple[pa.Table | None, list[Any]]:
-        """Rare: decode message by message, keep what fits together, set the rest aside. The
-        shape most messages share is the reference; a message whose fields clash with it (a
-        number where the others hold text) is decoded as text where it can be."""
-        singles: list[tuple[Any, bytes, pa.Table | None, str]] = []
-        for m, v in zip(messages, values, strict=True):
-            try:
-                one = self._parse([v], time_column)
-                why = "" if one.num_rows == 1 else "not one JSON object"
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-                one, why = None, str(e)
-            singles.append((m, v, one if not why else None, why))
-        shapes: dict[pa.Schema, int] = {}
-        for _m, _v, one, _why in singles:
-            if one is not None:
-                shapes[one.schema] = shapes.get(one.schema, 0) + 1
-        reference = max(shapes, key=lambda k: shapes[k]) if shapes else None
-        parts: list[pa.Table] = []
-        kept: list[Any] = []
-        for m, v, one, why in singles:
-            if one is None:
-                reject(m, v, why)
-                continue
-            try:
-                unified = pa.unify_schemas([reference, one.schema], promote_options="permissive")
-                if any(unified.field(f.name).type != f.type for f in reference):
-                    raise pa.ArrowTypeError("its fields clash with the other messages'")
-                parts.append(one)
-                kept.append(m)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                reject(m, v, str(e))
-        if not parts:
-            return None, []
-        return pa.concat_tables(parts, promote_options="permissive"), kept
-
-    @staticmethod
-    def _parse(values: list[bytes], time_column: str | None = None) -> pa.Table:
-        """One JSON object per line (a pretty-printed message's newlines become spaces), read in
-        blocks large enough for the largest message. The event time is read as text (parsed
-        after): a reader's inference would make whole seconds timestamps and fractions text."""
-        import pyarrow.json as pjson
-
-        joined = b"\n".join(values)
-        if joined.count(b"\n") != len(values) - 1:
-            joined = b"\n".join(v.replace(b"\n", b" ") for v in values)
-        block = max(1 << 20, 2 * max(map(len, values), default=0) + 16)
-        parse = None
-        if time_column is not None:
-            parse = pjson.ParseOptions(
-                explicit_schema=pa.schema([(time_column, pa.string())]), unexpected_field_behavior="infer"
-            )
-        return pjson.read_json(
-            pa.BufferReader(joined), read_options=pjson.ReadOptions(block_size=block), parse_options=parse
-        )
 
     def lag(self, state: dict[str, Any]) -> dict[str, Any]:
         """Messages per partition after the store's recorded offsets (from the broker's high

@@ -179,13 +179,12 @@ class Store:
                 fixed: tuple[pa.Schema, str | None] | None = None
                 while not stop.requested:
                     state = source_state(self._core, source)
-                    if fixed is None:
-                        # Until the schema is fixed (by the first commit, or up front), ask;
-                        # after, it never changes.
-                        schema_now = self.schema
-                        if schema_now.names:
-                            status = self._core.status()
-                            fixed = (schema_now, status.get("time_column") or self._time_option)
+                    # The schema as it stands (fixed by the first commit or up front, evolved by
+                    # evolve_schema since): read again each round, it costs no rows.
+                    schema_now = self.schema
+                    if schema_now.names and (fixed is None or fixed[0] != schema_now):
+                        status = self._core.status()
+                        fixed = (schema_now, status.get("time_column") or self._time_option)
                     schema, time_column = fixed if fixed is not None else (None, self._time_option)
                     delivered = False
                     for d in source.read(state, schema, time_column, batch_rows, batch_ms):
@@ -688,11 +687,13 @@ def _located(error: SchemaError, delivery: Any) -> SchemaError:
     import re
 
     text = str(error)
-    found = re.search(r" at row (\d+)", text)
+    # The core's own mark is the last one (a quoted value may hold the same words).
+    marks = list(re.finditer(r" at row (\d+)(?= \(\d+ bad rows in all\))", text))
+    found = marks[-1] if marks else None
     if found is None or delivery.locate is None:
         return SchemaError(f"{delivery.description}: {text}")
     where = delivery.locate(int(found.group(1)))
-    return SchemaError(f"{where}: {text[: found.start()]}{text[found.end():]}")
+    return SchemaError(f"{where}: {text[: found.start()]}{text[found.end() :]}")
 
 
 class _Interrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,24 @@ class Aggregate:
     column: str | None = None
     #: ``{"q": 0.95}`` for a quantile, ``{"k": 10}`` for top-k.
     params: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        _args.text(self.agg, "Aggregate(agg)")
+        _args.text(self.column, f"{self.agg}(column)", optional=True)
+        params = self.params.items() if isinstance(self.params, Mapping) else self.params
+        checked = []
+        for item in params or ():
+            if not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str):
+                raise InvalidArgumentError(
+                    f"{self.agg}: parameters must be (name, value) pairs, not {item!r}"
+                )
+            value = _args.number(item[1], f"{self.agg}({item[0]})")
+            try:
+                value = operator.index(value)  # int, numpy integers
+            except TypeError:
+                value = float(value)
+            checked.append((item[0], value))
+        object.__setattr__(self, "params", tuple(checked))
 
     def to_json(self) -> dict[str, Any]:
         return {"agg": self.agg, "column": self.column, **dict(self.params)}
@@ -211,7 +230,7 @@ class View:
         _args.text(self.name, "View(name)")
         _args.text(self.time, f"view {self.name!r}: time")
         _args.text(self.grain, f"view {self.name!r}: grain")
-        _args.integer(self.precision, f"view {self.name!r}: precision")
+        object.__setattr__(self, "precision", _args.integer(self.precision, f"view {self.name!r}: precision"))
         object.__setattr__(self, "by", tuple(_args.names(self.by, f"view {self.name!r}: by")))
         if self.where is not None and not isinstance(self.where, Mapping):
             raise InvalidArgumentError(

@@ -543,20 +543,21 @@ impl GroupsAccumulator for CountDistinct {
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         use rayon::prelude::*;
         let precision = self.precision;
-        let groups = self
-            .groups
-            .into_par_iter()
-            .map(|st| match st {
-                DistinctState::Exact(mut set) => {
-                    set.normalize();
-                    Ok(DistinctState::Sketch {
-                        sketch: Arc::new(set.sketch(precision)?),
-                        exact: Some(set.len() as u64),
-                    })
-                }
-                other => Ok(other),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let all = self.groups;
+        let groups = crate::parallel::install(|| {
+            all.into_par_iter()
+                .map(|st| match st {
+                    DistinctState::Exact(mut set) => {
+                        set.normalize();
+                        Ok(DistinctState::Sketch {
+                            sketch: Arc::new(set.sketch(precision)?),
+                            exact: Some(set.len() as u64),
+                        })
+                    }
+                    other => Ok(other),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
         Ok(Box::new(CountDistinct {
             groups,
             layer: Layer::Speed,

@@ -389,26 +389,28 @@ impl GroupsAccumulator for Quantile {
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         use rayon::prelude::*;
         let qs = self.qs();
-        let groups = self
-            .groups
-            .into_par_iter()
-            .map(|st| match st {
-                QuantileState::Values(v) => {
-                    let v = sorted(&v);
-                    let exact: Vec<f64> = qs
-                        .iter()
-                        .map(|&q| exact_quantile(&v, q).unwrap_or(f64::NAN))
-                        .collect();
-                    Ok(QuantileState::Sketch {
-                        sketch: Arc::new(KllSketch::from_sorted_default(&v)),
-                        exact: Some(exact.into()),
-                    })
-                }
-                other => Ok(other),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let outputs = self.outputs;
+        let all = self.groups;
+        let groups = crate::parallel::install(|| {
+            all.into_par_iter()
+                .map(|st| match st {
+                    QuantileState::Values(v) => {
+                        let v = sorted(&v);
+                        let exact: Vec<f64> = qs
+                            .iter()
+                            .map(|&q| exact_quantile(&v, q).unwrap_or(f64::NAN))
+                            .collect();
+                        Ok(QuantileState::Sketch {
+                            sketch: Arc::new(KllSketch::from_sorted_default(&v)),
+                            exact: Some(exact.into()),
+                        })
+                    }
+                    other => Ok(other),
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
         Ok(Box::new(Quantile {
-            outputs: self.outputs,
+            outputs,
             layer: Layer::Speed,
             groups,
         }))

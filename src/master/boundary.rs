@@ -186,17 +186,59 @@ pub fn check_time(micros: i128) -> bool {
     (MIN_TIME_US as i128..=MAX_TIME_US as i128).contains(&micros)
 }
 
-/// Whether a JSON text is one object: its first byte after white space is `{` and its last
-/// before white space is `}`. Checked before a JSON reader sees a message or line: pyarrow's
-/// reader crashes the process on a top-level `null`, and reads other values wrongly.
+/// How deeply a JSON value may nest: pyarrow's reader overflows its stack (and kills the
+/// process) on values nested some thousands of levels deep; lamina stores scalars only.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether a JSON text is one object: its first byte after white space is `{`, the object it
+/// opens closes at its last byte before white space (so `{..} {..}` is not one), and nothing in
+/// it nests deeper than `MAX_JSON_DEPTH`. Checked before a JSON reader sees a message or line:
+/// pyarrow's reader crashes the process on a top-level `null` or deep nesting, and reads other
+/// values wrongly. (The rest of the syntax is the reader's to check.)
 pub fn is_json_object(v: &[u8]) -> bool {
     let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let first = v.iter().position(|b| !ws(b));
-    let last = v.iter().rposition(|b| !ws(b));
-    match (first, last) {
-        (Some(a), Some(b)) => v[a] == b'{' && v[b] == b'}',
-        _ => false,
+    let (Some(first), Some(last)) = (
+        v.iter().position(|b| !ws(b)),
+        v.iter().rposition(|b| !ws(b)),
+    ) else {
+        return false;
+    };
+    if v[first] != b'{' || v[last] != b'}' {
+        return false;
     }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in v.iter().enumerate().take(last + 1).skip(first) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return false;
+                }
+            }
+            b'}' | b']' => {
+                depth = match depth.checked_sub(1) {
+                    Some(d) => d,
+                    None => return false,
+                };
+                // The outer object closed before the end: more than one value.
+                if depth == 0 && i != last {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0 && !in_string
 }
 
 /// A JSON-lines text screened line by line: the lines that are one JSON object (joined by
@@ -331,6 +373,21 @@ mod tests {
         ] {
             assert!(!is_json_object(bad), "{bad:?}");
         }
+        // Two objects on one line, and deep nesting (which crashes pyarrow's reader).
+        assert!(!is_json_object(b"{\"a\":1} {\"a\":2}"));
+        assert!(!is_json_object(b"{\"a\":1}{\"a\":2}"));
+        assert!(
+            is_json_object(b"{\"a\":\"} {\"}"),
+            "braces inside strings do not count"
+        );
+        assert!(
+            is_json_object(b"{\"a\":\"\\\" }\"}"),
+            "an escaped quote stays in the string"
+        );
+        let deep = |n: usize| [b"{\"a\":".repeat(n), b"1".to_vec(), b"}".repeat(n)].concat();
+        assert!(is_json_object(&deep(MAX_JSON_DEPTH)));
+        assert!(!is_json_object(&deep(MAX_JSON_DEPTH + 1)));
+        assert!(!is_json_object(&deep(100_000)));
         let s = screen_json_lines(b"null\n{\"a\":1}\n\n 7 \n{\"a\":2}");
         assert_eq!(s.objects, b"{\"a\":1}\n{\"a\":2}\n".to_vec());
         assert_eq!(s.lines, vec![2, 5]);

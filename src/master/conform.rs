@@ -235,22 +235,31 @@ fn convert_column(
         let plain = unit_cast(&parsed, &relabel_type(want, None), name, marks)?;
         return relabel(&plain, zone_name(want));
     }
-    let decimal = matches!(
-        have,
-        DataType::Decimal128(_, _) | DataType::Decimal256(_, _)
-    );
-    let whole_decimal =
-        matches!(have, DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if *s <= 0);
+    let scale = decimal_scale(have);
+    if let Some(scale) = scale {
+        if class_want == Some(ColumnClass::Float) {
+            let floats = cast(col, &DataType::Float64)?;
+            return unit_cast(&floats, want, name, marks);
+        }
+        if class_want == Some(ColumnClass::Int) && scale <= 0 {
+            return whole_decimal_to_int(col, want, name, marks);
+        }
+    }
     let compatible = class_have == class_want
-        || (class_want == Some(ColumnClass::Float)
-            && (class_have == Some(ColumnClass::Int) || decimal))
-        || (class_want == Some(ColumnClass::Int) && whole_decimal)
+        || (class_want == Some(ColumnClass::Float) && class_have == Some(ColumnClass::Int))
         || (is_event_time(want) && is_event_time(have));
     if !compatible {
         return Err(Error::schema(format!(
             "column {name:?} has type {have}, but the store holds {want}"
         )));
     }
+    // A time of another unit that lies beyond the range lamina buckets is refused row by row
+    // before the cast (which could not represent it).
+    let col = &if is_event_time(have) {
+        null_far_times(col, name, marks)?
+    } else {
+        col.clone()
+    };
     let converted =
         if is_event_time(have) && is_event_time(want) && (zone_of(have) || zone_of(want)) {
             // Dates and zoned timestamps: both are instants from the epoch; the zone is a label
@@ -290,6 +299,102 @@ fn check_lossy_unit(col: &ArrayRef, want: &DataType, name: &str, marks: &mut Mar
         }
     }
     Ok(())
+}
+
+/// The scale of a decimal type (None: not a decimal).
+fn decimal_scale(dt: &DataType) -> Option<i8> {
+    match dt {
+        DataType::Decimal32(_, s)
+        | DataType::Decimal64(_, s)
+        | DataType::Decimal128(_, s)
+        | DataType::Decimal256(_, s) => Some(*s),
+        _ => None,
+    }
+}
+
+/// Whole decimals (scale 0 or less) into an integer column, exactly: a value beyond the
+/// column's type is a row-level error, never wrapped.
+fn whole_decimal_to_int(
+    col: &ArrayRef,
+    want: &DataType,
+    name: &str,
+    marks: &mut Marks,
+) -> Result<ArrayRef> {
+    use crate::arrow::array::{Int64Array, UInt64Array};
+    use crate::arrow::datatypes::Decimal128Type;
+    // 38 digits hold every int64 and uint64; a wider value reads as null and is refused.
+    let wide = lenient_cast(col, &DataType::Decimal128(38, 0))?;
+    let wide = wide.as_primitive::<Decimal128Type>();
+    let mut out_of_range = |row: usize| {
+        marks.mark(row, || {
+            format!("column {name:?}: value out of range for {want}")
+        })
+    };
+    for row in 0..col.len() {
+        if col.is_valid(row) && wide.is_null(row) {
+            out_of_range(row);
+        }
+    }
+    let ints: ArrayRef = if *want == DataType::UInt64 {
+        Arc::new(
+            (0..wide.len())
+                .map(|i| {
+                    let v = wide.is_valid(i).then(|| wide.value(i))?;
+                    let got = u64::try_from(v).ok();
+                    if got.is_none() {
+                        out_of_range(i);
+                    }
+                    got
+                })
+                .collect::<UInt64Array>(),
+        )
+    } else {
+        Arc::new(
+            (0..wide.len())
+                .map(|i| {
+                    let v = wide.is_valid(i).then(|| wide.value(i))?;
+                    let got = i64::try_from(v).ok();
+                    if got.is_none() {
+                        out_of_range(i);
+                    }
+                    got
+                })
+                .collect::<Int64Array>(),
+        )
+    };
+    unit_cast(&ints, want, name, marks)
+}
+
+/// A time column with the values beyond the years lamina buckets nulled and their rows marked
+/// (a cast to another unit could not represent them, and would fail the whole column).
+fn null_far_times(col: &ArrayRef, name: &str, marks: &mut Marks) -> Result<ArrayRef> {
+    let scale: i128 = match col.data_type() {
+        DataType::Date32 => 86_400_000_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => return Ok(col.clone()),
+        dt => 1_000_000 / units_per_second(dt) as i128,
+    };
+    let raw = cast(&relabel(col, None)?, &DataType::Int64)?;
+    let raw = raw.as_primitive::<crate::arrow::datatypes::Int64Type>();
+    let far: Vec<usize> = (0..raw.len())
+        .filter(|&i| raw.is_valid(i) && !check_time(raw.value(i) as i128 * scale))
+        .collect();
+    if far.is_empty() {
+        return Ok(col.clone());
+    }
+    let mut drop = vec![false; col.len()];
+    for &row in &far {
+        drop[row] = true;
+        marks.mark(row, || {
+            format!(
+                "column {name:?}: time {} is outside the years -99,999..99,999 that lamina buckets",
+                raw.value(row)
+            )
+        });
+    }
+    Ok(crate::arrow::compute::nullif(
+        col.as_ref(),
+        &BooleanArray::from(drop),
+    )?)
 }
 
 /// Cast, marking the rows whose values do not survive it (out of range): those rows are refused,

@@ -163,8 +163,25 @@ impl ParquetBytes {
                 a.data_type() == b.data_type()
                     || matches!(a.data_type(), DataType::Dictionary(_, _))
             });
-        if same {
-            return self.read(path, columns.or(Some(&wanted)), row_groups, limit);
+        let in_order = file.fields().len() == wanted.len()
+            && file
+                .fields()
+                .iter()
+                .zip(&wanted)
+                .all(|(f, w)| f.name() == w);
+        if same && (columns.is_some() || in_order) {
+            // A projection by name reads in the file's order: put the columns in `wanted`'s.
+            let batches = self.read(path, Some(&wanted), row_groups, limit)?;
+            return batches
+                .into_iter()
+                .map(|b| {
+                    let idx: Vec<usize> = wanted
+                        .iter()
+                        .map(|w| b.schema().index_of(w))
+                        .collect::<std::result::Result<_, _>>()?;
+                    Ok(b.project(&idx)?)
+                })
+                .collect();
         }
         let batches = self.read(path, Some(&present), row_groups, limit)?;
         let mut out = Vec::with_capacity(batches.len());

@@ -19,21 +19,23 @@ pub fn read_slices(
     expected: Option<&Schema>,
 ) -> Result<Vec<RecordBatch>> {
     use rayon::prelude::*;
-    let parts: Vec<Result<Vec<RecordBatch>>> = slices
-        .par_iter()
-        .map(|s| {
-            let path = root.join(&s.file.file);
-            let bytes = read_checked(&path, s.file.crc32, s.file.bytes)?;
-            let pq = ParquetBytes::open(&path, bytes)?;
-            pq.verify(&path, s.file_rows, expected)?;
-            let (skip, end) = (s.skip as usize, (s.skip + s.rows) as usize);
-            let batches = match expected {
-                Some(target) => pq.read_as(&path, columns, None, Some(end), target)?,
-                None => pq.read(&path, columns, None, Some(end))?,
-            };
-            Ok(slice_batches(batches, skip, end))
-        })
-        .collect();
+    let parts: Vec<Result<Vec<RecordBatch>>> = crate::parallel::install(|| {
+        slices
+            .par_iter()
+            .map(|s| {
+                let path = root.join(&s.file.file);
+                let bytes = read_checked(&path, s.file.crc32, s.file.bytes)?;
+                let pq = ParquetBytes::open(&path, bytes)?;
+                pq.verify(&path, s.file_rows, expected)?;
+                let (skip, end) = (s.skip as usize, (s.skip + s.rows) as usize);
+                let batches = match expected {
+                    Some(target) => pq.read_as(&path, columns, None, Some(end), target)?,
+                    None => pq.read(&path, columns, None, Some(end))?,
+                };
+                Ok(slice_batches(batches, skip, end))
+            })
+            .collect()
+    });
     let mut out = Vec::new();
     for p in parts {
         out.extend(p?);

@@ -47,6 +47,18 @@ fn schema_error(e: impl std::fmt::Display) -> PyErr {
 /// over buffers unchecked. A panic of the importer on malformed data is a `SchemaError` too.
 pub fn read_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
     let (schema, batches) = import_batches(obj)?;
+    // A batch without rows is replaced by a fresh empty one: producers hand over zero-length
+    // slices whose offsets point past their (empty) buffers, which nothing needs to read.
+    let batches: Vec<RecordBatch> = batches
+        .into_iter()
+        .map(|b| {
+            if b.num_rows() == 0 {
+                RecordBatch::new_empty(b.schema())
+            } else {
+                b
+            }
+        })
+        .collect();
     for b in &batches {
         for (f, col) in b.schema().fields().iter().zip(b.columns()) {
             let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -91,10 +103,11 @@ fn import_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatc
                 data.data_type()
             )));
         }
-        if let Err(e) = crate::master::boundary::check_structure(&data) {
-            return Err(schema_error(format!(
-                "the Arrow data handed over is malformed ({e})"
-            )));
+        if data.null_count() > 0 {
+            return Err(schema_error(
+                "the struct array has null rows: a table's rows cannot be null (drop them, or \
+                 give a table)",
+            ));
         }
         let batch = RecordBatch::from(StructArray::from(data));
         return Ok((batch.schema(), vec![batch]));
@@ -115,10 +128,13 @@ pub fn read_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
     let (_a, aptr) = capsule(pair.get_item(1)?, ARRAY)?;
     // SAFETY: both capsules are checked by name; the array struct is moved out (the schema is
     // only borrowed: its capsule keeps owning it).
-    let data = unsafe {
-        let array = FFI_ArrowArray::from_raw(aptr.as_ptr().cast());
-        from_ffi(array, &*sptr.as_ptr().cast::<FFI_ArrowSchema>())
-    }
+    let array = unsafe { FFI_ArrowArray::from_raw(aptr.as_ptr().cast()) };
+    let schema = unsafe { &*sptr.as_ptr().cast::<FFI_ArrowSchema>() };
+    // SAFETY: as above; a panic of the importer on malformed data is caught.
+    let data = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || unsafe {
+        from_ffi(array, schema)
+    }))
+    .map_err(|_| schema_error("the Arrow data handed over is malformed"))?
     .map_err(schema_error)?;
     crate::master::boundary::check_structure(&data)
         .map_err(|e| schema_error(format!("the Arrow data handed over is malformed ({e})")))?;

@@ -167,62 +167,67 @@ impl CoreBatchJob {
         let store = self.store.clone();
         run_interruptible(py, progress.as_ref(), move |ctl| {
             let pool = crate::batch::pool(threads)?;
-            let tables = match read {
-                None => job
-                    .plans
-                    .iter()
-                    .map(|p| p.new_table(Layer::Batch))
-                    .collect(),
-                Some(read) => {
-                    if read.len() != job.plans.len() {
-                        return Err(Error::invalid(format!(
-                            "the job recomputes {} views; {} partial states were given",
-                            job.plans.len(),
-                            read.len()
-                        )));
-                    }
-                    let mut tables = Vec::with_capacity(read.len());
-                    let schema = job.schema.clone().ok_or_else(|| {
-                        Error::invalid("partial states were given for a store without data")
-                    })?;
-                    for (plan, parts) in job.plans.iter().zip(&read) {
-                        let expected = Partial::new(plan.def.clone(), &schema, Layer::Batch)?;
-                        let decoded: Vec<Partial> = pool.install(|| {
-                            parts
-                                .par_iter()
-                                .map(|(arrow, batches)| Partial::from_batches(arrow, batches))
-                                .collect::<crate::Result<_>>()
+            let tables =
+                match read {
+                    None if !job.slices.is_empty() => return Err(Error::invalid(
+                        "this job's snapshot holds rows: publish needs the partial states of its \
+                         tasks",
+                    )),
+                    None => job
+                        .plans
+                        .iter()
+                        .map(|p| p.new_table(Layer::Batch))
+                        .collect(),
+                    Some(read) => {
+                        if read.len() != job.plans.len() {
+                            return Err(Error::invalid(format!(
+                                "the job recomputes {} views; {} partial states were given",
+                                job.plans.len(),
+                                read.len()
+                            )));
+                        }
+                        let mut tables = Vec::with_capacity(read.len());
+                        let schema = job.schema.clone().ok_or_else(|| {
+                            Error::invalid("partial states were given for a store without data")
                         })?;
-                        let mut merged = expected.clone();
-                        let mut first = true;
-                        for p in decoded {
-                            if p.meta != expected.meta {
-                                return Err(Error::invalid(format!(
-                                    "a partial state given for view {:?} is not of this job",
-                                    plan.def.name
-                                )));
+                        for (plan, parts) in job.plans.iter().zip(&read) {
+                            let expected = Partial::new(plan.def.clone(), &schema, Layer::Batch)?;
+                            let decoded: Vec<Partial> = pool.install(|| {
+                                parts
+                                    .par_iter()
+                                    .map(|(arrow, batches)| Partial::from_batches(arrow, batches))
+                                    .collect::<crate::Result<_>>()
+                            })?;
+                            let mut merged = expected.clone();
+                            let mut first = true;
+                            for p in decoded {
+                                if p.meta != expected.meta {
+                                    return Err(Error::invalid(format!(
+                                        "a partial state given for view {:?} is not of this job",
+                                        plan.def.name
+                                    )));
+                                }
+                                ctl.check()?;
+                                if first {
+                                    // The empty start covers nothing: take the first state whole.
+                                    merged = p;
+                                    first = false;
+                                } else {
+                                    merged.merge(p)?;
+                                }
                             }
-                            ctl.check()?;
-                            if first {
-                                // The empty start covers nothing: take the first state whole.
-                                merged = p;
-                                first = false;
-                            } else {
-                                merged.merge(p)?;
+                            if !job.slices.is_empty() || merged.covers.is_some() {
+                                crate::batch::job::check_coverage(
+                                    &job.slices,
+                                    &plan.def.name,
+                                    merged.covers.as_ref(),
+                                )?;
                             }
+                            tables.push(merged.table);
                         }
-                        if !job.slices.is_empty() || merged.covers.is_some() {
-                            crate::batch::job::check_coverage(
-                                &job.slices,
-                                &plan.def.name,
-                                merged.covers.as_ref(),
-                            )?;
-                        }
-                        tables.push(merged.table);
+                        tables
                     }
-                    tables
-                }
-            };
+                };
             store.finish_recompute(job, tables, &pool, ctl)
         })
     }

@@ -49,10 +49,10 @@ fn to_py(err: Error) -> PyErr {
     })
 }
 
-/// Release the GIL around core work, run on this process's worker pool (`crate::parallel`: a
-/// forked child gets a pool of its own instead of waiting for its parent's threads).
+/// Release the GIL around core work (which runs on the calling thread; its parallel steps go
+/// to this process's pool, see `crate::parallel`).
 pub(crate) fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    py.detach(|| crate::parallel::install(f))
+    py.detach(f)
 }
 
 fn table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyResult<Py<PyAny>> {
@@ -77,7 +77,7 @@ fn run_interruptible<T: Send>(
         let (tx, rx) = mpsc::channel();
         let ctl_ref = &ctl;
         scope.spawn(move || {
-            let _ = tx.send(crate::parallel::install(|| work(ctl_ref)));
+            let _ = tx.send(work(ctl_ref));
         });
         // A Mutex makes the receiver shareable with the GIL-free closure.
         let rx = std::sync::Mutex::new(rx);

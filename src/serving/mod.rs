@@ -281,7 +281,7 @@ impl Serving {
         };
         // Handing a small commit to the thread pool costs more than folding it here.
         let failed = if views.len() > 1 && batch.num_rows() >= 4096 {
-            views.par_iter_mut().filter_map(fold).collect()
+            crate::parallel::install(|| views.par_iter_mut().filter_map(fold).collect())
         } else {
             views.iter_mut().filter_map(fold).collect()
         };

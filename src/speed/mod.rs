@@ -64,7 +64,7 @@ impl SpeedView {
     ) -> Result<()> {
         self.open_chunk(plan, commit);
         if let Some(c) = self.chunks.last_mut() {
-            let workers = rayon::current_num_threads().clamp(1, 8);
+            let workers = crate::parallel::threads().clamp(1, 8);
             let n = batch.num_rows();
             if workers > 1 && n >= PARALLEL_ROWS {
                 use rayon::prelude::*;
@@ -75,13 +75,15 @@ impl SpeedView {
                 let mut tables: Vec<&mut AggTable> = std::iter::once(&mut c.table)
                     .chain(c.extra.iter_mut())
                     .collect();
-                tables.par_iter_mut().enumerate().try_for_each(|(i, t)| {
-                    let start = (i * step).min(n);
-                    let len = step.min(n - start);
-                    if len == 0 {
-                        return Ok(());
-                    }
-                    t.update(plan, &batch.slice(start, len))
+                crate::parallel::install(|| {
+                    tables.par_iter_mut().enumerate().try_for_each(|(i, t)| {
+                        let start = (i * step).min(n);
+                        let len = step.min(n - start);
+                        if len == 0 {
+                            return Ok(());
+                        }
+                        t.update(plan, &batch.slice(start, len))
+                    })
                 })?;
             } else {
                 c.table.update(plan, batch)?;

@@ -35,7 +35,7 @@ use crate::arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::master::files::{ensure_dir, read_checked};
+use crate::master::files::read_checked;
 use crate::master::lock::WriterLock;
 use crate::master::manifest::{Manifest, ManifestState, Record};
 use crate::master::parquet_io::ParquetBytes;
@@ -214,7 +214,8 @@ impl Store {
             }
         } else {
             check_store_dir(&root)?;
-            ensure_dir(&root)?;
+            // The root itself may be a link (`~/data -> /mnt/disk/data`); its folders may not.
+            fs::create_dir_all(&root).map_err(|e| Error::io(root.display(), e))?;
         }
         crate::layout::check_no_links(&root)?;
         let lock = if opts.read_only {

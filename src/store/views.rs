@@ -327,7 +327,12 @@ impl Store {
                 if current {
                     continue;
                 }
-                let useful = v.broken.is_none() && v.speed.rows() > 0 && last >= first;
+                if v.broken.is_some() {
+                    // Served from less than it should be (or not at all): its saved state, if
+                    // any, is left as it is for the next open to judge.
+                    continue;
+                }
+                let useful = v.speed.rows() > 0 && last >= first;
                 if !useful {
                     if entry.saved_speed.is_some() {
                         work.push((name.clone(), None, entry.saved_speed.clone()));
@@ -630,15 +635,17 @@ impl Store {
         let rollups: Vec<AggTable> = prof.time("rollups", || {
             // One task per roll-up (each merges every group of the view once).
             use rayon::prelude::*;
-            plan.rollups
-                .par_iter()
-                .map(|r| {
-                    let mut t = r.plan.new_table(Layer::Batch);
-                    let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);
-                    t.absorb(&table, &r.keep, grain, &|_, _| true)?;
-                    t.into_served()
-                })
-                .collect::<Result<_>>()
+            crate::parallel::install(|| {
+                plan.rollups
+                    .par_iter()
+                    .map(|r| {
+                        let mut t = r.plan.new_table(Layer::Batch);
+                        let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);
+                        t.absorb(&table, &r.keep, grain, &|_, _| true)?;
+                        t.into_served()
+                    })
+                    .collect::<Result<_>>()
+            })
         })?;
         // Serving holds exactly what is persisted (and what a restart loads).
         let served = prof.time("sketch", || table.into_served())?;

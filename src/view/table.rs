@@ -490,10 +490,14 @@ impl AggTable {
         let groups = self.keys.len();
         // Metrics merge independently: large merges (the end of a recompute) use every core.
         if pairs.len() >= PARALLEL_GROUPS {
-            self.states
-                .par_iter_mut()
-                .zip(other.states.par_iter())
-                .try_for_each(|(states, ostates)| states.merge(ostates.as_ref(), &pairs, groups))?;
+            crate::parallel::install(|| {
+                self.states
+                    .par_iter_mut()
+                    .zip(other.states.par_iter())
+                    .try_for_each(|(states, ostates)| {
+                        states.merge(ostates.as_ref(), &pairs, groups)
+                    })
+            })?;
         } else {
             for (states, ostates) in self.states.iter_mut().zip(other.states.iter()) {
                 states.merge(ostates.as_ref(), &pairs, groups)?;
@@ -554,16 +558,18 @@ impl AggTable {
             }
         };
         let (mut columns, metric_cols) = if order.len() >= PARALLEL_GROUPS {
-            rayon::join(
-                || self.keys.to_arrays(&order),
-                || {
-                    metrics
-                        .par_iter()
-                        .zip(self.states.par_iter())
-                        .map(|(m, s)| metric_columns((m, s.as_ref())))
-                        .collect::<Result<Vec<_>>>()
-                },
-            )
+            crate::parallel::install(|| {
+                rayon::join(
+                    || self.keys.to_arrays(&order),
+                    || {
+                        metrics
+                            .par_iter()
+                            .zip(self.states.par_iter())
+                            .map(|(m, s)| metric_columns((m, s.as_ref())))
+                            .collect::<Result<Vec<_>>>()
+                    },
+                )
+            })
         } else {
             (
                 self.keys.to_arrays(&order),
@@ -684,10 +690,13 @@ impl AggTable {
     /// The served form of a batch-layer table (exact distinct sets become exact-tagged sketches).
     pub fn into_served(self) -> Result<AggTable> {
         let states = if self.keys.len() >= PARALLEL_GROUPS {
-            self.states
-                .into_par_iter()
-                .map(|s| s.into_served())
-                .collect::<Result<_>>()?
+            let states = self.states;
+            crate::parallel::install(|| {
+                states
+                    .into_par_iter()
+                    .map(|s| s.into_served())
+                    .collect::<Result<_>>()
+            })?
         } else {
             self.states
                 .into_iter()

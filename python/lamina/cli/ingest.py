@@ -79,16 +79,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             )
             table = read.table
             if read.rejected:
-                line, value = read.rejected[0]
+                line, value, why = read.rejected[0]
                 shown = value[:60].decode("utf-8", "replace")
                 if not args.quarantine:
                     raise CommandError(
-                        f"{path}:{line}: not one JSON object ({shown!r}); {len(read.rejected)} such "
-                        "line(s); nothing was written from this file (--quarantine skips them)"
+                        f"{path}:{line}: {why} ({shown!r}); {len(read.rejected)} such line(s); "
+                        "nothing was written from this file (--quarantine skips them)"
                     )
-                for line, value in read.rejected[:5]:
+                for line, value, why in read.rejected[:5]:
                     text = value[:60].decode("utf-8", "replace")
-                    print(f"  {path}:{line}: not one JSON object ({text!r}); skipped")
+                    print(f"  {path}:{line}: {why} ({text!r}); skipped")
             if table.num_rows == 0:
                 print(f"{path}: no rows; nothing committed")
                 continue
