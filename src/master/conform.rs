@@ -335,32 +335,26 @@ fn whole_decimal_to_int(
             out_of_range(row);
         }
     }
+    // Each value in the widest integer type of the column's sign, or refused.
+    fn fit<T: TryFrom<i128>>(
+        wide: &crate::arrow::array::Decimal128Array,
+        refuse: &mut impl FnMut(usize),
+    ) -> Vec<Option<T>> {
+        (0..wide.len())
+            .map(|i| {
+                let v = wide.is_valid(i).then(|| wide.value(i))?;
+                let got = T::try_from(v).ok();
+                if got.is_none() {
+                    refuse(i);
+                }
+                got
+            })
+            .collect()
+    }
     let ints: ArrayRef = if *want == DataType::UInt64 {
-        Arc::new(
-            (0..wide.len())
-                .map(|i| {
-                    let v = wide.is_valid(i).then(|| wide.value(i))?;
-                    let got = u64::try_from(v).ok();
-                    if got.is_none() {
-                        out_of_range(i);
-                    }
-                    got
-                })
-                .collect::<UInt64Array>(),
-        )
+        Arc::new(UInt64Array::from(fit::<u64>(wide, &mut out_of_range)))
     } else {
-        Arc::new(
-            (0..wide.len())
-                .map(|i| {
-                    let v = wide.is_valid(i).then(|| wide.value(i))?;
-                    let got = i64::try_from(v).ok();
-                    if got.is_none() {
-                        out_of_range(i);
-                    }
-                    got
-                })
-                .collect::<Int64Array>(),
-        )
+        Arc::new(Int64Array::from(fit::<i64>(wide, &mut out_of_range)))
     };
     unit_cast(&ints, want, name, marks)
 }
