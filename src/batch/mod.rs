@@ -175,11 +175,14 @@ pub fn recompute(
                 let mut out = Vec::with_capacity(a.len());
                 for (x, y) in a.into_iter().zip(b) {
                     // Merge the smaller into the larger: fewer keys to translate.
-                    let (mut big, small) = if x.keys.len() >= y.keys.len() {
+                    let (mut big, mut small) = if x.keys.len() >= y.keys.len() {
                         (x, y)
                     } else {
                         (y, x)
                     };
+                    // Pending fast-path work is finished once per group before the merge
+                    // reads it (never changes the state).
+                    ctl.profile.time("merge", || small.settle());
                     ctl.profile.time("merge", || big.merge_same(&small))?;
                     out.push(big);
                 }

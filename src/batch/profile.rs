@@ -61,6 +61,21 @@ pub fn metric_phase(m: &crate::aggregate::AggPlan) -> &'static str {
     }
 }
 
+/// The phase name of building a metric's persisted columns at publish.
+pub fn state_phase(m: &crate::aggregate::AggPlan) -> &'static str {
+    match metric_phase(m) {
+        "fold count" => "state: count",
+        "fold int sum" => "state: int sum",
+        "fold float sum" => "state: float sum",
+        "fold int min/max" => "state: int min/max",
+        "fold float min/max" => "state: float min/max",
+        "fold mean" => "state: mean",
+        "fold distinct" => "state: distinct",
+        "fold quantile" => "state: quantile",
+        _ => "state: top_k",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -650,7 +650,7 @@ impl Store {
         // Serving holds exactly what is persisted (and what a restart loads).
         let served = prof.time("sketch", || table.into_served())?;
         let batches = prof.time("sort+state", || {
-            let view = served.state_batch(&plan.def.by, &plan.metrics)?;
+            let view = served.state_batch_profiled(&plan.def.by, &plan.metrics, prof)?;
             let shapes = plan
                 .rollups
                 .iter()

@@ -374,9 +374,16 @@ impl GroupKeys {
     /// Each group gets a row of order-preserving words first (strings become their rank among
     /// the table's strings, ranked once), so the sort compares integers, never strings.
     pub fn sorted_order(&self) -> Vec<u32> {
+        let ranks = self.string_ranks();
+        self.sorted_order_packed(&ranks)
+            .unwrap_or_else(|| self.sorted_order_rows(&ranks))
+    }
+
+    /// The string ranks of `sorted_order`: per string dimension, each interned id's position
+    /// among the dimension's strings in byte order (empty for other dimensions).
+    fn string_ranks(&self) -> Vec<Vec<u64>> {
         let nd = self.dims.len();
-        let w = 1 + 2 * nd;
-        let ranks: Vec<Vec<u64>> = (0..nd)
+        (0..nd)
             .map(|d| match self.dims[d] {
                 DimKind::Str => {
                     let strings = &self.interners[d].strings;
@@ -394,7 +401,13 @@ impl GroupKeys {
                 }
                 _ => Vec::new(),
             })
-            .collect();
+            .collect()
+    }
+
+    /// `sorted_order` by comparing rows of normalized words (any key).
+    fn sorted_order_rows(&self, ranks: &[Vec<u64>]) -> Vec<u32> {
+        let nd = self.dims.len();
+        let w = 1 + 2 * nd;
         let mut norm = vec![0u64; self.len() * w];
         for (g, row) in norm.chunks_exact_mut(w).enumerate() {
             let k = self.key(g as u32);
@@ -418,6 +431,104 @@ impl GroupKeys {
         order
     }
 
+    /// `sorted_order` for keys whose dimensions pack into one word, in the same order: per
+    /// dimension a code (the rank of a string, an integer's offset from the smallest; null
+    /// after every value) in just the bits it needs, the first dimension most significant.
+    /// Sorting (bucket, word) pairs is several times faster than comparing rows of words.
+    /// None when the codes need more than 64 bits.
+    fn sorted_order_packed(&self, ranks: &[Vec<u64>]) -> Option<Vec<u32>> {
+        let n = self.len();
+        let nd = self.dims.len();
+        // Per dimension: the value to subtract and the code of null.
+        let mut base = vec![0u64; nd];
+        let mut null_code = vec![0u64; nd];
+        let mut bits = 0u32;
+        for d in 0..nd {
+            let value = |k: &[u64]| match self.dims[d] {
+                DimKind::Str => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
+                DimKind::Int | DimKind::Date => k[2 + d] ^ (1 << 63),
+                DimKind::UInt | DimKind::Bool => k[2 + d],
+            };
+            let (mut lo, mut hi) = (u64::MAX, 0u64);
+            for g in 0..n as u32 {
+                let k = self.key(g);
+                if k[1] & (1 << d) == 0 {
+                    let v = value(k);
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            if lo > hi {
+                lo = 0;
+                hi = 0;
+            }
+            let span = hi - lo;
+            if span >= u64::MAX / 2 {
+                return None;
+            }
+            base[d] = lo;
+            null_code[d] = span + 1;
+            bits += 64 - (span + 1).leading_zeros();
+            if bits > 64 {
+                return None;
+            }
+        }
+        let mut rows: Vec<(u64, u64, u32)> = (0..n as u32)
+            .map(|g| {
+                let k = self.key(g);
+                let mut word = 0u64;
+                for d in 0..nd {
+                    let width = 64 - null_code[d].leading_zeros();
+                    let code = if k[1] & (1 << d) != 0 {
+                        null_code[d]
+                    } else {
+                        let v = match self.dims[d] {
+                            DimKind::Str => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
+                            DimKind::Int | DimKind::Date => k[2 + d] ^ (1 << 63),
+                            DimKind::UInt | DimKind::Bool => k[2 + d],
+                        };
+                        v - base[d]
+                    };
+                    word = if width == 64 {
+                        code
+                    } else {
+                        (word << width) | code
+                    };
+                }
+                (k[0] ^ (1 << 63), word, g)
+            })
+            .collect();
+        rows.sort_unstable();
+        Some(rows.into_iter().map(|r| r.2).collect())
+    }
+
+    /// Dimension `d` (a string) of the groups in `order`: the distinct strings once, then one
+    /// gather of their ids (no string lookup per group).
+    fn string_column(&self, d: usize, order: &[u32]) -> ArrayRef {
+        let strings = &self.interners[d].strings;
+        let ids: crate::arrow::array::UInt32Array = order
+            .iter()
+            .map(|&g| {
+                let k = self.key(g);
+                (k[1] & (1 << d) == 0).then_some(k[2 + d] as u32)
+            })
+            .collect();
+        let dict = StringArray::from_iter_values(strings.iter().map(|s| s.as_ref()));
+        match crate::arrow::compute::take(&dict, &ids, None) {
+            Ok(a) => a,
+            // Ids always index the interner; should one not, fall back to looking each up.
+            Err(_) => Arc::new(
+                order
+                    .iter()
+                    .map(|&g| match self.dim(g, d) {
+                        DimValue::Str(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect::<StringArray>(),
+            ),
+        }
+    }
+
     /// Arrow columns of the keys, in `order`: the bucket column, then one column per dimension.
     pub fn to_arrays(&self, order: &[u32]) -> Vec<ArrayRef> {
         let mut out: Vec<ArrayRef> = Vec::with_capacity(1 + self.dims.len());
@@ -426,15 +537,7 @@ impl GroupKeys {
         out.push(Arc::new(buckets.with_timezone("UTC")));
         for d in 0..self.dims.len() {
             let arr: ArrayRef = match self.dims[d] {
-                DimKind::Str => Arc::new(
-                    order
-                        .iter()
-                        .map(|&g| match self.dim(g, d) {
-                            DimValue::Str(s) => Some(s),
-                            _ => None,
-                        })
-                        .collect::<StringArray>(),
-                ),
+                DimKind::Str => self.string_column(d, order),
                 DimKind::Int => Arc::new(
                     order
                         .iter()
@@ -645,44 +748,61 @@ mod tests {
 
     #[test]
     fn sorted_order_equals_comparing_values() {
-        let mut keys = GroupKeys::new(vec![DimKind::Str, DimKind::Int, DimKind::Bool]);
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let words = ["b", "", "é", "a", "ab", "Z", "日本"];
-        let n = 3000;
-        let mut buckets = Vec::new();
-        let (mut strs, mut ints, mut bools) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..n {
-            buckets.push([-3_600_000_000i64, 0, 3_600_000_000, i64::MIN / 2][next() as usize % 4]);
-            strs.push((next() % 8 != 0).then(|| words[next() as usize % words.len()]));
-            ints.push(
-                (next() % 8 != 0).then(|| [i64::MIN, -1, 0, 7, i64::MAX][next() as usize % 5]),
-            );
-            bools.push((next() % 4 != 0).then(|| next() % 2 == 0));
+        // Integers spanning all of int64 take the row path; narrow ones (and every null) pack
+        // into one word. Both must give the order of comparing the values.
+        let wide = [i64::MIN, -1, 0, 7, i64::MAX];
+        let narrow = [-5, -1, 0, 7, 1 << 40];
+        for (ints_from, packs) in [(wide, false), (narrow, true)] {
+            let mut keys = GroupKeys::new(vec![DimKind::Str, DimKind::Int, DimKind::Bool]);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let words = ["b", "", "é", "a", "ab", "Z", "日本"];
+            let n = 3000;
+            let mut buckets = Vec::new();
+            let (mut strs, mut ints, mut bools) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..n {
+                buckets
+                    .push([-3_600_000_000i64, 0, 3_600_000_000, i64::MIN / 2][next() as usize % 4]);
+                strs.push((next() % 8 != 0).then(|| words[next() as usize % words.len()]));
+                ints.push((next() % 8 != 0).then(|| ints_from[next() as usize % 5]));
+                bools.push((next() % 4 != 0).then(|| next() % 2 == 0));
+            }
+            let dims: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(strs)),
+                Arc::new(Int64Array::from(ints)),
+                Arc::new(BooleanArray::from(bools)),
+            ];
+            keys.encode(&buckets, None, &dims, 3_600_000_000).unwrap();
+            assert!(keys.len() > 100);
+            let ranks = keys.string_ranks();
+            assert_eq!(keys.sorted_order_packed(&ranks).is_some(), packs);
+            let got = keys.sorted_order();
+            assert_eq!(got, keys.sorted_order_rows(&ranks));
+            let mut want: Vec<u32> = (0..keys.len() as u32).collect();
+            want.sort_by(|&a, &b| {
+                (keys.bucket(a)).cmp(&keys.bucket(b)).then_with(|| {
+                    (0..3)
+                        .map(|d| cmp_dim(keys.dim(a, d), keys.dim(b, d)))
+                        .find(|o| *o != Ordering::Equal)
+                        .unwrap_or(Ordering::Equal)
+                })
+            });
+            assert_eq!(got, want);
+            // The string column gathers the same values the keys hold.
+            let arrays = keys.to_arrays(&got);
+            let strings = arrays[1].as_string::<i32>();
+            for (i, &g) in got.iter().enumerate() {
+                match keys.dim(g, 0) {
+                    DimValue::Str(s) => assert_eq!(strings.value(i), s),
+                    _ => assert!(strings.is_null(i)),
+                }
+            }
         }
-        let dims: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(strs)),
-            Arc::new(Int64Array::from(ints)),
-            Arc::new(BooleanArray::from(bools)),
-        ];
-        keys.encode(&buckets, None, &dims, 3_600_000_000).unwrap();
-        assert!(keys.len() > 100);
-        let got = keys.sorted_order();
-        let mut want: Vec<u32> = (0..keys.len() as u32).collect();
-        want.sort_by(|&a, &b| {
-            (keys.bucket(a)).cmp(&keys.bucket(b)).then_with(|| {
-                (0..3)
-                    .map(|d| cmp_dim(keys.dim(a, d), keys.dim(b, d)))
-                    .find(|o| *o != Ordering::Equal)
-                    .unwrap_or(Ordering::Equal)
-            })
-        });
-        assert_eq!(got, want);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
-use crate::batch::profile::{metric_phase, Profile};
+use crate::batch::profile::{metric_phase, state_phase, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
 use crate::view::def::{normalize_dates, AggSpec, Filter, ViewDef};
@@ -534,12 +534,23 @@ impl AggTable {
 
     /// The user-visible result: bucket, dims, metrics (sorted by bucket then dims).
     pub fn finalize(&self, dim_names: &[String], metrics: &[AggPlan]) -> Result<RecordBatch> {
-        self.to_batch(dim_names, metrics, false)
+        self.to_batch(dim_names, metrics, false, None)
     }
 
     /// The persisted form: public columns plus the hidden state columns.
     pub fn state_batch(&self, dim_names: &[String], metrics: &[AggPlan]) -> Result<RecordBatch> {
-        self.to_batch(dim_names, metrics, true)
+        self.to_batch(dim_names, metrics, true, None)
+    }
+
+    /// `state_batch`, adding the time of sorting, of the key columns and of each metric family's
+    /// state columns to `profile`.
+    pub fn state_batch_profiled(
+        &self,
+        dim_names: &[String],
+        metrics: &[AggPlan],
+        profile: &Profile,
+    ) -> Result<RecordBatch> {
+        self.to_batch(dim_names, metrics, true, Some(profile))
     }
 
     fn to_batch(
@@ -547,32 +558,44 @@ impl AggTable {
         dim_names: &[String],
         metrics: &[AggPlan],
         with_state: bool,
+        profile: Option<&Profile>,
     ) -> Result<RecordBatch> {
-        let order = self.keys.sorted_order();
+        let timed =
+            |phase: &'static str, f: &dyn Fn() -> Result<Vec<(String, ArrayRef)>>| match profile {
+                Some(p) => p.time(phase, f),
+                None => f(),
+            };
+        let order = match profile {
+            Some(p) => p.time("state: sort", || self.keys.sorted_order()),
+            None => self.keys.sorted_order(),
+        };
         let mut fields = Self::key_fields(dim_names, &self.keys.dims);
         let metric_columns = |(m, states): (&AggPlan, &dyn GroupsAccumulator)| {
-            if with_state {
-                states.state(&m.name, &order)
-            } else {
-                states.evaluate(&m.name, &order)
-            }
+            timed(state_phase(m), &|| {
+                if with_state {
+                    states.state(&m.name, &order)
+                } else {
+                    states.evaluate(&m.name, &order)
+                }
+            })
+        };
+        let key_arrays = || match profile {
+            Some(p) => p.time("state: keys", || self.keys.to_arrays(&order)),
+            None => self.keys.to_arrays(&order),
         };
         let (mut columns, metric_cols) = if order.len() >= PARALLEL_GROUPS {
             crate::parallel::install(|| {
-                rayon::join(
-                    || self.keys.to_arrays(&order),
-                    || {
-                        metrics
-                            .par_iter()
-                            .zip(self.states.par_iter())
-                            .map(|(m, s)| metric_columns((m, s.as_ref())))
-                            .collect::<Result<Vec<_>>>()
-                    },
-                )
+                rayon::join(key_arrays, || {
+                    metrics
+                        .par_iter()
+                        .zip(self.states.par_iter())
+                        .map(|(m, s)| metric_columns((m, s.as_ref())))
+                        .collect::<Result<Vec<_>>>()
+                })
             })
         } else {
             (
-                self.keys.to_arrays(&order),
+                key_arrays(),
                 metrics
                     .iter()
                     .zip(self.states.iter())
