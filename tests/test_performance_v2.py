@@ -110,9 +110,12 @@ def test_last_recompute_reports_where_the_time_went() -> None:
         assert last["snapshot"] == st["latest_commit"]
         assert last["threads"] >= 1 and last["seconds"] > 0
         for phase in ("read", "decode", "group", "fold count", "fold float sum", "fold int sum",
-                      "fold float min/max", "fold mean", "fold distinct", "sketch", "sort+state",
-                      "encode", "write+fsync", "commit"):  # fmt: skip
+                      "fold float min/max", "fold distinct", "sketch", "sort+state", "state: sort",
+                      "state: keys", "state: float sum", "state: distinct", "encode",
+                      "write+fsync", "commit"):  # fmt: skip
             assert last["phases"][phase] >= 0, phase
+        # The view's mean of amount is its sum of amount's state: folded and persisted once.
+        assert "fold mean" not in last["phases"] and "state: mean" not in last["phases"]
         assert "last recompute" in st._repr_html_()
 
 

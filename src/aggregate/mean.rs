@@ -1,6 +1,11 @@
 //! `mean`: the exact sum and the non-null count of its sum aggregate (integer or float), divided
 //! only when evaluated, so merges stay exact.
 //!
+//! A view that also sums the same column keeps one state for both: the sum's plan carries the
+//! mean (`AggPlan::mean`), its accumulator is a `Mean` that gives the sum's columns and then the
+//! mean's, and only the sum's state is persisted (one fold, one state, one set of hidden
+//! columns). A mean on its own persists its sum's hidden columns under its own name.
+//!
 //! Partial-state layout: its sum's (`sum.rs` or `sum_float.rs`).
 
 use std::path::Path;
@@ -22,11 +27,37 @@ pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
 #[derive(Debug, Clone)]
 pub struct Mean<S: SumState> {
     sum: S,
+    /// Set when this is a sum metric's state that also gives the mean of the same column: the
+    /// mean's name (the accumulator is then called with the sum's name).
+    with_sum: Option<String>,
 }
 
 impl<S: SumState> Mean<S> {
     pub fn new(sum: S) -> Self {
-        Mean { sum }
+        Mean {
+            sum,
+            with_sum: None,
+        }
+    }
+
+    /// The state of a sum metric that also gives the mean `mean` of its column.
+    pub fn shared(sum: S, mean: String) -> Self {
+        Mean {
+            sum,
+            with_sum: Some(mean),
+        }
+    }
+
+    fn like(&self, sum: S) -> Self {
+        Mean {
+            sum,
+            with_sum: self.with_sum.clone(),
+        }
+    }
+
+    fn means(&self, order: &[u32]) -> ArrayRef {
+        let values: Float64Array = order.iter().map(|&g| self.sum.mean(g as usize)).collect();
+        Arc::new(values)
     }
 }
 
@@ -46,15 +77,30 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     }
 
     fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let values: Float64Array = order.iter().map(|&g| self.sum.mean(g as usize)).collect();
-        Ok(vec![(name.to_string(), Arc::new(values))])
+        Ok(match &self.with_sum {
+            None => vec![(name.to_string(), self.means(order))],
+            Some(mean) => {
+                let mut cols = self.sum.evaluate(name, order)?;
+                cols.push((mean.clone(), self.means(order)));
+                cols
+            }
+        })
     }
 
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut cols = self.evaluate(name, order)?;
-        // The sum's hidden columns; its public column is replaced by the mean.
-        cols.extend(self.sum.hidden_state(name, order)?);
-        Ok(cols)
+        Ok(match &self.with_sum {
+            None => {
+                // The sum's hidden columns; its public column is replaced by the mean.
+                let mut cols = vec![(name.to_string(), self.means(order))];
+                cols.extend(self.sum.hidden_state(name, order)?);
+                cols
+            }
+            Some(mean) => {
+                let mut cols = self.sum.state(name, order)?;
+                cols.push((mean.clone(), self.means(order)));
+                cols
+            }
+        })
     }
 
     fn load_state(
@@ -65,11 +111,11 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         let inner = self.sum.load_state(name, batch, file)?;
         let sum = downcast::<S>(inner.as_ref())?.clone();
-        Ok(Box::new(Mean { sum }))
+        Ok(Box::new(self.like(sum)))
     }
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Mean { sum: S::default() })
+        Box::new(self.like(S::default()))
     }
     fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
         self.sum.write_partial(g, out)
@@ -77,7 +123,7 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
     fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
         let inner = self.sum.load_partial(values, what)?;
         let sum = downcast::<S>(inner.as_ref())?.clone();
-        Ok(Box::new(Mean { sum }))
+        Ok(Box::new(self.like(sum)))
     }
     fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
         self.settle();

@@ -69,6 +69,31 @@ pub struct AggPlan {
     /// The definition-order positions of the metrics this plan gives (one, or one per quantile):
     /// result columns keep the order of the definition.
     pub positions: Vec<usize>,
+    /// For a `sum` plan: the `mean` of the same column in the view, if any, as (metric name,
+    /// definition position). Both come from the sum's one state (see `mean`).
+    pub mean: Option<(String, usize)>,
+}
+
+impl AggPlan {
+    /// The metrics this plan gives, each with its definition position.
+    pub fn outputs(&self) -> Vec<(&str, usize)> {
+        let mut out: Vec<(&str, usize)> = if self.quantiles.is_empty() {
+            vec![(
+                self.name.as_str(),
+                self.positions.first().copied().unwrap_or(usize::MAX),
+            )]
+        } else {
+            self.quantiles
+                .iter()
+                .zip(&self.positions)
+                .map(|((n, _), &p)| (n.as_str(), p))
+                .collect()
+        };
+        if let Some((n, p)) = &self.mean {
+            out.push((n.as_str(), *p));
+        }
+        out
+    }
 }
 
 /// Group id of a row that belongs to no group (filtered out, null time).
@@ -172,9 +197,21 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
     let unsigned = matches!(plan.input, Some(DataType::UInt64));
     match &plan.spec {
         AggSpec::Count { .. } => Box::new(count::Count::default()),
-        AggSpec::Sum { .. } if float => Box::new(sum_float::FloatSum::default()),
-        AggSpec::Sum { .. } if unsigned => Box::new(sum::IntSum::<u64>::default()),
-        AggSpec::Sum { .. } => Box::new(sum::IntSum::<i64>::default()),
+        AggSpec::Sum { .. } => match (&plan.mean, float, unsigned) {
+            (None, true, _) => Box::new(sum_float::FloatSum::default()),
+            (None, _, true) => Box::new(sum::IntSum::<u64>::default()),
+            (None, _, _) => Box::new(sum::IntSum::<i64>::default()),
+            (Some((m, _)), true, _) => Box::new(mean::Mean::shared(
+                sum_float::FloatSum::default(),
+                m.clone(),
+            )),
+            (Some((m, _)), _, true) => {
+                Box::new(mean::Mean::shared(sum::IntSum::<u64>::default(), m.clone()))
+            }
+            (Some((m, _)), _, _) => {
+                Box::new(mean::Mean::shared(sum::IntSum::<i64>::default(), m.clone()))
+            }
+        },
         AggSpec::Mean { .. } if float => Box::new(mean::Mean::new(sum_float::FloatSum::default())),
         AggSpec::Mean { .. } if unsigned => {
             Box::new(mean::Mean::new(sum::IntSum::<u64>::default()))

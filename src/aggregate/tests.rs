@@ -64,6 +64,7 @@ fn plans() -> Vec<(AggPlan, DataType)> {
         precision: 10,
         quantiles: Vec::new(),
         positions: vec![0],
+        mean: None,
     };
     out.push((mk(AggSpec::Count { column: None }, None), DataType::Int64));
     for t in [
@@ -79,6 +80,10 @@ fn plans() -> Vec<(AggPlan, DataType)> {
             mk(AggSpec::Mean { column: c() }, Some(t.clone())),
             t.clone(),
         ));
+        // A sum that also gives the mean of its column (one shared state).
+        let mut shared = mk(AggSpec::Sum { column: c() }, Some(t.clone()));
+        shared.mean = Some(("avg".into(), 1));
+        out.push((shared, t.clone()));
         out.push((mk(AggSpec::Min { column: c() }, Some(t.clone())), t.clone()));
         out.push((mk(AggSpec::Max { column: c() }, Some(t.clone())), t.clone()));
         if t != DataType::Float64 {
@@ -269,6 +274,7 @@ fn uint64_above_int64_is_summed_and_compared_unsigned() {
         precision: 10,
         quantiles: Vec::new(),
         positions: vec![0],
+        mean: None,
     };
     let x = || "x".to_string();
     let mut sum = new_accumulator(&plan(AggSpec::Sum { column: x() }), Layer::Batch);
@@ -296,6 +302,7 @@ fn a_state_file_with_wrong_column_types_is_corruption() {
         precision: 10,
         quantiles: Vec::new(),
         positions: vec![0],
+        mean: None,
     };
     let acc = new_accumulator(&plan, Layer::Batch);
     let batch = RecordBatch::try_new(

@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 /// Rows per Parquet row group: the unit of parallelism of a recompute.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// Files with at least this many values (rows x columns) encode their columns in parallel.
-const PARALLEL_VALUES: usize = 1 << 20;
+/// Files with at least this many values (rows x columns) encode their columns in parallel (a
+/// 65,536-row append of six columns does).
+const PARALLEL_VALUES: usize = 1 << 18;
 
 /// Encode batches as one Parquet file in memory.
 ///

@@ -72,7 +72,8 @@ pub struct ViewStatus {
     pub batch_age_s: Option<f64>,
     pub batch_memory_bytes: u64,
     pub speed_memory_bytes: u64,
-    /// Per metric state (quantiles of one column share one, named `p50+p95`): bytes per group
+    /// Per metric state (quantiles of one column share one, named `p50+p95`, as do a sum and a
+    /// mean of one column, `amount+avg`): bytes per group
     /// in the batch view and in the speed layer (0 without groups).
     pub metric_bytes_per_group: Vec<(String, f64, f64)>,
     /// The commits (first, last) of the speed state saved at the last close, if one is kept.
@@ -807,15 +808,12 @@ impl Store {
                         .iter()
                         .enumerate()
                         .map(|(i, m)| {
-                            let name = if m.quantiles.len() > 1 {
-                                m.quantiles
-                                    .iter()
-                                    .map(|(n, _)| n.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join("+")
-                            } else {
-                                m.name.clone()
-                            };
+                            let outputs = m.outputs();
+                            let name = outputs
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join("+");
                             let at = |v: &Vec<f64>| v.get(i).copied().unwrap_or(0.0);
                             (name, at(&batch), at(&speed))
                         })

@@ -70,6 +70,39 @@ impl ViewPlan {
                     continue;
                 }
             }
+            // A mean and a sum of one column share the sum's state (see `aggregate::mean`).
+            if let AggSpec::Mean { column } = spec {
+                let sum = metrics.iter_mut().find(|m| {
+                    m.mean.is_none() && matches!(&m.spec, AggSpec::Sum { column: c } if c == column)
+                });
+                if let Some(m) = sum {
+                    m.mean = Some((name.clone(), position));
+                    continue;
+                }
+            }
+            if let AggSpec::Sum { column } = spec {
+                let mean = metrics
+                    .iter()
+                    .position(|m| matches!(&m.spec, AggSpec::Mean { column: c } if c == column));
+                if let Some(i) = mean {
+                    // The mean came first: its plan becomes the sum's, carrying the mean.
+                    let m = metrics.remove(i);
+                    let at = m.positions.first().copied().unwrap_or(usize::MAX);
+                    metrics.insert(
+                        i,
+                        AggPlan {
+                            name: name.clone(),
+                            spec: spec.clone(),
+                            input: m.input,
+                            precision: def.precision,
+                            quantiles: Vec::new(),
+                            positions: vec![position],
+                            mean: Some((m.name, at)),
+                        },
+                    );
+                    continue;
+                }
+            }
             metrics.push(AggPlan {
                 name: name.clone(),
                 spec: spec.clone(),
@@ -80,6 +113,7 @@ impl ViewPlan {
                     _ => Vec::new(),
                 },
                 positions: vec![position],
+                mean: None,
             });
         }
         let fingerprint = def.fingerprint();
@@ -193,16 +227,12 @@ impl ViewPlan {
 
 /// The position of metric `name` in the definition the plans were built from.
 fn metric_order(plans: &[AggPlan], name: &str) -> usize {
-    for p in plans {
-        if p.quantiles.is_empty() {
-            if p.name == name {
-                return p.positions.first().copied().unwrap_or(usize::MAX);
-            }
-        } else if let Some(i) = p.quantiles.iter().position(|(q, _)| q == name) {
-            return p.positions.get(i).copied().unwrap_or(usize::MAX);
-        }
-    }
-    usize::MAX
+    plans
+        .iter()
+        .flat_map(|p| p.outputs())
+        .find(|(n, _)| *n == name)
+        .map(|(_, at)| at)
+        .unwrap_or(usize::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -610,7 +640,9 @@ impl AggTable {
             let mut at = metric_order(metrics, &plan.name);
             let mut current = plan.name.clone();
             for (name, arr) in cols {
-                if plan.quantiles.iter().any(|(q, _)| *q == name) {
+                // A plan giving several metrics (quantiles of one column, a sum and its mean)
+                // lists each metric's columns after its value column.
+                if name != plan.name && plan.outputs().iter().any(|(n, _)| *n == name) {
                     at = metric_order(metrics, &name);
                     current = name.clone();
                 }
@@ -792,5 +824,135 @@ mod tests {
             ),
         ]);
         assert!(split_rollups(&[bad], 1, path).is_err());
+    }
+}
+
+#[cfg(test)]
+mod shared_sum_tests {
+    use super::*;
+    use crate::arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
+    use crate::view::def::ViewDef;
+
+    /// The plans of the layout before sums and means shared a state: every sum and every mean
+    /// its own plan.
+    fn unshared(plans: &[AggPlan]) -> Vec<AggPlan> {
+        let mut out = Vec::new();
+        for p in plans {
+            let mut sum = p.clone();
+            sum.mean = None;
+            out.push(sum);
+            if let (Some((name, at)), AggSpec::Sum { column }) = (&p.mean, &p.spec) {
+                out.push(AggPlan {
+                    name: name.clone(),
+                    spec: AggSpec::Mean {
+                        column: column.clone(),
+                    },
+                    input: p.input.clone(),
+                    precision: p.precision,
+                    quantiles: Vec::new(),
+                    positions: vec![*at],
+                    mean: None,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_sum_and_a_mean_of_one_column_share_a_state_and_old_files_still_load() {
+        let schema = Arc::new(Schema::new(vec![
+            crate::testutil::ts_field(),
+            Field::new("k", DataType::Int64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("y", DataType::Int64, true),
+        ]));
+        let n = 5000i64;
+        let mut rng = crate::testutil::SplitMix64(11);
+        let data = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..n).map(|i| i * 3_700_000_000 % (7 * 86_400_000_000)),
+                )),
+                Arc::new(Int64Array::from_iter(
+                    (0..n).map(|i| (i % 7 != 0).then_some(i % 5)),
+                )),
+                Arc::new(Float64Array::from_iter((0..n).map(|_| {
+                    let r = rng.next();
+                    (r % 9 != 0).then(|| (r >> 11) as f64 * 1e-9 - 4e6)
+                }))),
+                Arc::new(Int64Array::from_iter(
+                    (0..n).map(|i| (i % 3 != 0).then_some(i * 7)),
+                )),
+            ],
+        )
+        .unwrap();
+        let store = StoreSchema::from_first_batch(&schema, None).unwrap();
+        let def = ViewDef {
+            name: "v".into(),
+            time: "ts".into(),
+            grain: "1h".into(),
+            by: vec!["k".into()],
+            metrics: vec![
+                // A mean before its sum, a sum before its mean, and a second mean on its own.
+                ("avg_x".into(), AggSpec::Mean { column: "x".into() }),
+                ("n".into(), AggSpec::Count { column: None }),
+                ("sum_x".into(), AggSpec::Sum { column: "x".into() }),
+                ("sum_y".into(), AggSpec::Sum { column: "y".into() }),
+                ("avg_y".into(), AggSpec::Mean { column: "y".into() }),
+                ("avg_x2".into(), AggSpec::Mean { column: "x".into() }),
+            ],
+            filter: vec![],
+            precision: 12,
+            tz: None,
+            rollups: vec![],
+        };
+        let plan = ViewPlan::new(def, &store).unwrap();
+        let names: Vec<_> = plan.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["sum_x", "n", "sum_y", "avg_x2"]);
+        let mut old = plan.clone();
+        old.metrics = unshared(&plan.metrics);
+        assert_eq!(old.metrics.len(), 6);
+
+        let (mut a, mut b) = (plan.new_table(Layer::Batch), old.new_table(Layer::Batch));
+        for part in [data.slice(0, 1234), data.slice(1234, (n - 1234) as usize)] {
+            a.update(&plan, &part).unwrap();
+            b.update(&old, &part).unwrap();
+        }
+        let want = b.finalize(&old.def.by, &old.metrics).unwrap();
+        let got = a.finalize(&plan.def.by, &plan.metrics).unwrap();
+        assert_eq!(got, want);
+        let cols: Vec<String> = got
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            &cols[2..],
+            ["avg_x", "n", "sum_x", "sum_y", "avg_y", "avg_x2"]
+        );
+
+        // The new layout persists one state per shared pair.
+        let new_file = a
+            .into_served()
+            .unwrap()
+            .state_batch(&plan.def.by, &plan.metrics)
+            .unwrap();
+        assert!(new_file.column_by_name("__avg_x__state").is_none());
+        assert!(new_file.column_by_name("__avg_x2__state").is_some());
+        // A file of the old layout loads into the shared plans with the same answers, and so
+        // does a file of the new one.
+        let old_file = b
+            .into_served()
+            .unwrap()
+            .state_batch(&old.def.by, &old.metrics)
+            .unwrap();
+        assert!(old_file.column_by_name("__avg_x__state").is_some());
+        let path = std::path::Path::new("v.parquet");
+        for file in [old_file, new_file] {
+            let t = AggTable::from_state_batches(&plan, &[file], path).unwrap();
+            assert_eq!(t.finalize(&plan.def.by, &plan.metrics).unwrap(), want);
+        }
     }
 }
