@@ -879,7 +879,7 @@ mod shared_sum_tests {
                 )),
                 Arc::new(Float64Array::from_iter((0..n).map(|_| {
                     let r = rng.next();
-                    (r % 9 != 0).then(|| (r >> 11) as f64 * 1e-9 - 4e6)
+                    (r % 9 != 0).then_some((r >> 11) as f64 * 1e-9 - 4e6)
                 }))),
                 Arc::new(Int64Array::from_iter(
                     (0..n).map(|i| (i % 3 != 0).then_some(i * 7)),
