@@ -1,12 +1,18 @@
 """Batch recompute as the user meets it: new data arrives, then ``store.recompute()``, publish
 included (sketch building, Parquet encoding, fsync, the manifest commit).
 
-Three shapes, each its own store of ~1M-row Parquet segments and one view with every metric
-family (count, int sum, float sum, float min/max, mean, exact distinct):
+Four shapes, each its own store of ~1M-row Parquet segments. The first three have one view with
+every metric family (count, int sum, float sum, float min/max, mean, exact distinct):
 
 * ``hour x country``: about 8,400 groups (20M rows; quick: 2M);
 * ``hour x country x page``: 7 pages, about 55,000 groups, 2M distinct users (8M; quick: 1M);
 * ``minute x country x page``: 20 pages over one day, about 1.2M groups (8M; quick: 1M).
+
+The fourth has a view of exact quantiles and an exact distinct count:
+
+* ``quantiles: minute x country x page``: 5 pages over one day, a few hundred thousand groups;
+  count, p50/p95/p99 of amount (DuckDB ``quantile_cont``, Polars linear interpolation: the same
+  definition) and exact distinct users (8M; quick: 1M).
 
 Before every timed lamina run a commit of 1,000 new events is appended (not timed), so every
 recompute publishes a new batch view. DuckDB (threads=2) and Polars (default threads) compute the
@@ -51,7 +57,11 @@ CHUNK = 1_000_000
 NEW_ROWS = 1_000
 ENGINES = ("lamina", "duckdb", "polars")
 METRICS = ["events", "qty", "amt", "low", "high", "avg", "users"]
-FLOAT_APPROX = {"amt", "avg"}  # the peers' float sums are not exact: compared to 1e-9
+QUANTILE_METRICS = ["events", "p50", "p95", "p99", "users"]
+# The peers' float sums are not exact, and interpolated quantiles may round differently:
+# compared to 1e-9 relative.
+FLOAT_APPROX = {"amt", "avg", "p50", "p95", "p99"}
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 # name -> (grain, dims, data keywords, full rows, quick rows)
 SHAPES = {
@@ -70,13 +80,37 @@ SHAPES = {
         8_000_000,
         1_000_000,
     ),
+    "quantiles: minute x country x page": (
+        "1m",
+        ["country", "page"],
+        {"n_pages": 5, "span_us": 24 * HOUR_US},
+        8_000_000,
+        1_000_000,
+    ),
 }
+
+
+def metrics_of(shape: str) -> list[str]:
+    """The metric columns a shape's view gives."""
+    return QUANTILE_METRICS if shape.startswith("quantiles") else METRICS
 SQL_UNIT = {"1h": "1 hour", "1m": "1 minute", "1d": "1 day"}
 
 
-def view_def(grain: str = "1h", dims: list[str] | tuple[str, ...] = ("country",)):
+def view_def(grain: str = "1h", dims: list[str] | tuple[str, ...] = ("country",), quantiles: bool = False):
     import lamina
 
+    if quantiles:
+        return lamina.View(
+            "v",
+            time="ts",
+            grain=grain,
+            by=list(dims),
+            metrics={
+                "events": lamina.count(),
+                **{name: lamina.quantile("amount", q) for name, q in QUANTILES.items()},
+                "users": lamina.count_distinct("user_id"),
+            },
+        )
     return lamina.View(
         "v",
         time="ts",
@@ -99,8 +133,17 @@ def duckdb_sql(
     grain: str = "1h",
     dims: list[str] | tuple[str, ...] = ("country",),
     distinct: str = "count(DISTINCT user_id)",
+    quantiles: bool = False,
 ) -> str:
     """The view of ``view_def`` in SQL (``distinct``: the distinct-count expression)."""
+    if quantiles:
+        qs = ", ".join(f"quantile_cont(amount, {q}) AS {name}" for name, q in QUANTILES.items())
+        return f"""
+        SELECT time_bucket(INTERVAL '{SQL_UNIT[grain]}', ts) AS bucket, {", ".join(dims)},
+               count(*) AS events, {qs}, {distinct} AS users
+        FROM read_parquet('{glob}')
+        GROUP BY ALL ORDER BY ALL
+    """
     return f"""
         SELECT time_bucket(INTERVAL '{SQL_UNIT[grain]}', ts) AS bucket, {", ".join(dims)},
                count(*) AS events, sum(qty) AS qty, sum(amount) AS amt, min(amount) AS low,
@@ -118,6 +161,7 @@ def worker(args: argparse.Namespace) -> None:
     store_dir = Path(args.store)
     glob = str(store_dir / "segments" / "*.parquet")
     grain, dims, data_kw, _, _ = SHAPES[args.shape]
+    quantiles = args.shape.startswith("quantiles")
     info: dict = {"engine": args.engine}
     if args.engine == "lamina":
         import lamina
@@ -152,7 +196,7 @@ def worker(args: argparse.Namespace) -> None:
 
         con = duckdb.connect()
         con.execute("SET threads = 2")
-        sql = duckdb_sql(glob, grain, dims)
+        sql = duckdb_sql(glob, grain, dims, quantiles=quantiles)
 
         def once():
             return con.sql(sql).to_arrow_table()
@@ -161,10 +205,17 @@ def worker(args: argparse.Namespace) -> None:
     elif args.engine == "polars":
         import polars as pl
 
-        lf = (
-            pl.scan_parquet(glob)
-            .group_by(pl.col("ts").dt.truncate(grain).alias("bucket"), *dims)
-            .agg(
+        if quantiles:
+            aggs = {
+                "events": pl.len(),
+                **{
+                    name: pl.col("amount").quantile(q, interpolation="linear")
+                    for name, q in QUANTILES.items()
+                },
+                "users": pl.col("user_id").n_unique(),
+            }
+        else:
+            aggs = dict(
                 events=pl.len(),
                 qty=pl.col("qty").sum(),
                 # SQL semantics: the sum of no values is null (Polars says 0.0).
@@ -174,6 +225,10 @@ def worker(args: argparse.Namespace) -> None:
                 avg=pl.col("amount").mean(),
                 users=pl.col("user_id").n_unique(),
             )
+        lf = (
+            pl.scan_parquet(glob)
+            .group_by(pl.col("ts").dt.truncate(grain).alias("bucket"), *dims)
+            .agg(**aggs)
             .sort("bucket", *dims)
         )
 
@@ -225,18 +280,19 @@ def worker(args: argparse.Namespace) -> None:
 # -------------------------------------------------------------------------------------------- main
 
 
-def _normalize(path: Path, dims: list[str]):
+def _normalize(path: Path, dims: list[str], metrics: list[str]):
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    cols_wanted = ["bucket", *dims, *METRICS]
+    cols_wanted = ["bucket", *dims, *metrics]
     t = pq.read_table(path).select(cols_wanted)
     b = t.column("bucket")
     if pa.types.is_timestamp(b.type):
         b = pc.cast(b.cast(pa.timestamp("us", b.type.tz)), pa.int64())
     t = t.set_column(0, "bucket", b)
-    types = {d: pa.string() for d in dims} | {m: pa.float64() for m in ("amt", "low", "high", "avg")}
+    floats = ("amt", "low", "high", "avg", *QUANTILES)
+    types = {d: pa.string() for d in dims} | {m: pa.float64() for m in floats}
     cols = {c: t.column(c).cast(types.get(c, pa.int64())).combine_chunks() for c in cols_wanted}
     return pa.table(cols).sort_by([("bucket", "ascending")] + [(d, "ascending") for d in dims])
 
@@ -249,9 +305,9 @@ def _same(a, b, approx: bool) -> bool:
     return a == b
 
 
-def verify(paths: dict[str, Path], dims: list[str], total_rows: int) -> str:
+def verify(paths: dict[str, Path], dims: list[str], total_rows: int, metrics: list[str] = METRICS) -> str:
     """Agreement of all engines' answers; returns a one-line summary."""
-    tables = {k: _normalize(p, dims) for k, p in paths.items()}
+    tables = {k: _normalize(p, dims, metrics) for k, p in paths.items()}
     ref_name, ref = "duckdb", tables["duckdb"]
     counted = sum(ref.column("events").to_pylist())
     if counted != total_rows:
@@ -259,7 +315,7 @@ def verify(paths: dict[str, Path], dims: list[str], total_rows: int) -> str:
     for name, t in tables.items():
         if t.num_rows != ref.num_rows:
             raise BenchmarkError(f"batch: {name} gives {t.num_rows} groups, {ref_name} {ref.num_rows}")
-        for c in ["bucket", *dims, *METRICS]:
+        for c in ["bucket", *dims, *metrics]:
             a, b = t.column(c).to_pylist(), ref.column(c).to_pylist()
             approx = c in FLOAT_APPROX
             if a != b and not all(_same(x, y, approx) for x, y in zip(a, b, strict=True)):
@@ -298,7 +354,7 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
 
     grain, dims, data_kw, full, quick = SHAPES[shape]
     total = cfg.pick(quick, full)
-    root = cfg.workdir / "batch" / shape.replace(" ", "")
+    root = cfg.workdir / "batch" / shape.replace(" ", "").replace(":", "")
     store_dir = root / "store"
     log(f"batch [{shape}]: building a store of {total:,} events in appends of {CHUNK:,}")
     store = lamina.Store(store_dir)
@@ -312,12 +368,13 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
     # The view is defined by a process that then dies without closing the store (like a crash),
     # so the first open must replay the whole history; that open's close saves the speed state,
     # which the next open loads (see the worker).
+    view = view_def(grain, dims, shape.startswith("quantiles"))
     crash = (
         "import os, sys, lamina; s = lamina.Store(sys.argv[1]); "
         "s.define(lamina.View.from_json(sys.argv[2])); os._exit(0)"
     )
     subprocess.run(
-        [sys.executable, "-c", crash, str(store_dir), view_def(grain, dims).to_json()],
+        [sys.executable, "-c", crash, str(store_dir), view.to_json()],
         check=True,
         timeout=1800,
     )
@@ -332,7 +389,7 @@ def run_shape(cfg: Config, res: BenchResult, shape: str, runs: int) -> None:
         res.notes.append(
             f"**batch: warning**: the lamina worker loaded a different build ({lam_info['core_built']})"
         )
-    summary = verify(outs, dims, lam_info["rows"])
+    summary = verify(outs, dims, lam_info["rows"], metrics_of(shape))
     if not lam_info.get("all_exact"):
         raise BenchmarkError(f"batch [{shape}]: served distinct counts are not all exact after recompute")
 

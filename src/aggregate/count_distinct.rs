@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, Int64Array, RecordBatch};
 
 use super::input::{distinct_keys, int64_values, Keys};
+use super::runs::GroupRuns;
 use super::sketch::{key_hash, HllSketch};
 use super::{
     binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
@@ -256,15 +257,59 @@ pub struct CountDistinct {
     groups: Vec<DistinctState>,
     layer: Layer,
     precision: u8,
+    /// Scratch of the speed layer's update (rows in runs by group).
+    runs: GroupRuns,
 }
 
 impl CountDistinct {
     pub fn new(layer: Layer, precision: u8) -> Self {
+        Self::with_groups(layer, precision, Vec::new())
+    }
+
+    fn with_groups(layer: Layer, precision: u8, groups: Vec<DistinctState>) -> Self {
         CountDistinct {
-            groups: Vec::new(),
+            groups,
             layer,
             precision,
+            runs: GroupRuns::default(),
         }
+    }
+
+    /// The speed layer's update: each group's run of hashes goes into its sketch at once (one
+    /// state check and one copy-on-write check per group and batch, not per row).
+    fn update_sketches(
+        &mut self,
+        gids: &[u32],
+        hashes: &[u64],
+        groups: usize,
+        valid: impl Fn(usize) -> bool,
+    ) -> Result<()> {
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.build(gids, groups, valid);
+        let mut out = Ok(());
+        for (g, rows) in runs.runs() {
+            let state = &mut self.groups[g];
+            if !matches!(state, DistinctState::Sketch { .. }) {
+                match as_sketch(state, self.precision) {
+                    Ok((sketch, _)) => {
+                        *state = DistinctState::Sketch {
+                            sketch: Arc::new(sketch),
+                            exact: None,
+                        }
+                    }
+                    Err(e) => {
+                        out = Err(e);
+                        break;
+                    }
+                }
+            }
+            if let DistinctState::Sketch { sketch, exact } = state {
+                Arc::make_mut(sketch).insert_hashes(rows.iter().map(|&r| hashes[r as usize]));
+                *exact = None;
+            }
+        }
+        self.runs = runs;
+        out
     }
 
     fn grow(&mut self, groups: usize) {
@@ -317,6 +362,13 @@ impl GroupsAccumulator for CountDistinct {
         let c = need(input)?;
         let nulls = c.nulls().cloned();
         let valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
+        if self.layer == Layer::Speed {
+            let hashes: Vec<u64> = match distinct_keys(c)? {
+                Keys::Narrow(keys) => keys.iter().map(|&k| key_hash(k as u128)).collect(),
+                Keys::Wide(keys) => keys.iter().map(|&k| key_hash(k)).collect(),
+            };
+            return self.update_sketches(gids, &hashes, groups, valid);
+        }
         match distinct_keys(c)? {
             Keys::Narrow(keys) => {
                 for (row, &g) in gids.iter().enumerate() {
@@ -446,11 +498,11 @@ impl GroupsAccumulator for CountDistinct {
                 exact: exact.map(|e| e as u64),
             });
         }
-        Ok(Box::new(CountDistinct {
+        Ok(Box::new(CountDistinct::with_groups(
+            Layer::Speed,
+            self.precision,
             groups,
-            layer: Layer::Speed,
-            precision: self.precision,
-        }))
+        )))
     }
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
@@ -533,11 +585,9 @@ impl GroupsAccumulator for CountDistinct {
             })
         };
         let groups = read_partials(values, what, read)?;
-        Ok(Box::new(CountDistinct {
-            groups,
-            layer: self.layer,
-            precision,
-        }))
+        Ok(Box::new(CountDistinct::with_groups(
+            self.layer, precision, groups,
+        )))
     }
 
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
@@ -558,17 +608,17 @@ impl GroupsAccumulator for CountDistinct {
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(Box::new(CountDistinct {
-            groups,
-            layer: Layer::Speed,
+        Ok(Box::new(CountDistinct::with_groups(
+            Layer::Speed,
             precision,
-        }))
+            groups,
+        )))
     }
 
     fn len(&self) -> usize {
         self.groups.len()
     }
     fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.memory_bytes()).sum()
+        self.groups.iter().map(|g| g.memory_bytes()).sum::<usize>() + self.runs.memory_bytes()
     }
 }

@@ -40,6 +40,7 @@ pub mod input;
 pub mod mean;
 pub mod min_max;
 pub mod quantile;
+pub mod runs;
 pub mod sketch;
 pub mod sum;
 pub mod sum_float;

@@ -23,6 +23,7 @@ use crate::arrow::array::{
 };
 use crate::arrow::datatypes::Float64Type;
 
+use super::runs::GroupRuns;
 use super::sketch::kll::{exact_quantile, KllSketch};
 use super::{
     binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
@@ -162,14 +163,21 @@ pub struct Quantile {
     outputs: Vec<(String, f64)>,
     layer: Layer,
     groups: Vec<QuantileState>,
+    /// Scratch of the speed layer's update (rows in runs by group).
+    runs: GroupRuns,
 }
 
 impl Quantile {
     pub fn new(layer: Layer, outputs: Vec<(String, f64)>) -> Self {
+        Self::with_groups(layer, outputs, Vec::new())
+    }
+
+    fn with_groups(layer: Layer, outputs: Vec<(String, f64)>, groups: Vec<QuantileState>) -> Self {
         Quantile {
             outputs,
             layer,
-            groups: Vec::new(),
+            groups,
+            runs: GroupRuns::default(),
         }
     }
 
@@ -214,6 +222,39 @@ impl GroupsAccumulator for Quantile {
         self.grow(groups);
         let c = need(input)?;
         let values = super::float64_values(c)?;
+        if self.layer == Layer::Speed {
+            // Each group's run of values goes into its sketch at once: one state check and one
+            // copy-on-write check per group and batch. Rows keep their order within a group,
+            // so each sketch sees what a row-by-row fold shows it.
+            let mut runs = std::mem::take(&mut self.runs);
+            let nulls = values.nulls();
+            runs.build(gids, groups, |row| nulls.is_none_or(|n| n.is_valid(row)));
+            let v = values.values();
+            for (g, rows) in runs.runs() {
+                let st = &mut self.groups[g];
+                if !matches!(st, QuantileState::Sketch { .. }) {
+                    let sketch = match st {
+                        QuantileState::Values(vals) => {
+                            KllSketch::from_sorted_default(&sorted(vals))
+                        }
+                        _ => KllSketch::default(),
+                    };
+                    *st = QuantileState::Sketch {
+                        sketch: Arc::new(sketch),
+                        exact: None,
+                    };
+                }
+                if let QuantileState::Sketch { sketch, exact } = st {
+                    let sketch = Arc::make_mut(sketch);
+                    for &r in rows {
+                        sketch.update(v[r as usize]);
+                    }
+                    *exact = None;
+                }
+            }
+            self.runs = runs;
+            return Ok(());
+        }
         let layer = self.layer;
         let groups = &mut self.groups;
         super::for_each_valid(gids, values.values(), values.nulls(), |g, v| {
@@ -265,7 +306,11 @@ impl GroupsAccumulator for Quantile {
     fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.columns(order);
         let sketches = binary_column(order.len(), |i, out| {
-            self.groups[order[i] as usize].to_sketch()?.write_bytes(out);
+            match &self.groups[order[i] as usize] {
+                // A served state's sketch is written where it is, never copied first.
+                QuantileState::Sketch { sketch, .. } => sketch.write_bytes(out),
+                other => other.to_sketch()?.write_bytes(out),
+            }
             Ok(())
         })?;
         cols.push((format!("__{name}__kll"), sketches));
@@ -315,11 +360,11 @@ impl GroupsAccumulator for Quantile {
                 exact: answers,
             });
         }
-        Ok(Box::new(Quantile {
-            outputs: self.outputs.clone(),
-            layer: Layer::Speed,
+        Ok(Box::new(Quantile::with_groups(
+            Layer::Speed,
+            self.outputs.clone(),
             groups,
-        }))
+        )))
     }
 
     fn fresh(&self) -> Box<dyn GroupsAccumulator> {
@@ -379,11 +424,11 @@ impl GroupsAccumulator for Quantile {
             })
         };
         let groups = read_partials(values, what, read)?;
-        Ok(Box::new(Quantile {
-            outputs: self.outputs.clone(),
-            layer: self.layer,
+        Ok(Box::new(Quantile::with_groups(
+            self.layer,
+            self.outputs.clone(),
             groups,
-        }))
+        )))
     }
 
     fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
@@ -409,11 +454,11 @@ impl GroupsAccumulator for Quantile {
                 })
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(Box::new(Quantile {
+        Ok(Box::new(Quantile::with_groups(
+            Layer::Speed,
             outputs,
-            layer: Layer::Speed,
             groups,
-        }))
+        )))
     }
 
     fn merge_order_matters(&self) -> bool {
@@ -424,7 +469,7 @@ impl GroupsAccumulator for Quantile {
         self.groups.len()
     }
     fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.memory_bytes()).sum()
+        self.groups.iter().map(|g| g.memory_bytes()).sum::<usize>() + self.runs.memory_bytes()
     }
 }
 
