@@ -100,23 +100,13 @@ def view_def(grain: str = "1h", dims: list[str] | tuple[str, ...] = ("country",)
     import lamina
 
     if quantiles:
-        return lamina.View(
-            "v",
-            time="ts",
-            grain=grain,
-            by=list(dims),
-            metrics={
-                "events": lamina.count(),
-                **{name: lamina.quantile("amount", q) for name, q in QUANTILES.items()},
-                "users": lamina.count_distinct("user_id"),
-            },
-        )
-    return lamina.View(
-        "v",
-        time="ts",
-        grain=grain,
-        by=list(dims),
-        metrics={
+        metrics = {
+            "events": lamina.count(),
+            **{name: lamina.quantile("amount", q) for name, q in QUANTILES.items()},
+            "users": lamina.count_distinct("user_id"),
+        }
+    else:
+        metrics = {
             "events": lamina.count(),
             "qty": lamina.sum("qty"),
             "amt": lamina.sum("amount"),
@@ -124,8 +114,8 @@ def view_def(grain: str = "1h", dims: list[str] | tuple[str, ...] = ("country",)
             "high": lamina.max("amount"),
             "avg": lamina.mean("amount"),
             "users": lamina.count_distinct("user_id"),
-        },
-    )
+        }
+    return lamina.View("v", time="ts", grain=grain, by=list(dims), metrics=metrics)
 
 
 def duckdb_sql(
