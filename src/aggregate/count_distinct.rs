@@ -284,32 +284,22 @@ impl CountDistinct {
         groups: usize,
         valid: impl Fn(usize) -> bool,
     ) -> Result<()> {
-        let mut runs = std::mem::take(&mut self.runs);
-        runs.build(gids, groups, valid);
-        let mut out = Ok(());
-        for (g, rows) in runs.runs() {
+        self.runs.build(gids, groups, valid);
+        for (g, rows) in self.runs.runs() {
             let state = &mut self.groups[g];
             if !matches!(state, DistinctState::Sketch { .. }) {
-                match as_sketch(state, self.precision) {
-                    Ok((sketch, _)) => {
-                        *state = DistinctState::Sketch {
-                            sketch: Arc::new(sketch),
-                            exact: None,
-                        }
-                    }
-                    Err(e) => {
-                        out = Err(e);
-                        break;
-                    }
-                }
+                let (sketch, _) = as_sketch(state, self.precision)?;
+                *state = DistinctState::Sketch {
+                    sketch: Arc::new(sketch),
+                    exact: None,
+                };
             }
             if let DistinctState::Sketch { sketch, exact } = state {
                 Arc::make_mut(sketch).insert_hashes(rows.iter().map(|&r| hashes[r as usize]));
                 *exact = None;
             }
         }
-        self.runs = runs;
-        out
+        Ok(())
     }
 
     fn grow(&mut self, groups: usize) {

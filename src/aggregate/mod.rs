@@ -198,26 +198,15 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
     let unsigned = matches!(plan.input, Some(DataType::UInt64));
     match &plan.spec {
         AggSpec::Count { .. } => Box::new(count::Count::default()),
-        AggSpec::Sum { .. } => match (&plan.mean, float, unsigned) {
-            (None, true, _) => Box::new(sum_float::FloatSum::default()),
-            (None, _, true) => Box::new(sum::IntSum::<u64>::default()),
-            (None, _, _) => Box::new(sum::IntSum::<i64>::default()),
-            (Some((m, _)), true, _) => Box::new(mean::Mean::shared(
-                sum_float::FloatSum::default(),
-                m.clone(),
-            )),
-            (Some((m, _)), _, true) => {
-                Box::new(mean::Mean::shared(sum::IntSum::<u64>::default(), m.clone()))
-            }
-            (Some((m, _)), _, _) => {
-                Box::new(mean::Mean::shared(sum::IntSum::<i64>::default(), m.clone()))
-            }
-        },
-        AggSpec::Mean { .. } if float => Box::new(mean::Mean::new(sum_float::FloatSum::default())),
-        AggSpec::Mean { .. } if unsigned => {
-            Box::new(mean::Mean::new(sum::IntSum::<u64>::default()))
+        AggSpec::Sum { .. } | AggSpec::Mean { .. } if float => {
+            sum_or_mean(plan, sum_float::FloatSum::default())
         }
-        AggSpec::Mean { .. } => Box::new(mean::Mean::new(sum::IntSum::<i64>::default())),
+        AggSpec::Sum { .. } | AggSpec::Mean { .. } if unsigned => {
+            sum_or_mean(plan, sum::IntSum::<u64>::default())
+        }
+        AggSpec::Sum { .. } | AggSpec::Mean { .. } => {
+            sum_or_mean(plan, sum::IntSum::<i64>::default())
+        }
         AggSpec::Min { .. } | AggSpec::Max { .. } => {
             let max = matches!(plan.spec, AggSpec::Max { .. });
             if float {
@@ -240,6 +229,16 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
             Box::new(quantile::Quantile::new(layer, outputs))
         }
         AggSpec::TopK { k, .. } => top_k::new_top_k(plan.input.as_ref(), layer, *k as usize),
+    }
+}
+
+/// The accumulator of a `sum` or `mean` plan over the sum state `sum` of its column's type: a
+/// sum alone, a sum that also gives its column's mean, or a mean.
+fn sum_or_mean<S: mean::SumState>(plan: &AggPlan, sum: S) -> Box<dyn GroupsAccumulator> {
+    match (&plan.spec, &plan.mean) {
+        (AggSpec::Mean { .. }, _) => Box::new(mean::Mean::new(sum)),
+        (_, Some((m, _))) => Box::new(mean::Mean::shared(sum, m.clone())),
+        (_, None) => Box::new(sum),
     }
 }
 

@@ -226,21 +226,15 @@ impl GroupsAccumulator for Quantile {
             // Each group's run of values goes into its sketch at once: one state check and one
             // copy-on-write check per group and batch. Rows keep their order within a group,
             // so each sketch sees what a row-by-row fold shows it.
-            let mut runs = std::mem::take(&mut self.runs);
             let nulls = values.nulls();
-            runs.build(gids, groups, |row| nulls.is_none_or(|n| n.is_valid(row)));
+            self.runs
+                .build(gids, groups, |row| nulls.is_none_or(|n| n.is_valid(row)));
             let v = values.values();
-            for (g, rows) in runs.runs() {
+            for (g, rows) in self.runs.runs() {
                 let st = &mut self.groups[g];
                 if !matches!(st, QuantileState::Sketch { .. }) {
-                    let sketch = match st {
-                        QuantileState::Values(vals) => {
-                            KllSketch::from_sorted_default(&sorted(vals))
-                        }
-                        _ => KllSketch::default(),
-                    };
                     *st = QuantileState::Sketch {
-                        sketch: Arc::new(sketch),
+                        sketch: Arc::new(st.to_sketch()?),
                         exact: None,
                     };
                 }
@@ -252,7 +246,6 @@ impl GroupsAccumulator for Quantile {
                     *exact = None;
                 }
             }
-            self.runs = runs;
             return Ok(());
         }
         let layer = self.layer;

@@ -40,6 +40,14 @@ impl Profile {
     }
 }
 
+/// `f`, its time added to `phase` of `profile` when there is one.
+pub fn timed<T>(profile: Option<&Profile>, phase: &'static str, f: impl FnOnce() -> T) -> T {
+    match profile {
+        Some(p) => p.time(phase, f),
+        None => f(),
+    }
+}
+
 /// The phase name of a metric's fold (metrics of one family share a line).
 pub fn metric_phase(m: &crate::aggregate::AggPlan) -> &'static str {
     use crate::arrow::datatypes::DataType;

@@ -404,6 +404,17 @@ impl GroupKeys {
             .collect()
     }
 
+    /// Dimension `d` of the non-null key `k` as a word whose unsigned order is the value's order
+    /// (a string's rank, an integer with its sign bit flipped).
+    #[inline]
+    fn order_word(&self, ranks: &[Vec<u64>], d: usize, k: &[u64]) -> u64 {
+        match self.dims[d] {
+            DimKind::Str => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
+            DimKind::Int | DimKind::Date => k[2 + d] ^ (1 << 63),
+            DimKind::UInt | DimKind::Bool => k[2 + d],
+        }
+    }
+
     /// `sorted_order` by comparing rows of normalized words (any key).
     fn sorted_order_rows(&self, ranks: &[Vec<u64>]) -> Vec<u32> {
         let nd = self.dims.len();
@@ -415,11 +426,10 @@ impl GroupKeys {
             for d in 0..nd {
                 let null = k[1] & (1 << d) != 0;
                 row[1 + 2 * d] = null as u64;
-                row[2 + 2 * d] = match (null, self.dims[d]) {
-                    (true, _) => 0,
-                    (false, DimKind::Str) => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
-                    (false, DimKind::Int | DimKind::Date) => k[2 + d] ^ (1 << 63),
-                    (false, DimKind::UInt | DimKind::Bool) => k[2 + d],
+                row[2 + 2 * d] = if null {
+                    0
+                } else {
+                    self.order_word(ranks, d, k)
                 };
             }
         }
@@ -439,21 +449,17 @@ impl GroupKeys {
     fn sorted_order_packed(&self, ranks: &[Vec<u64>]) -> Option<Vec<u32>> {
         let n = self.len();
         let nd = self.dims.len();
-        // Per dimension: the value to subtract and the code of null.
+        // Per dimension: the value to subtract, the code of null and the bits a code takes.
         let mut base = vec![0u64; nd];
         let mut null_code = vec![0u64; nd];
+        let mut width = vec![0u32; nd];
         let mut bits = 0u32;
         for d in 0..nd {
-            let value = |k: &[u64]| match self.dims[d] {
-                DimKind::Str => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
-                DimKind::Int | DimKind::Date => k[2 + d] ^ (1 << 63),
-                DimKind::UInt | DimKind::Bool => k[2 + d],
-            };
             let (mut lo, mut hi) = (u64::MAX, 0u64);
             for g in 0..n as u32 {
                 let k = self.key(g);
                 if k[1] & (1 << d) == 0 {
-                    let v = value(k);
+                    let v = self.order_word(ranks, d, k);
                     lo = lo.min(v);
                     hi = hi.max(v);
                 }
@@ -468,7 +474,8 @@ impl GroupKeys {
             }
             base[d] = lo;
             null_code[d] = span + 1;
-            bits += 64 - (span + 1).leading_zeros();
+            width[d] = 64 - (span + 1).leading_zeros();
+            bits += width[d];
             if bits > 64 {
                 return None;
             }
@@ -478,21 +485,15 @@ impl GroupKeys {
                 let k = self.key(g);
                 let mut word = 0u64;
                 for d in 0..nd {
-                    let width = 64 - null_code[d].leading_zeros();
                     let code = if k[1] & (1 << d) != 0 {
                         null_code[d]
                     } else {
-                        let v = match self.dims[d] {
-                            DimKind::Str => ranks[d].get(k[2 + d] as usize).copied().unwrap_or(0),
-                            DimKind::Int | DimKind::Date => k[2 + d] ^ (1 << 63),
-                            DimKind::UInt | DimKind::Bool => k[2 + d],
-                        };
-                        v - base[d]
+                        self.order_word(ranks, d, k) - base[d]
                     };
-                    word = if width == 64 {
+                    word = if width[d] == 64 {
                         code
                     } else {
-                        (word << width) | code
+                        (word << width[d]) | code
                     };
                 }
                 (k[0] ^ (1 << 63), word, g)

@@ -11,7 +11,7 @@ use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
-use crate::batch::profile::{metric_phase, state_phase, Profile};
+use crate::batch::profile::{metric_phase, state_phase, timed, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
 use crate::view::def::{normalize_dates, AggSpec, Filter, ViewDef};
@@ -590,18 +590,10 @@ impl AggTable {
         with_state: bool,
         profile: Option<&Profile>,
     ) -> Result<RecordBatch> {
-        let timed =
-            |phase: &'static str, f: &dyn Fn() -> Result<Vec<(String, ArrayRef)>>| match profile {
-                Some(p) => p.time(phase, f),
-                None => f(),
-            };
-        let order = match profile {
-            Some(p) => p.time("state: sort", || self.keys.sorted_order()),
-            None => self.keys.sorted_order(),
-        };
+        let order = timed(profile, "state: sort", || self.keys.sorted_order());
         let mut fields = Self::key_fields(dim_names, &self.keys.dims);
         let metric_columns = |(m, states): (&AggPlan, &dyn GroupsAccumulator)| {
-            timed(state_phase(m), &|| {
+            timed(profile, state_phase(m), || {
                 if with_state {
                     states.state(&m.name, &order)
                 } else {
@@ -609,10 +601,7 @@ impl AggTable {
                 }
             })
         };
-        let key_arrays = || match profile {
-            Some(p) => p.time("state: keys", || self.keys.to_arrays(&order)),
-            None => self.keys.to_arrays(&order),
-        };
+        let key_arrays = || timed(profile, "state: keys", || self.keys.to_arrays(&order));
         let (mut columns, metric_cols) = if order.len() >= PARALLEL_GROUPS {
             crate::parallel::install(|| {
                 rayon::join(key_arrays, || {

@@ -449,25 +449,16 @@ impl HllSketch {
     /// Insert many hashes: the same sketch as inserting them one by one, with one check of the
     /// insert buffer for the whole run instead of one per hash.
     pub fn insert_hashes(&mut self, hashes: impl Iterator<Item = u64>) {
-        let p = self.precision;
-        match &mut self.repr {
-            Repr::Dense(regs) => {
-                for hash in hashes {
-                    let (idx, rho) = dense_index_rho(hash, p);
-                    if let Some(r) = regs.get_mut(idx) {
-                        if rho > *r {
-                            *r = rho;
-                        }
-                    }
-                }
+        let Repr::Sparse { entries, sorted } = &mut self.repr else {
+            for hash in hashes {
+                self.insert_hash(hash);
             }
-            Repr::Sparse { entries, sorted } => {
-                entries.extend(hashes.map(encode_sparse));
-                let sorted_len = (*sorted).min(entries.len());
-                if entries.len() - sorted_len >= MIN_BUFFER.max(sorted_len / 2) {
-                    self.normalize();
-                }
-            }
+            return;
+        };
+        entries.extend(hashes.map(encode_sparse));
+        let sorted_len = (*sorted).min(entries.len());
+        if entries.len() - sorted_len >= MIN_BUFFER.max(sorted_len / 2) {
+            self.normalize();
         }
     }
 
