@@ -3,6 +3,9 @@
 //! exact count, so a group that only the batch layer saw stays exact, and any merge with speed
 //! data goes through the sketch and is marked approximate with its bounds.
 //!
+//! The exact-then-sketch rules are `hybrid`'s; this file gives the key sets, the sketch and the
+//! answer.
+//!
 //! Partial-state layout (v1), by the first byte: 0, no key; 1, exact 64-bit keys (u64 count,
 //! then the sorted distinct keys, u64 each); 2, exact 128-bit keys (u64 count, then u128 each);
 //! 3, a sketch (one byte, 1 if an exact count follows as u64, then the sketch's own codec).
@@ -11,15 +14,14 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, BinaryArray, BooleanArray, Int64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 
+use super::groups::Aggregate;
+use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::input::{distinct_keys, int64_values, Keys};
 use super::runs::GroupRuns;
 use super::sketch::{key_hash, HllSketch};
-use super::{
-    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
-    GroupsAccumulator, Layer, NO_GROUP,
-};
+use super::{binary_column, need, state_column, ByteReader, BytesError, NO_GROUP};
 use crate::error::{Error, Result};
 
 /// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
@@ -100,7 +102,10 @@ impl KeySet {
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match self {
+            KeySet::Narrow(s) => s.keys.is_empty(),
+            KeySet::Wide(s) => s.keys.is_empty(),
+        }
     }
     fn normalize(&mut self) {
         match self {
@@ -108,7 +113,7 @@ impl KeySet {
             KeySet::Wide(s) => s.normalize(),
         }
     }
-    fn memory_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         match self {
             KeySet::Narrow(s) => s.keys.capacity() * 8,
             KeySet::Wide(s) => s.keys.capacity() * 16,
@@ -133,6 +138,40 @@ impl KeySet {
             }
         }
     }
+    /// Add one key (128-bit keys widen the set).
+    #[inline]
+    fn push(&mut self, key: u128, narrow: bool) {
+        match self {
+            KeySet::Narrow(set) if narrow => set.push(key as u64),
+            KeySet::Wide(set) => set.push(key),
+            KeySet::Narrow(_) => {
+                let mut wide = KeySet::new(false);
+                wide.union(self);
+                wide.push(key, false);
+                *self = wide;
+            }
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            KeySet::Narrow(s) => {
+                let keys = s.distinct();
+                out.push(1);
+                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                for k in keys.iter() {
+                    out.extend_from_slice(&k.to_le_bytes());
+                }
+            }
+            KeySet::Wide(s) => {
+                let keys = s.distinct();
+                out.push(2);
+                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                for k in keys.iter() {
+                    out.extend_from_slice(&k.to_le_bytes());
+                }
+            }
+        }
+    }
     fn sketch(&self, precision: u8) -> Result<HllSketch> {
         let s = match self {
             KeySet::Narrow(s) => {
@@ -147,230 +186,210 @@ impl KeySet {
 }
 
 /// The distinct-count state of one group.
-#[derive(Debug, Clone, Default)]
-pub enum DistinctState {
-    #[default]
-    Empty,
-    /// Every distinct key (batch layer).
-    Exact(KeySet),
-    /// A sketch; `exact` is the true count when the sketch stands for one exact batch group.
-    /// Shared (copy on write): a query that passes a group through unmerged does not copy it.
-    Sketch {
-        sketch: Arc<HllSketch>,
-        exact: Option<u64>,
-    },
+pub type DistinctState = Hybrid<Distinct>;
+
+/// The distinct-count kind of [`Hybrid`]: key sets, HyperLogLog sketches of `precision`, and
+/// the exact count as a served sketch's tag.
+#[derive(Debug, Clone)]
+pub struct Distinct {
+    precision: u8,
 }
 
-impl DistinctState {
-    fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<DistinctState>()
-            + match self {
-                DistinctState::Empty => 0,
-                DistinctState::Exact(s) => s.memory_bytes(),
-                DistinctState::Sketch { sketch, .. } => sketch.memory_bytes(),
-            }
-    }
+fn sketch_error(e: impl std::fmt::Display) -> Error {
+    Error::invalid(e.to_string())
+}
 
-    /// (value, exact, lower, upper).
-    fn value(&self) -> (Option<i64>, bool, Option<i64>, Option<i64>) {
-        match self {
-            DistinctState::Empty => (Some(0), true, Some(0), Some(0)),
-            DistinctState::Exact(set) => {
-                let n = set.len() as i64;
-                (Some(n), true, Some(n), Some(n))
-            }
-            DistinctState::Sketch { exact: Some(n), .. } => {
-                let n = *n as i64;
-                (Some(n), true, Some(n), Some(n))
-            }
-            DistinctState::Sketch {
-                sketch,
-                exact: None,
-            } => {
-                let (est, lo, hi) = sketch.estimate_with_bounds();
-                (
-                    Some(est.round() as i64),
-                    false,
-                    Some(lo.floor() as i64),
-                    Some(hi.ceil() as i64),
-                )
-            }
+impl HybridKind for Distinct {
+    type Exact = KeySet;
+    type Sketch = HllSketch;
+    type Tag = u64;
+    const SKETCH_TAG: u8 = 3;
+
+    fn exact_is_empty(e: &KeySet) -> bool {
+        e.is_empty()
+    }
+    /// A persisted group without keys is an empty sketch tagged exact 0.
+    fn sketch_is_empty(_: &HllSketch, tag: Option<&u64>) -> bool {
+        tag == Some(&0)
+    }
+    fn union(&self, a: &mut KeySet, b: &KeySet) {
+        a.union(b)
+    }
+    fn sketch_of(&self, e: Option<&KeySet>) -> Result<HllSketch> {
+        match e {
+            Some(set) => set.sketch(self.precision),
+            None => HllSketch::new(self.precision).map_err(sketch_error),
+        }
+    }
+    fn merge_sketch(&self, a: &mut HllSketch, b: &HllSketch) -> Result<()> {
+        a.merge(b).map_err(sketch_error)
+    }
+    fn serve(&self, mut set: KeySet) -> Result<(HllSketch, u64)> {
+        set.normalize();
+        Ok((set.sketch(self.precision)?, set.len() as u64))
+    }
+    fn exact_bytes(e: &KeySet) -> usize {
+        e.heap_bytes()
+    }
+    fn sketch_bytes(s: &HllSketch, _: Option<&u64>) -> usize {
+        s.memory_bytes()
+    }
+    fn write_exact(e: &KeySet, out: &mut Vec<u8>) {
+        e.write(out)
+    }
+    fn read_exact(
+        &self,
+        tag: u8,
+        r: &mut ByteReader<'_>,
+    ) -> Option<std::result::Result<KeySet, BytesError>> {
+        let read = |r: &mut ByteReader<'_>| -> std::result::Result<KeySet, BytesError> {
+            Ok(if tag == 1 {
+                let n = r.count(8)?;
+                let keys = (0..n)
+                    .map(|_| r.u64())
+                    .collect::<std::result::Result<_, _>>()?;
+                KeySet::Narrow(KeyVec::from_keys(keys))
+            } else {
+                let n = r.count(16)?;
+                let keys = (0..n)
+                    .map(|_| r.u128())
+                    .collect::<std::result::Result<_, _>>()?;
+                KeySet::Wide(KeyVec::from_keys(keys))
+            })
+        };
+        matches!(tag, 1 | 2).then(|| read(r))
+    }
+    fn write_tag(t: &u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<u64, BytesError> {
+        r.u64()
+    }
+    fn write_sketch(s: &HllSketch, out: &mut Vec<u8>) {
+        s.write_bytes(out)
+    }
+    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<HllSketch, BytesError> {
+        let sketch =
+            HllSketch::from_bytes(bytes).map_err(|e| BytesError(format!("sketch: {e}")))?;
+        if sketch.precision() != self.precision {
+            return Err(BytesError(format!(
+                "sketch precision {} where the view has {}",
+                sketch.precision(),
+                self.precision
+            )));
+        }
+        Ok(sketch)
+    }
+}
+
+/// (value, exact, lower, upper) of one group.
+fn value(st: &DistinctState) -> (Option<i64>, bool, Option<i64>, Option<i64>) {
+    match st {
+        Hybrid::Empty => (Some(0), true, Some(0), Some(0)),
+        Hybrid::Exact(set) => {
+            let n = set.len() as i64;
+            (Some(n), true, Some(n), Some(n))
+        }
+        Hybrid::Sketch { exact: Some(n), .. } => {
+            let n = *n as i64;
+            (Some(n), true, Some(n), Some(n))
+        }
+        Hybrid::Sketch {
+            sketch,
+            exact: None,
+        } => {
+            let (est, lo, hi) = sketch.estimate_with_bounds();
+            (
+                Some(est.round() as i64),
+                false,
+                Some(lo.floor() as i64),
+                Some(hi.ceil() as i64),
+            )
         }
     }
 }
 
-fn new_sketch(precision: u8) -> Result<HllSketch> {
-    HllSketch::new(precision).map_err(|e| Error::invalid(e.to_string()))
-}
-
-fn as_sketch(st: &DistinctState, precision: u8) -> Result<(HllSketch, Option<u64>)> {
-    Ok(match st {
-        DistinctState::Empty => (new_sketch(precision)?, Some(0)),
-        DistinctState::Exact(set) => (set.sketch(precision)?, Some(set.len() as u64)),
-        DistinctState::Sketch { sketch, exact } => (sketch.as_ref().clone(), *exact),
-    })
-}
-
-impl DistinctState {
-    /// No key at all: empty, or a persisted state of a group without keys (an empty sketch
-    /// tagged exact 0). Merging it changes nothing, so it must not cost the other side its
-    /// exactness.
-    fn is_nothing(&self) -> bool {
-        matches!(
-            self,
-            DistinctState::Empty | DistinctState::Sketch { exact: Some(0), .. }
-        )
-    }
-}
-
-fn merge_state(dst: &mut DistinctState, src: &DistinctState, precision: u8) -> Result<()> {
-    if src.is_nothing() {
-        return Ok(());
-    }
-    if dst.is_nothing() {
-        *dst = src.clone();
-        return Ok(());
-    }
-    match (&mut *dst, src) {
-        (DistinctState::Exact(a), DistinctState::Exact(b)) => a.union(b),
-        (DistinctState::Sketch { sketch: a, exact }, DistinctState::Sketch { sketch: b, .. }) => {
-            Arc::make_mut(a)
-                .merge(b)
-                .map_err(|e| Error::invalid(e.to_string()))?;
-            *exact = None;
-        }
-        _ => {
-            let (mut a, _) = as_sketch(dst, precision)?;
-            let (b, _) = as_sketch(src, precision)?;
-            a.merge(&b).map_err(|e| Error::invalid(e.to_string()))?;
-            *dst = DistinctState::Sketch {
-                sketch: Arc::new(a),
-                exact: None,
-            };
-        }
-    }
-    Ok(())
-}
-
+/// `count_distinct` of one column: exact key sets or sketches, by mode.
 #[derive(Debug, Clone)]
 pub struct CountDistinct {
-    groups: Vec<DistinctState>,
-    layer: Layer,
-    precision: u8,
-    /// Scratch of the speed layer's update (rows in runs by group).
-    runs: GroupRuns,
+    kind: Distinct,
+    mode: Mode,
 }
 
 impl CountDistinct {
-    pub fn new(layer: Layer, precision: u8) -> Self {
-        Self::with_groups(layer, precision, Vec::new())
-    }
-
-    fn with_groups(layer: Layer, precision: u8, groups: Vec<DistinctState>) -> Self {
+    pub fn new(mode: Mode, precision: u8) -> Self {
         CountDistinct {
-            groups,
-            layer,
-            precision,
-            runs: GroupRuns::default(),
+            kind: Distinct { precision },
+            mode,
         }
     }
 
     /// The speed layer's update: each group's run of hashes goes into its sketch at once (one
     /// state check and one copy-on-write check per group and batch, not per row).
     fn update_sketches(
-        &mut self,
+        &self,
+        slots: &mut [DistinctState],
         gids: &[u32],
         hashes: &[u64],
-        groups: usize,
+        runs: &mut GroupRuns,
         valid: impl Fn(usize) -> bool,
     ) -> Result<()> {
-        self.runs.build(gids, groups, valid);
-        for (g, rows) in self.runs.runs() {
-            let state = &mut self.groups[g];
-            if !matches!(state, DistinctState::Sketch { .. }) {
-                let (sketch, _) = as_sketch(state, self.precision)?;
-                *state = DistinctState::Sketch {
-                    sketch: Arc::new(sketch),
-                    exact: None,
-                };
-            }
-            if let DistinctState::Sketch { sketch, exact } = state {
-                Arc::make_mut(sketch).insert_hashes(rows.iter().map(|&r| hashes[r as usize]));
-                *exact = None;
-            }
-        }
-        Ok(())
-    }
-
-    fn grow(&mut self, groups: usize) {
-        if groups > self.groups.len() {
-            self.groups.resize(groups, DistinctState::Empty);
-        }
-    }
-
-    #[inline]
-    fn insert(&mut self, g: usize, key: u128, narrow: bool) -> Result<()> {
-        let state = &mut self.groups[g];
-        match self.layer {
-            Layer::Batch => match state {
-                DistinctState::Exact(KeySet::Narrow(set)) if narrow => set.push(key as u64),
-                DistinctState::Exact(KeySet::Wide(set)) => set.push(key),
-                _ => {
-                    let mut fresh = KeySet::new(narrow);
-                    if let DistinctState::Exact(old) = state {
-                        fresh.union(old);
-                    }
-                    match &mut fresh {
-                        KeySet::Narrow(s) => s.push(key as u64),
-                        KeySet::Wide(s) => s.push(key),
-                    }
-                    *state = DistinctState::Exact(fresh);
-                }
-            },
-            Layer::Speed => match state {
-                DistinctState::Sketch { sketch, exact } => {
-                    Arc::make_mut(sketch).insert_hash(key_hash(key));
-                    *exact = None;
-                }
-                _ => {
-                    let (mut sketch, _) = as_sketch(state, self.precision)?;
-                    sketch.insert_hash(key_hash(key));
-                    *state = DistinctState::Sketch {
-                        sketch: Arc::new(sketch),
-                        exact: None,
-                    };
-                }
-            },
+        runs.build(gids, slots.len(), valid);
+        for (g, rows) in runs.runs() {
+            let sketch = slots[g].sketch_mut(&self.kind)?;
+            sketch.insert_hashes(rows.iter().map(|&r| hashes[r as usize]));
         }
         Ok(())
     }
 }
 
-impl GroupsAccumulator for CountDistinct {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
+/// The batch layer's fold of one key into its group's exact set.
+#[inline]
+fn insert_exact(st: &mut DistinctState, kind: &Distinct, key: u128, narrow: bool) -> Result<()> {
+    match st {
+        Hybrid::Exact(set) => set.push(key, narrow),
+        Hybrid::Empty => {
+            let mut set = KeySet::new(narrow);
+            set.push(key, narrow);
+            *st = Hybrid::Exact(set);
+        }
+        Hybrid::Sketch { .. } => st.sketch_mut(kind)?.insert_hash(key_hash(key)),
+    }
+    Ok(())
+}
+
+impl Aggregate for CountDistinct {
+    type Slot = DistinctState;
+
+    fn update(
+        &self,
+        slots: &mut [DistinctState],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        runs: &mut GroupRuns,
+    ) -> Result<()> {
         let c = need(input)?;
         let nulls = c.nulls().cloned();
         let valid = |row: usize| nulls.as_ref().is_none_or(|n| n.is_valid(row));
-        if self.layer == Layer::Speed {
+        if self.mode == Mode::Sketch {
             let hashes: Vec<u64> = match distinct_keys(c)? {
                 Keys::Narrow(keys) => keys.iter().map(|&k| key_hash(k as u128)).collect(),
                 Keys::Wide(keys) => keys.iter().map(|&k| key_hash(k)).collect(),
             };
-            return self.update_sketches(gids, &hashes, groups, valid);
+            return self.update_sketches(slots, gids, &hashes, runs, valid);
         }
         match distinct_keys(c)? {
             Keys::Narrow(keys) => {
                 for (row, &g) in gids.iter().enumerate() {
                     if g != NO_GROUP && valid(row) {
-                        self.insert(g as usize, keys[row] as u128, true)?;
+                        insert_exact(&mut slots[g as usize], &self.kind, keys[row] as u128, true)?;
                     }
                 }
             }
             Keys::Wide(keys) => {
                 for (row, &g) in gids.iter().enumerate() {
                     if g != NO_GROUP && valid(row) {
-                        self.insert(g as usize, keys[row], false)?;
+                        insert_exact(&mut slots[g as usize], &self.kind, keys[row], false)?;
                     }
                 }
             }
@@ -378,9 +397,9 @@ impl GroupsAccumulator for CountDistinct {
         Ok(())
     }
 
-    fn settle(&mut self) {
-        for st in &mut self.groups {
-            if let DistinctState::Sketch { sketch, .. } = st {
+    fn settle(&self, slots: &mut [DistinctState]) {
+        for st in slots {
+            if let Hybrid::Sketch { sketch, .. } = st {
                 if !sketch.is_settled() {
                     Arc::make_mut(sketch).settle();
                 }
@@ -388,32 +407,23 @@ impl GroupsAccumulator for CountDistinct {
         }
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        for &(d, s) in pairs {
-            merge_state(
-                &mut self.groups[d as usize],
-                &o.groups[s as usize],
-                self.precision,
-            )?;
-        }
-        Ok(())
+    fn merge(&self, dst: &mut DistinctState, src: &DistinctState) -> Result<()> {
+        dst.merge(src, &self.kind)
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut value = Vec::with_capacity(order.len());
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[DistinctState],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let mut value_col = Vec::with_capacity(order.len());
         let mut exact = Vec::with_capacity(order.len());
         let mut lower = Vec::with_capacity(order.len());
         let mut upper = Vec::with_capacity(order.len());
         for &g in order {
-            let (v, e, lo, hi) = self.groups[g as usize].value();
-            value.push(v);
+            let (v, e, lo, hi) = value(&slots[g as usize]);
+            value_col.push(v);
             exact.push(e);
             lower.push(lo);
             upper.push(hi);
@@ -421,7 +431,7 @@ impl GroupsAccumulator for CountDistinct {
         Ok(vec![
             (
                 name.to_string(),
-                Arc::new(Int64Array::from(value)) as ArrayRef,
+                Arc::new(Int64Array::from(value_col)) as ArrayRef,
             ),
             (
                 format!("{name}_exact"),
@@ -438,19 +448,24 @@ impl GroupsAccumulator for CountDistinct {
         ])
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn state(
+        &self,
+        name: &str,
+        slots: &[DistinctState],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let mut values = Vec::with_capacity(order.len());
         let sketches = binary_column(order.len(), |i, out| {
             // Null where the state is a plain sketch: only exact counts are tagged as such.
-            let exact = match &self.groups[order[i] as usize] {
-                DistinctState::Sketch { sketch, exact } => {
+            let exact = match &slots[order[i] as usize] {
+                Hybrid::Sketch { sketch, exact } => {
                     sketch.write_bytes(out);
                     *exact
                 }
+                // Empty and exact states are exact: their count is the tag.
                 other => {
-                    let (sketch, exact) = as_sketch(other, self.precision)?;
-                    sketch.write_bytes(out);
-                    exact
+                    other.to_sketch(&self.kind)?.write_bytes(out);
+                    value(other).0.map(|n| n as u64)
                 }
             };
             values.push(exact.map(|e| e as i64));
@@ -467,148 +482,53 @@ impl GroupsAccumulator for CountDistinct {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<DistinctState>)> {
         let vals = int64_values(&state_column(batch, name, file)?)
             .map_err(|_| Error::corruption(file, format!("{name:?}: not integers")))?;
         let what = format!("__{name}__sketch");
         let sk = super::binary_state_column(batch, &what, file)?;
-        let mut groups = Vec::with_capacity(sk.len());
+        if vals.len() != sk.len() {
+            return Err(Error::corruption(
+                file,
+                format!("{name:?}: count and sketch columns differ in length"),
+            ));
+        }
+        let precision = self.kind.precision;
+        let mut slots = Vec::with_capacity(sk.len());
         for i in 0..sk.len() {
             let sketch = HllSketch::from_bytes(sk.value(i))
                 .map_err(|e| Error::corruption(file, format!("sketch of {name:?}: {e}")))?;
             let exact = (!vals.is_null(i)).then(|| vals.value(i));
-            if exact.is_some_and(|e| e < 0) || sketch.precision() != self.precision {
+            if exact.is_some_and(|e| e < 0) || sketch.precision() != precision {
                 return Err(Error::corruption(
                     file,
                     format!("bad distinct state of {name:?} in row {i}"),
                 ));
             }
-            groups.push(DistinctState::Sketch {
+            slots.push(Hybrid::Sketch {
                 sketch: Arc::new(sketch),
                 exact: exact.map(|e| e as u64),
             });
         }
-        Ok(Box::new(CountDistinct::with_groups(
-            Layer::Speed,
-            self.precision,
-            groups,
-        )))
+        Ok((Self::new(Mode::Sketch, precision), slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::new(self.layer, self.precision))
+    fn write_slot(&self, st: &DistinctState, out: &mut Vec<u8>) {
+        st.write(out)
     }
 
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        match &self.groups[g] {
-            DistinctState::Empty => out.push(0),
-            DistinctState::Exact(KeySet::Narrow(s)) => {
-                let keys = s.distinct();
-                out.push(1);
-                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-                for k in keys.iter() {
-                    out.extend_from_slice(&k.to_le_bytes());
-                }
-            }
-            DistinctState::Exact(KeySet::Wide(s)) => {
-                let keys = s.distinct();
-                out.push(2);
-                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-                for k in keys.iter() {
-                    out.extend_from_slice(&k.to_le_bytes());
-                }
-            }
-            DistinctState::Sketch { sketch, exact } => {
-                out.push(3);
-                match exact {
-                    Some(e) => {
-                        out.push(1);
-                        out.extend_from_slice(&e.to_le_bytes());
-                    }
-                    None => out.push(0),
-                }
-                sketch.write_bytes(out);
-            }
-        }
-        Ok(())
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<DistinctState, BytesError> {
+        Hybrid::read(&self.kind, r)
     }
 
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let precision = self.precision;
-        let read = |r: &mut ByteReader<'_>| -> std::result::Result<DistinctState, BytesError> {
-            Ok(match r.u8()? {
-                0 => DistinctState::Empty,
-                1 => {
-                    let n = r.count(8)?;
-                    let keys = (0..n)
-                        .map(|_| r.u64())
-                        .collect::<std::result::Result<_, _>>()?;
-                    DistinctState::Exact(KeySet::Narrow(KeyVec::from_keys(keys)))
-                }
-                2 => {
-                    let n = r.count(16)?;
-                    let keys = (0..n)
-                        .map(|_| r.u128())
-                        .collect::<std::result::Result<_, _>>()?;
-                    DistinctState::Exact(KeySet::Wide(KeyVec::from_keys(keys)))
-                }
-                3 => {
-                    let exact = match r.u8()? {
-                        0 => None,
-                        1 => Some(r.u64()?),
-                        _ => return Err(r.error("bad exact flag")),
-                    };
-                    let sketch = HllSketch::from_bytes(r.rest())
-                        .map_err(|e| BytesError(format!("sketch: {e}")))?;
-                    if sketch.precision() != precision {
-                        return Err(BytesError(format!(
-                            "sketch precision {} where the view has {precision}",
-                            sketch.precision()
-                        )));
-                    }
-                    DistinctState::Sketch {
-                        sketch: Arc::new(sketch),
-                        exact,
-                    }
-                }
-                _ => return Err(r.error("bad tag")),
-            })
-        };
-        let groups = read_partials(values, what, read)?;
-        Ok(Box::new(CountDistinct::with_groups(
-            self.layer, precision, groups,
-        )))
+    fn serve(&self, slots: Vec<DistinctState>) -> Result<(Self, Vec<DistinctState>)> {
+        Ok((
+            Self::new(Mode::Sketch, self.kind.precision),
+            serve_all(&self.kind, slots)?,
+        ))
     }
 
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        use rayon::prelude::*;
-        let precision = self.precision;
-        let all = self.groups;
-        let groups = crate::parallel::install(|| {
-            all.into_par_iter()
-                .map(|st| match st {
-                    DistinctState::Exact(mut set) => {
-                        set.normalize();
-                        Ok(DistinctState::Sketch {
-                            sketch: Arc::new(set.sketch(precision)?),
-                            exact: Some(set.len() as u64),
-                        })
-                    }
-                    other => Ok(other),
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        Ok(Box::new(CountDistinct::with_groups(
-            Layer::Speed,
-            precision,
-            groups,
-        )))
-    }
-
-    fn len(&self) -> usize {
-        self.groups.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.memory_bytes()).sum::<usize>() + self.runs.memory_bytes()
+    fn heap_bytes(&self, slots: &[DistinctState]) -> usize {
+        slots.iter().map(|s| s.heap_bytes()).sum()
     }
 }

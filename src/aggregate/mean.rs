@@ -11,17 +11,24 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{ArrayRef, BinaryArray, Float64Array, RecordBatch};
+use crate::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 
-use super::{downcast, GroupsAccumulator};
+use super::groups::Aggregate;
+use super::runs::GroupRuns;
+use super::{ByteReader, BytesError};
 use crate::error::Result;
 
-/// A sum state that can give the mean of a group.
-pub trait SumState: GroupsAccumulator + Clone + Default + 'static {
-    fn mean(&self, g: usize) -> Option<f64>;
+/// A sum aggregate that can give the mean of a group.
+pub trait SumState: Aggregate + Default {
+    fn mean(slot: &Self::Slot) -> Option<f64>;
     /// The hidden state columns of the sum (not its public value, which a mean never needs:
     /// an integer sum past int64 still has a mean).
-    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>>;
+    fn hidden_state(
+        &self,
+        name: &str,
+        slots: &[Self::Slot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>>;
 }
 
 #[derive(Debug, Clone)]
@@ -48,56 +55,61 @@ impl<S: SumState> Mean<S> {
         }
     }
 
-    fn like(&self, sum: S) -> Self {
-        Mean {
-            sum,
-            with_sum: self.with_sum.clone(),
-        }
-    }
-
-    fn means(&self, order: &[u32]) -> ArrayRef {
-        let values: Float64Array = order.iter().map(|&g| self.sum.mean(g as usize)).collect();
+    fn means(slots: &[S::Slot], order: &[u32]) -> ArrayRef {
+        let values: Float64Array = order.iter().map(|&g| S::mean(&slots[g as usize])).collect();
         Arc::new(values)
     }
 }
 
-impl<S: SumState> GroupsAccumulator for Mean<S> {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.sum.update(gids, input, groups)
-    }
+impl<S: SumState> Aggregate for Mean<S> {
+    type Slot = S::Slot;
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
+    fn update(
+        &self,
+        slots: &mut [S::Slot],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        runs: &mut GroupRuns,
     ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.sum.merge(&o.sum, pairs, groups)
+        self.sum.update(slots, gids, input, runs)
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn merge(&self, dst: &mut S::Slot, src: &S::Slot) -> Result<()> {
+        self.sum.merge(dst, src)
+    }
+
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[S::Slot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         Ok(match &self.with_sum {
-            None => vec![(name.to_string(), self.means(order))],
+            None => vec![(name.to_string(), Self::means(slots, order))],
             Some(mean) => {
-                let mut cols = self.sum.evaluate(name, order)?;
-                cols.push((mean.clone(), self.means(order)));
+                let mut cols = self.sum.evaluate(name, slots, order)?;
+                cols.push((mean.clone(), Self::means(slots, order)));
                 cols
             }
         })
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn state(
+        &self,
+        name: &str,
+        slots: &[S::Slot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         Ok(match &self.with_sum {
             None => {
                 // The sum's hidden columns; its public column is replaced by the mean.
-                let mut cols = vec![(name.to_string(), self.means(order))];
-                cols.extend(self.sum.hidden_state(name, order)?);
+                let mut cols = vec![(name.to_string(), Self::means(slots, order))];
+                cols.extend(self.sum.hidden_state(name, slots, order)?);
                 cols
             }
             Some(mean) => {
-                let mut cols = self.sum.state(name, order)?;
-                cols.push((mean.clone(), self.means(order)));
+                let mut cols = self.sum.state(name, slots, order)?;
+                cols.push((mean.clone(), Self::means(slots, order)));
                 cols
             }
         })
@@ -108,34 +120,30 @@ impl<S: SumState> GroupsAccumulator for Mean<S> {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let inner = self.sum.load_state(name, batch, file)?;
-        let sum = downcast::<S>(inner.as_ref())?.clone();
-        Ok(Box::new(self.like(sum)))
+    ) -> Result<(Self, Vec<S::Slot>)> {
+        let (sum, slots) = self.sum.load_state(name, batch, file)?;
+        Ok((
+            Mean {
+                sum,
+                with_sum: self.with_sum.clone(),
+            },
+            slots,
+        ))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(self.like(S::default()))
+    fn write_slot(&self, slot: &S::Slot, out: &mut Vec<u8>) {
+        self.sum.write_slot(slot, out)
     }
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        self.sum.write_partial(g, out)
+
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<S::Slot, BytesError> {
+        self.sum.read_slot(r)
     }
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let inner = self.sum.load_partial(values, what)?;
-        let sum = downcast::<S>(inner.as_ref())?.clone();
-        Ok(Box::new(self.like(sum)))
+
+    fn settle(&self, slots: &mut [S::Slot]) {
+        self.sum.settle(slots)
     }
-    fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        self.settle();
-        Ok(self)
-    }
-    fn settle(&mut self) {
-        self.sum.settle();
-    }
-    fn len(&self) -> usize {
-        self.sum.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.sum.memory_bytes()
+
+    fn heap_bytes(&self, slots: &[S::Slot]) -> usize {
+        self.sum.heap_bytes(slots)
     }
 }

@@ -6,17 +6,18 @@
 
 use std::cmp::Ordering;
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{
-    Array, ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, UInt64Array,
-};
+use crate::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt64Array};
 use crate::arrow::buffer::{NullBuffer, ScalarBuffer};
 use crate::arrow::datatypes::DataType;
 
+use super::groups::Aggregate;
 use super::input::{float64_values, int64_values, uint64_values};
-use super::{downcast, for_each_valid, need, read_partials, state_column, GroupsAccumulator};
+use super::runs::GroupRuns;
+use super::{for_each_valid, need, state_column, ByteReader, BytesError};
 use crate::error::{Error, Result};
 
 /// A native type with a total order that min/max fold.
@@ -99,86 +100,71 @@ impl Extremum for f64 {
     }
 }
 
+/// `min` (or `max`); a group's slot is its extreme value, None before its first value.
 #[derive(Debug, Clone)]
 pub struct MinMax<T: Extremum> {
-    v: Vec<T>,
-    has: Vec<bool>,
     max: bool,
+    _input: PhantomData<T>,
 }
 
 impl<T: Extremum> MinMax<T> {
     pub fn new(max: bool) -> Self {
         MinMax {
-            v: Vec::new(),
-            has: Vec::new(),
             max,
-        }
-    }
-
-    fn grow(&mut self, groups: usize) {
-        if groups > self.has.len() {
-            self.v.resize(groups, T::default());
-            self.has.resize(groups, false);
+            _input: PhantomData,
         }
     }
 
     #[inline]
-    fn offer(v: &mut [T], has: &mut [bool], max: bool, g: usize, x: T) {
-        let better = match T::order(x, v[g]) {
-            Ordering::Greater => max,
-            Ordering::Less => !max,
-            Ordering::Equal => false,
-        };
-        if !has[g] || better {
-            v[g] = x;
-            has[g] = true;
+    fn offer(&self, slot: &mut Option<T>, x: T) {
+        match slot {
+            None => *slot = Some(x),
+            Some(v) => {
+                let better = match T::order(x, *v) {
+                    Ordering::Greater => self.max,
+                    Ordering::Less => !self.max,
+                    Ordering::Equal => false,
+                };
+                if better {
+                    *v = x;
+                }
+            }
         }
     }
 }
 
-impl<T: Extremum> GroupsAccumulator for MinMax<T> {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
+impl<T: Extremum> Aggregate for MinMax<T> {
+    type Slot = Option<T>;
+
+    fn update(
+        &self,
+        slots: &mut [Option<T>],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        _: &mut GroupRuns,
+    ) -> Result<()> {
         let (values, nulls) = T::column(need(input)?)?;
-        let (v, has, max) = (&mut self.v, &mut self.has, self.max);
         for_each_valid(gids, &values, nulls.as_ref(), |g, x| {
-            Self::offer(v, has, max, g, x.canon())
+            self.offer(&mut slots[g], x.canon())
         });
         Ok(())
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        for &(d, s) in pairs {
-            if o.has[s as usize] {
-                Self::offer(
-                    &mut self.v,
-                    &mut self.has,
-                    self.max,
-                    d as usize,
-                    o.v[s as usize],
-                );
-            }
+    fn merge(&self, dst: &mut Option<T>, src: &Option<T>) -> Result<()> {
+        if let Some(x) = *src {
+            self.offer(dst, x);
         }
         Ok(())
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let values = order
-            .iter()
-            .map(|&g| self.has[g as usize].then(|| self.v[g as usize]))
-            .collect();
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[Option<T>],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let values = order.iter().map(|&g| slots[g as usize]).collect();
         Ok(vec![(name.to_string(), T::array(values))])
-    }
-
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        self.evaluate(name, order)
     }
 
     fn load_state(
@@ -186,7 +172,7 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<Option<T>>)> {
         let col = state_column(batch, name, file)?;
         let expected = T::array(vec![]).data_type().clone();
         if col.data_type() != &expected && !matches!(col.data_type(), DataType::Null) {
@@ -199,48 +185,29 @@ impl<T: Extremum> GroupsAccumulator for MinMax<T> {
             ));
         }
         let (v, nulls) = T::column(&col)?;
-        let has = (0..v.len())
-            .map(|i| nulls.as_ref().is_none_or(|n| n.is_valid(i)))
+        let slots = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| nulls.as_ref().is_none_or(|n| n.is_valid(i)).then_some(x))
             .collect();
-        Ok(Box::new(MinMax {
-            v: v.to_vec(),
-            has,
-            max: self.max,
-        }))
+        Ok((self.clone(), slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::new(self.max))
-    }
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        if self.has[g] {
-            out.push(1);
-            out.extend_from_slice(&self.v[g].to_bits().to_le_bytes());
-        } else {
-            out.push(0);
+    fn write_slot(&self, slot: &Option<T>, out: &mut Vec<u8>) {
+        match slot {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            None => out.push(0),
         }
-        Ok(())
     }
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let parts = read_partials(values, what, |r| match r.u8()? {
-            0 => Ok((T::default(), false)),
-            1 => Ok((T::from_bits(r.u64()?).canon(), true)),
+
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<Option<T>, BytesError> {
+        match r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(T::from_bits(r.u64()?).canon())),
             _ => Err(r.error("bad tag")),
-        })?;
-        let (v, has) = parts.into_iter().unzip();
-        Ok(Box::new(MinMax {
-            v,
-            has,
-            max: self.max,
-        }))
-    }
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(self)
-    }
-    fn len(&self) -> usize {
-        self.has.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.v.capacity() * std::mem::size_of::<T>() + self.has.capacity()
+        }
     }
 }

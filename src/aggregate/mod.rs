@@ -18,10 +18,15 @@
 //!   states finalize to exactly the single-pass answer. Each aggregate's file documents its
 //!   layout; all integers are little-endian.
 //!
+//! Every accumulator is a [`Groups`] container (one slot per group, in one flat vector) over an
+//! [`Aggregate`], which holds only the per-group logic; the aggregates that are exact in the
+//! batch layer and sketched in the speed layer keep [`hybrid::Hybrid`] slots, which hold the
+//! exact-then-sketch rules once.
+//!
 //! Invariants: `merge` is associative and commutative, and `update` over any split of the rows,
 //! merged in any order, gives the same state as one `update` over all of them (tested in
-//! `tests` below for every aggregate). Adding an aggregate is one new file and one arm in
-//! [`new_accumulator`].
+//! `tests` below for every aggregate). Adding an aggregate is one new file implementing
+//! [`Aggregate`] and one arm in [`new_accumulator`].
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -36,6 +41,8 @@ use crate::view::def::AggSpec;
 pub mod count;
 pub mod count_distinct;
 pub mod exact_sum;
+pub mod groups;
+pub mod hybrid;
 pub mod input;
 pub mod mean;
 pub mod min_max;
@@ -46,15 +53,10 @@ pub mod sum;
 pub mod sum_float;
 pub mod top_k;
 
+pub use groups::{Aggregate, Groups};
+pub use hybrid::Mode;
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
 pub(crate) use sketch::bytes::{ByteReader, BytesError};
-
-/// Which layer builds a state: the batch layer keeps exact distinct sets, the speed layer sketches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
-    Batch,
-    Speed,
-}
 
 /// A metric bound to its input column's stored type.
 #[derive(Debug, Clone)]
@@ -189,17 +191,20 @@ pub fn downcast<T: 'static>(other: &dyn GroupsAccumulator) -> Result<&T> {
         .ok_or_else(|| Error::internal("merging states of different aggregates"))
 }
 
-/// The registry: the accumulator for a metric plan.
-pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulator> {
+/// The registry: the accumulator for a metric plan, folding rows in `mode`.
+pub fn new_accumulator(plan: &AggPlan, mode: Mode) -> Box<dyn GroupsAccumulator> {
+    fn boxed<A: Aggregate>(agg: A) -> Box<dyn GroupsAccumulator> {
+        Box::new(Groups::new(agg))
+    }
     let float = matches!(
         plan.input,
         Some(DataType::Float16 | DataType::Float32 | DataType::Float64)
     );
     let unsigned = matches!(plan.input, Some(DataType::UInt64));
     match &plan.spec {
-        AggSpec::Count { .. } => Box::new(count::Count::default()),
+        AggSpec::Count { .. } => boxed(count::Count),
         AggSpec::Sum { .. } | AggSpec::Mean { .. } if float => {
-            sum_or_mean(plan, sum_float::FloatSum::default())
+            sum_or_mean(plan, sum_float::FloatSum)
         }
         AggSpec::Sum { .. } | AggSpec::Mean { .. } if unsigned => {
             sum_or_mean(plan, sum::IntSum::<u64>::default())
@@ -210,15 +215,15 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
         AggSpec::Min { .. } | AggSpec::Max { .. } => {
             let max = matches!(plan.spec, AggSpec::Max { .. });
             if float {
-                Box::new(min_max::MinMax::<f64>::new(max))
+                boxed(min_max::MinMax::<f64>::new(max))
             } else if unsigned {
-                Box::new(min_max::MinMax::<u64>::new(max))
+                boxed(min_max::MinMax::<u64>::new(max))
             } else {
-                Box::new(min_max::MinMax::<i64>::new(max))
+                boxed(min_max::MinMax::<i64>::new(max))
             }
         }
         AggSpec::CountDistinct { .. } => {
-            Box::new(count_distinct::CountDistinct::new(layer, plan.precision))
+            boxed(count_distinct::CountDistinct::new(mode, plan.precision))
         }
         AggSpec::Quantile { q, .. } => {
             let outputs = if plan.quantiles.is_empty() {
@@ -226,19 +231,19 @@ pub fn new_accumulator(plan: &AggPlan, layer: Layer) -> Box<dyn GroupsAccumulato
             } else {
                 plan.quantiles.clone()
             };
-            Box::new(quantile::Quantile::new(layer, outputs))
+            boxed(quantile::Quantile::new(mode, outputs))
         }
-        AggSpec::TopK { k, .. } => top_k::new_top_k(plan.input.as_ref(), layer, *k as usize),
+        AggSpec::TopK { k, .. } => top_k::new_top_k(plan.input.as_ref(), mode, *k as usize),
     }
 }
 
-/// The accumulator of a `sum` or `mean` plan over the sum state `sum` of its column's type: a
-/// sum alone, a sum that also gives its column's mean, or a mean.
+/// The accumulator of a `sum` or `mean` plan over the sum `sum` of its column's type: a sum
+/// alone, a sum that also gives its column's mean, or a mean.
 fn sum_or_mean<S: mean::SumState>(plan: &AggPlan, sum: S) -> Box<dyn GroupsAccumulator> {
     match (&plan.spec, &plan.mean) {
-        (AggSpec::Mean { .. }, _) => Box::new(mean::Mean::new(sum)),
-        (_, Some((m, _))) => Box::new(mean::Mean::shared(sum, m.clone())),
-        (_, None) => Box::new(sum),
+        (AggSpec::Mean { .. }, _) => Box::new(Groups::new(mean::Mean::new(sum))),
+        (_, Some((m, _))) => Box::new(Groups::new(mean::Mean::shared(sum, m.clone()))),
+        (_, None) => Box::new(Groups::new(sum)),
     }
 }
 

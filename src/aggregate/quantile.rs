@@ -11,6 +11,9 @@
 //! Persisted columns, per quantile metric `p`: `p`, `p_exact`, `p_lower`, `p_upper` (as the
 //! result has them), plus one hidden `__{first}__kll` column with the serialized sketch.
 //!
+//! The exact-then-sketch rules are `hybrid`'s; this file gives the values, the sketch and the
+//! answers.
+//!
 //! Partial-state layout (v1), by the first byte: 0, no value; 1, every value (u64 count, then
 //! the values sorted, f64 each); 2, a sketch (one byte, 1 if exact answers follow as a u64
 //! count and f64 each, then the sketch's own codec).
@@ -18,31 +21,24 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, RecordBatch,
-};
+use crate::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch};
 use crate::arrow::datatypes::Float64Type;
 
+use super::groups::Aggregate;
+use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::runs::GroupRuns;
 use super::sketch::kll::{exact_quantile, KllSketch};
-use super::{
-    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
-    GroupsAccumulator, Layer,
-};
+use super::{binary_column, need, state_column, ByteReader, BytesError};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Default)]
-pub enum QuantileState {
-    #[default]
-    Empty,
-    /// Every value (batch layer).
-    Values(Vec<f64>),
-    /// A sketch; `exact` holds the exact answers (one per output) when the sketch stands for
-    /// one exact batch group. Shared: passing a group through a query does not copy it.
-    Sketch {
-        sketch: Arc<KllSketch>,
-        exact: Option<Arc<[f64]>>,
-    },
+/// The quantile state of one group.
+pub type QuantileState = Hybrid<Values>;
+
+/// The quantile kind of [`Hybrid`]: every value, KLL sketches, and the exact answer of each
+/// `q` as a served sketch's tag.
+#[derive(Debug, Clone)]
+pub struct Values {
+    qs: Vec<f64>,
 }
 
 /// One output's answer: `(value, exact, lower, upper)`.
@@ -62,141 +58,147 @@ fn sorted(values: &[f64]) -> Vec<f64> {
     v
 }
 
-impl QuantileState {
-    fn is_nothing(&self) -> bool {
-        match self {
-            QuantileState::Empty => true,
-            QuantileState::Values(v) => v.is_empty(),
-            QuantileState::Sketch { sketch, .. } => sketch.is_empty(),
-        }
+fn write_floats(out: &mut Vec<u8>, v: &[f64]) {
+    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
     }
+}
 
-    fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + match self {
-                QuantileState::Empty => 0,
-                QuantileState::Values(v) => v.capacity() * 8,
-                QuantileState::Sketch { sketch, exact } => {
-                    sketch.memory_bytes() + exact.as_ref().map_or(0, |e| e.len() * 8)
-                }
-            }
+fn read_floats(r: &mut ByteReader<'_>) -> std::result::Result<Vec<f64>, BytesError> {
+    let n = r.count(8)?;
+    (0..n).map(|_| r.f64()).collect()
+}
+
+impl HybridKind for Values {
+    type Exact = Vec<f64>;
+    type Sketch = KllSketch;
+    type Tag = Arc<[f64]>;
+    const SKETCH_TAG: u8 = 2;
+
+    fn exact_is_empty(e: &Vec<f64>) -> bool {
+        e.is_empty()
     }
-
-    fn to_sketch(&self) -> Result<KllSketch> {
-        match self {
-            QuantileState::Empty => Ok(KllSketch::default()),
-            QuantileState::Values(v) => Ok(KllSketch::from_sorted_default(&sorted(v))),
-            QuantileState::Sketch { sketch, .. } => Ok(sketch.as_ref().clone()),
-        }
+    fn sketch_is_empty(s: &KllSketch, _: Option<&Arc<[f64]>>) -> bool {
+        s.is_empty()
     }
+    fn union(&self, a: &mut Vec<f64>, b: &Vec<f64>) {
+        a.extend_from_slice(b)
+    }
+    fn sketch_of(&self, e: Option<&Vec<f64>>) -> Result<KllSketch> {
+        Ok(match e {
+            Some(v) => KllSketch::from_sorted_default(&sorted(v)),
+            None => KllSketch::default(),
+        })
+    }
+    fn merge_sketch(&self, a: &mut KllSketch, b: &KllSketch) -> Result<()> {
+        a.merge(b).map_err(sketch_error)
+    }
+    fn serve(&self, v: Vec<f64>) -> Result<(KllSketch, Arc<[f64]>)> {
+        let v = sorted(&v);
+        let exact: Vec<f64> = self
+            .qs
+            .iter()
+            .map(|&q| exact_quantile(&v, q).unwrap_or(f64::NAN))
+            .collect();
+        Ok((KllSketch::from_sorted_default(&v), exact.into()))
+    }
+    fn exact_bytes(e: &Vec<f64>) -> usize {
+        e.capacity() * 8
+    }
+    fn sketch_bytes(s: &KllSketch, tag: Option<&Arc<[f64]>>) -> usize {
+        s.memory_bytes() + tag.map_or(0, |e| e.len() * 8)
+    }
+    fn write_exact(e: &Vec<f64>, out: &mut Vec<u8>) {
+        out.push(1);
+        write_floats(out, &sorted(e));
+    }
+    fn read_exact(
+        &self,
+        tag: u8,
+        r: &mut ByteReader<'_>,
+    ) -> Option<std::result::Result<Vec<f64>, BytesError>> {
+        (tag == 1).then(|| read_floats(r))
+    }
+    fn write_tag(t: &Arc<[f64]>, out: &mut Vec<u8>) {
+        write_floats(out, t)
+    }
+    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<Arc<[f64]>, BytesError> {
+        Ok(read_floats(r)?.into())
+    }
+    fn write_sketch(s: &KllSketch, out: &mut Vec<u8>) {
+        s.write_bytes(out)
+    }
+    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<KllSketch, BytesError> {
+        KllSketch::from_bytes(bytes)
+    }
+}
 
-    fn answers(&self, qs: &[f64]) -> Answers {
-        let exact_all = |vals: &[f64]| -> Answers {
-            qs.iter()
-                .map(|&q| {
-                    let v = exact_quantile(vals, q);
-                    (v, true, v, v)
+/// Every output's answer for one group.
+fn answers(st: &QuantileState, qs: &[f64]) -> Answers {
+    let exact_all = |vals: &[f64]| -> Answers {
+        qs.iter()
+            .map(|&q| {
+                let v = exact_quantile(vals, q);
+                (v, true, v, v)
+            })
+            .collect()
+    };
+    match st {
+        Hybrid::Empty => vec![(None, true, None, None); qs.len()],
+        Hybrid::Exact(v) => exact_all(&sorted(v)),
+        Hybrid::Sketch {
+            exact: Some(vals), ..
+        } if vals.len() == qs.len() => vals
+            .iter()
+            .map(|&v| (Some(v), true, Some(v), Some(v)))
+            .collect(),
+        Hybrid::Sketch { sketch, .. } => {
+            let exact = sketch.is_exact();
+            sketch
+                .quantiles(qs)
+                .into_iter()
+                .map(|a| match a {
+                    None => (None, true, None, None),
+                    Some((v, lo, hi)) => (Some(v), exact, Some(lo), Some(hi)),
                 })
                 .collect()
-        };
-        match self {
-            QuantileState::Empty => vec![(None, true, None, None); qs.len()],
-            QuantileState::Values(v) => exact_all(&sorted(v)),
-            QuantileState::Sketch {
-                exact: Some(vals), ..
-            } if vals.len() == qs.len() => vals
-                .iter()
-                .map(|&v| (Some(v), true, Some(v), Some(v)))
-                .collect(),
-            QuantileState::Sketch { sketch, .. } => {
-                let exact = sketch.is_exact();
-                sketch
-                    .quantiles(qs)
-                    .into_iter()
-                    .map(|a| match a {
-                        None => (None, true, None, None),
-                        Some((v, lo, hi)) => (Some(v), exact, Some(lo), Some(hi)),
-                    })
-                    .collect()
-            }
         }
     }
 }
 
-fn merge_state(dst: &mut QuantileState, src: &QuantileState) -> Result<()> {
-    if src.is_nothing() {
-        return Ok(());
-    }
-    if dst.is_nothing() {
-        *dst = src.clone();
-        return Ok(());
-    }
-    match (&mut *dst, src) {
-        (QuantileState::Values(a), QuantileState::Values(b)) => a.extend_from_slice(b),
-        (QuantileState::Sketch { sketch, exact }, other) => {
-            let b = match other {
-                QuantileState::Sketch { sketch: b, .. } => std::borrow::Cow::Borrowed(b.as_ref()),
-                other => std::borrow::Cow::Owned(other.to_sketch()?),
-            };
-            Arc::make_mut(sketch).merge(&b).map_err(sketch_error)?;
-            *exact = None;
-        }
-        (values, other) => {
-            let mut a = values.to_sketch()?;
-            match other {
-                QuantileState::Sketch { sketch: b, .. } => a.merge(b),
-                other => a.merge(&other.to_sketch()?),
-            }
-            .map_err(sketch_error)?;
-            *dst = QuantileState::Sketch {
-                sketch: Arc::new(a),
-                exact: None,
-            };
-        }
-    }
-    Ok(())
-}
-
+/// The quantiles of one column: every value or sketches, by mode.
 #[derive(Debug, Clone)]
 pub struct Quantile {
     /// `(metric name, q)` of every quantile sharing this state.
     outputs: Vec<(String, f64)>,
-    layer: Layer,
-    groups: Vec<QuantileState>,
-    /// Scratch of the speed layer's update (rows in runs by group).
-    runs: GroupRuns,
+    kind: Values,
+    mode: Mode,
 }
 
 impl Quantile {
-    pub fn new(layer: Layer, outputs: Vec<(String, f64)>) -> Self {
-        Self::with_groups(layer, outputs, Vec::new())
-    }
-
-    fn with_groups(layer: Layer, outputs: Vec<(String, f64)>, groups: Vec<QuantileState>) -> Self {
+    pub fn new(mode: Mode, outputs: Vec<(String, f64)>) -> Self {
+        let qs = outputs.iter().map(|(_, q)| *q).collect();
         Quantile {
             outputs,
-            layer,
-            groups,
-            runs: GroupRuns::default(),
+            kind: Values { qs },
+            mode,
         }
     }
 
-    fn qs(&self) -> Vec<f64> {
-        self.outputs.iter().map(|(_, q)| *q).collect()
-    }
-
-    fn grow(&mut self, groups: usize) {
-        if groups > self.groups.len() {
-            self.groups.resize(groups, QuantileState::Empty);
+    fn in_mode(&self, mode: Mode) -> Self {
+        Quantile {
+            mode,
+            ..self.clone()
         }
     }
 
     /// The public columns of every output for the groups in `order`.
-    fn columns(&self, order: &[u32]) -> Vec<(String, ArrayRef)> {
-        let qs = self.qs();
+    fn columns(&self, slots: &[QuantileState], order: &[u32]) -> Vec<(String, ArrayRef)> {
+        let qs = &self.kind.qs;
         let answers: Vec<Answers> = order
             .iter()
-            .map(|&g| self.groups[g as usize].answers(&qs))
+            .map(|&g| answers(&slots[g as usize], qs))
             .collect();
         let mut out = Vec::with_capacity(4 * qs.len());
         for (i, (name, _)) in self.outputs.iter().enumerate() {
@@ -217,92 +219,75 @@ impl Quantile {
     }
 }
 
-impl GroupsAccumulator for Quantile {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
-        let c = need(input)?;
-        let values = super::float64_values(c)?;
-        if self.layer == Layer::Speed {
+impl Aggregate for Quantile {
+    type Slot = QuantileState;
+    const MERGE_ORDER_MATTERS: bool = true;
+
+    fn update(
+        &self,
+        slots: &mut [QuantileState],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        runs: &mut GroupRuns,
+    ) -> Result<()> {
+        let values = super::float64_values(need(input)?)?;
+        let v = values.values();
+        if self.mode == Mode::Sketch {
             // Each group's run of values goes into its sketch at once: one state check and one
             // copy-on-write check per group and batch. Rows keep their order within a group,
             // so each sketch sees what a row-by-row fold shows it.
             let nulls = values.nulls();
-            self.runs
-                .build(gids, groups, |row| nulls.is_none_or(|n| n.is_valid(row)));
-            let v = values.values();
-            for (g, rows) in self.runs.runs() {
-                let st = &mut self.groups[g];
-                if !matches!(st, QuantileState::Sketch { .. }) {
-                    *st = QuantileState::Sketch {
-                        sketch: Arc::new(st.to_sketch()?),
-                        exact: None,
-                    };
-                }
-                if let QuantileState::Sketch { sketch, exact } = st {
-                    let sketch = Arc::make_mut(sketch);
-                    for &r in rows {
-                        sketch.update(v[r as usize]);
-                    }
-                    *exact = None;
+            runs.build(gids, slots.len(), |row| {
+                nulls.is_none_or(|n| n.is_valid(row))
+            });
+            for (g, rows) in runs.runs() {
+                let sketch = slots[g].sketch_mut(&self.kind)?;
+                for &r in rows {
+                    sketch.update(v[r as usize]);
                 }
             }
             return Ok(());
         }
-        let layer = self.layer;
-        let groups = &mut self.groups;
-        super::for_each_valid(gids, values.values(), values.nulls(), |g, v| {
-            let st = &mut groups[g];
-            match (layer, &mut *st) {
-                (Layer::Batch, QuantileState::Values(vals)) => vals.push(v),
-                (Layer::Batch, QuantileState::Empty) => *st = QuantileState::Values(vec![v]),
-                (Layer::Speed, QuantileState::Sketch { sketch, exact }) => {
-                    Arc::make_mut(sketch).update(v);
-                    *exact = None;
-                }
-                _ => {
-                    let mut sketch = match st {
-                        QuantileState::Sketch { sketch, .. } => sketch.as_ref().clone(),
-                        QuantileState::Values(vals) => {
-                            KllSketch::from_sorted_default(&sorted(vals))
-                        }
-                        QuantileState::Empty => KllSketch::default(),
-                    };
-                    sketch.update(v);
-                    *st = QuantileState::Sketch {
-                        sketch: Arc::new(sketch),
-                        exact: None,
-                    };
-                }
+        let mut failed = None;
+        super::for_each_valid(gids, v, values.nulls(), |g, x| {
+            let st = &mut slots[g];
+            match st {
+                Hybrid::Exact(vals) => vals.push(x),
+                Hybrid::Empty => *st = Hybrid::Exact(vec![x]),
+                Hybrid::Sketch { .. } => match st.sketch_mut(&self.kind) {
+                    Ok(sketch) => sketch.update(x),
+                    Err(e) => failed = Some(e),
+                },
             }
         });
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        for &(d, s) in pairs {
-            merge_state(&mut self.groups[d as usize], &o.groups[s as usize])?;
-        }
-        Ok(())
+    fn merge(&self, dst: &mut QuantileState, src: &QuantileState) -> Result<()> {
+        dst.merge(src, &self.kind)
     }
 
-    fn evaluate(&self, _name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        Ok(self.columns(order))
+    fn evaluate(
+        &self,
+        _name: &str,
+        slots: &[QuantileState],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        Ok(self.columns(slots, order))
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut cols = self.columns(order);
+    fn state(
+        &self,
+        name: &str,
+        slots: &[QuantileState],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.columns(slots, order);
         let sketches = binary_column(order.len(), |i, out| {
-            match &self.groups[order[i] as usize] {
+            match &slots[order[i] as usize] {
                 // A served state's sketch is written where it is, never copied first.
-                QuantileState::Sketch { sketch, .. } => sketch.write_bytes(out),
-                other => other.to_sketch()?.write_bytes(out),
+                Hybrid::Sketch { sketch, .. } => sketch.write_bytes(out),
+                other => other.to_sketch(&self.kind)?.write_bytes(out),
             }
             Ok(())
         })?;
@@ -315,7 +300,7 @@ impl GroupsAccumulator for Quantile {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<QuantileState>)> {
         let what = format!("__{name}__kll");
         let sk = super::binary_state_column(batch, &what, file)?;
         let mut values = Vec::with_capacity(self.outputs.len());
@@ -334,7 +319,7 @@ impl GroupsAccumulator for Quantile {
             values.push(v);
             exact.push(e);
         }
-        let mut groups = Vec::with_capacity(sk.len());
+        let mut slots = Vec::with_capacity(sk.len());
         for i in 0..sk.len() {
             let sketch = KllSketch::from_bytes(sk.value(i))
                 .map_err(|e| Error::corruption(file, format!("sketch of {name:?}: {e}")))?;
@@ -348,121 +333,28 @@ impl GroupsAccumulator for Quantile {
                     .collect::<Vec<f64>>()
                     .into()
             });
-            groups.push(QuantileState::Sketch {
+            slots.push(Hybrid::Sketch {
                 sketch: Arc::new(sketch),
                 exact: answers,
             });
         }
-        Ok(Box::new(Quantile::with_groups(
-            Layer::Speed,
-            self.outputs.clone(),
-            groups,
-        )))
+        Ok((self.in_mode(Mode::Sketch), slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::new(self.layer, self.outputs.clone()))
+    fn write_slot(&self, st: &QuantileState, out: &mut Vec<u8>) {
+        st.write(out)
     }
 
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        let floats = |out: &mut Vec<u8>, v: &[f64]| {
-            out.extend_from_slice(&(v.len() as u64).to_le_bytes());
-            for x in v {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-        };
-        match &self.groups[g] {
-            QuantileState::Empty => out.push(0),
-            QuantileState::Values(v) => {
-                out.push(1);
-                floats(out, &sorted(v));
-            }
-            QuantileState::Sketch { sketch, exact } => {
-                out.push(2);
-                match exact {
-                    Some(e) => {
-                        out.push(1);
-                        floats(out, e);
-                    }
-                    None => out.push(0),
-                }
-                sketch.write_bytes(out);
-            }
-        }
-        Ok(())
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<QuantileState, BytesError> {
+        Hybrid::read(&self.kind, r)
     }
 
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let floats = |r: &mut ByteReader<'_>| -> std::result::Result<Vec<f64>, BytesError> {
-            let n = r.count(8)?;
-            (0..n).map(|_| r.f64()).collect()
-        };
-        let read = |r: &mut ByteReader<'_>| -> std::result::Result<QuantileState, BytesError> {
-            Ok(match r.u8()? {
-                0 => QuantileState::Empty,
-                1 => QuantileState::Values(floats(r)?),
-                2 => {
-                    let exact = match r.u8()? {
-                        0 => None,
-                        1 => Some(floats(r)?.into()),
-                        _ => return Err(r.error("bad exact flag")),
-                    };
-                    let sketch = KllSketch::from_bytes(r.rest())?;
-                    QuantileState::Sketch {
-                        sketch: Arc::new(sketch),
-                        exact,
-                    }
-                }
-                _ => return Err(r.error("bad tag")),
-            })
-        };
-        let groups = read_partials(values, what, read)?;
-        Ok(Box::new(Quantile::with_groups(
-            self.layer,
-            self.outputs.clone(),
-            groups,
-        )))
+    fn serve(&self, slots: Vec<QuantileState>) -> Result<(Self, Vec<QuantileState>)> {
+        Ok((self.in_mode(Mode::Sketch), serve_all(&self.kind, slots)?))
     }
 
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        use rayon::prelude::*;
-        let qs = self.qs();
-        let outputs = self.outputs;
-        let all = self.groups;
-        let groups = crate::parallel::install(|| {
-            all.into_par_iter()
-                .map(|st| match st {
-                    QuantileState::Values(v) => {
-                        let v = sorted(&v);
-                        let exact: Vec<f64> = qs
-                            .iter()
-                            .map(|&q| exact_quantile(&v, q).unwrap_or(f64::NAN))
-                            .collect();
-                        Ok(QuantileState::Sketch {
-                            sketch: Arc::new(KllSketch::from_sorted_default(&v)),
-                            exact: Some(exact.into()),
-                        })
-                    }
-                    other => Ok(other),
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        Ok(Box::new(Quantile::with_groups(
-            Layer::Speed,
-            outputs,
-            groups,
-        )))
-    }
-
-    fn merge_order_matters(&self) -> bool {
-        true
-    }
-
-    fn len(&self) -> usize {
-        self.groups.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.memory_bytes()).sum::<usize>() + self.runs.memory_bytes()
+    fn heap_bytes(&self, slots: &[QuantileState]) -> usize {
+        slots.iter().map(|s| s.heap_bytes()).sum()
     }
 }
 

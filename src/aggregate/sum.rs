@@ -9,16 +9,15 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, Int64Array, RecordBatch,
-};
+use crate::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch};
 use crate::arrow::datatypes::Decimal128Type;
 
+use super::groups::Aggregate;
 use super::input::{int64_values, uint64_values};
 use super::mean::SumState;
+use super::runs::GroupRuns;
 use super::{
-    counts_column, downcast, for_each_valid, need, read_counts, read_partials, state_column,
-    GroupsAccumulator,
+    counts_column, for_each_valid, need, read_counts, state_column, ByteReader, BytesError,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -43,84 +42,93 @@ impl IntInput for u64 {
     }
 }
 
+/// One group: the exact sum and the non-null count.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntSlot {
+    sum: i128,
+    n: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct IntSum<T: IntInput> {
-    sum: Vec<i128>,
-    n: Vec<u64>,
     _input: PhantomData<T>,
 }
 
-impl<T: IntInput> IntSum<T> {
-    fn grow(&mut self, groups: usize) {
-        if groups > self.n.len() {
-            self.sum.resize(groups, 0);
-            self.n.resize(groups, 0);
-        }
+fn value(name: &str, s: &IntSlot) -> Result<Option<i64>> {
+    if s.n == 0 {
+        return Ok(None);
     }
-
-    fn value(&self, name: &str, g: usize) -> Result<Option<i64>> {
-        if self.n[g] == 0 {
-            return Ok(None);
-        }
-        i64::try_from(self.sum[g]).map(Some).map_err(|_| {
-            Error::new(
-                ErrorKind::Overflow,
-                format!("sum {name:?} overflows int64 (exact value {})", self.sum[g]),
-            )
-        })
-    }
+    i64::try_from(s.sum).map(Some).map_err(|_| {
+        Error::new(
+            ErrorKind::Overflow,
+            format!("sum {name:?} overflows int64 (exact value {})", s.sum),
+        )
+    })
 }
 
 impl<T: IntInput> SumState for IntSum<T> {
-    fn mean(&self, g: usize) -> Option<f64> {
-        (self.n[g] > 0).then(|| self.sum[g] as f64 / self.n[g] as f64)
+    fn mean(s: &IntSlot) -> Option<f64> {
+        (s.n > 0).then(|| s.sum as f64 / s.n as f64)
     }
-    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| self.sum[g as usize]))
+    fn hidden_state(
+        &self,
+        name: &str,
+        slots: &[IntSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| slots[g as usize].sum))
             .with_precision_and_scale(38, 0)?;
         Ok(vec![
             (format!("__{name}__sum"), Arc::new(s) as ArrayRef),
-            (format!("__{name}__n"), counts_column(order, |g| self.n[g])),
+            (format!("__{name}__n"), counts_column(order, |g| slots[g].n)),
         ])
     }
 }
 
-impl<T: IntInput> GroupsAccumulator for IntSum<T> {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
-        let (sum, n) = (&mut self.sum, &mut self.n);
+impl<T: IntInput> Aggregate for IntSum<T> {
+    type Slot = IntSlot;
+
+    fn update(
+        &self,
+        slots: &mut [IntSlot],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        _: &mut GroupRuns,
+    ) -> Result<()> {
         T::fold(need(input)?, gids, |g, v| {
-            sum[g] += v;
-            n[g] += 1;
+            let s = &mut slots[g];
+            s.sum += v;
+            s.n += 1;
         })
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        for &(d, s) in pairs {
-            self.sum[d as usize] += o.sum[s as usize];
-            self.n[d as usize] += o.n[s as usize];
-        }
+    fn merge(&self, dst: &mut IntSlot, src: &IntSlot) -> Result<()> {
+        dst.sum += src.sum;
+        dst.n += src.n;
         Ok(())
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[IntSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let values = order
             .iter()
-            .map(|&g| self.value(name, g as usize))
+            .map(|&g| value(name, &slots[g as usize]))
             .collect::<Result<Int64Array>>()?;
         Ok(vec![(name.to_string(), Arc::new(values))])
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut cols = self.evaluate(name, order)?;
-        cols.extend(self.hidden_state(name, order)?);
+    fn state(
+        &self,
+        name: &str,
+        slots: &[IntSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.evaluate(name, slots, order)?;
+        cols.extend(self.hidden_state(name, slots, order)?);
         Ok(cols)
     }
 
@@ -129,7 +137,7 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<IntSlot>)> {
         let what = format!("__{name}__sum");
         let s = state_column(batch, &what, file)?;
         let s = s
@@ -139,37 +147,30 @@ impl<T: IntInput> GroupsAccumulator for IntSum<T> {
             return Err(Error::corruption(file, format!("{what}: null state")));
         }
         let n = read_counts(batch, &format!("__{name}__n"), file)?;
-        Ok(Box::new(IntSum::<T> {
-            sum: s.values().to_vec(),
-            n,
-            _input: PhantomData,
-        }))
+        if n.len() != s.len() {
+            return Err(Error::corruption(
+                file,
+                format!("{name:?}: sum and count columns differ in length"),
+            ));
+        }
+        let slots = s
+            .values()
+            .iter()
+            .zip(n)
+            .map(|(&sum, n)| IntSlot { sum, n })
+            .collect();
+        Ok((self.clone(), slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::default())
+    fn write_slot(&self, s: &IntSlot, out: &mut Vec<u8>) {
+        out.extend_from_slice(&s.sum.to_le_bytes());
+        out.extend_from_slice(&s.n.to_le_bytes());
     }
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        out.extend_from_slice(&self.sum[g].to_le_bytes());
-        out.extend_from_slice(&self.n[g].to_le_bytes());
-        Ok(())
-    }
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let parts = read_partials(values, what, |r| Ok((r.u128()? as i128, r.u64()?)))?;
-        let (sum, n) = parts.into_iter().unzip();
-        Ok(Box::new(IntSum::<T> {
-            sum,
-            n,
-            _input: PhantomData,
-        }))
-    }
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(self)
-    }
-    fn len(&self) -> usize {
-        self.n.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.sum.capacity() * 16 + self.n.capacity() * 8
+
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<IntSlot, BytesError> {
+        Ok(IntSlot {
+            sum: r.u128()? as i128,
+            n: r.u64()?,
+        })
     }
 }

@@ -10,112 +10,133 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrow::array::{Array, ArrayRef, BinaryArray, Float64Array, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
 
 use super::exact_sum::{ExactSum, FixedSum};
+use super::groups::Aggregate;
 use super::input::float64_values;
 use super::mean::SumState;
+use super::runs::GroupRuns;
 use super::{
-    binary_column, counts_column, downcast, for_each_valid, need, read_counts, read_partials,
-    GroupsAccumulator,
+    binary_column, counts_column, for_each_valid, need, read_counts, ByteReader, BytesError,
 };
 use crate::error::{Error, Result};
 
-/// Per group: the exact sum and, in one 32-byte slot, the non-null count and the values pending
-/// in the fixed-point fast path (see `exact_sum::FixedSum`), so a row touches one slot. Every
-/// read goes through `total`, so pending values are always included; `into_served` flushes them.
+/// One group: in its first 32 bytes the non-null count and the values pending in the
+/// fixed-point fast path (see `exact_sum::FixedSum`), then the exact sum, so a row touches one
+/// cache line. Every read goes through `total`, so pending values are always included; serving
+/// flushes them.
 #[derive(Debug, Clone, Default)]
-pub struct FloatSum {
-    sum: Vec<ExactSum>,
-    fixed: Vec<FixedSum>,
+pub struct FloatSlot {
+    fixed: FixedSum,
+    sum: ExactSum,
 }
 
-impl FloatSum {
-    fn grow(&mut self, groups: usize) {
-        if groups > self.fixed.len() {
-            self.sum.resize(groups, ExactSum::new());
-            self.fixed.resize(groups, FixedSum::default());
-        }
+impl FloatSlot {
+    fn count(&self) -> u64 {
+        self.fixed.count
     }
 
-    fn count(&self, g: usize) -> u64 {
-        self.fixed[g].count
-    }
-
-    /// The exact sum of group `g`, pending values included.
-    fn total(&self, g: usize) -> Cow<'_, ExactSum> {
-        let mut f = self.fixed[g];
+    /// The exact sum, pending values included.
+    fn total(&self) -> Cow<'_, ExactSum> {
+        let mut f = self.fixed;
         if f.is_flushed() {
-            Cow::Borrowed(&self.sum[g])
+            Cow::Borrowed(&self.sum)
         } else {
-            let mut s = self.sum[g].clone();
+            let mut s = self.sum.clone();
             f.flush(&mut s);
             Cow::Owned(s)
         }
     }
+
+    fn loaded(sum: ExactSum, count: u64) -> Self {
+        FloatSlot {
+            fixed: FixedSum::with_count(count),
+            sum,
+        }
+    }
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FloatSum;
+
 impl SumState for FloatSum {
-    fn mean(&self, g: usize) -> Option<f64> {
-        let n = self.count(g);
-        (n > 0).then(|| self.total(g).finalize() / n as f64)
+    fn mean(s: &FloatSlot) -> Option<f64> {
+        let n = s.count();
+        (n > 0).then(|| s.total().finalize() / n as f64)
     }
-    fn hidden_state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn hidden_state(
+        &self,
+        name: &str,
+        slots: &[FloatSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let arr = binary_column(order.len(), |i, out| {
             // Canonical partials: equal sums give equal bytes, whatever the merge tree.
-            self.total(order[i] as usize).canonical().write_bytes(out);
+            slots[order[i] as usize]
+                .total()
+                .canonical()
+                .write_bytes(out);
             Ok(())
         })?;
         Ok(vec![
             (format!("__{name}__state"), arr),
             (
                 format!("__{name}__n"),
-                counts_column(order, |g| self.count(g)),
+                counts_column(order, |g| slots[g].count()),
             ),
         ])
     }
 }
 
-impl GroupsAccumulator for FloatSum {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
+impl Aggregate for FloatSum {
+    type Slot = FloatSlot;
+
+    fn update(
+        &self,
+        slots: &mut [FloatSlot],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        _: &mut GroupRuns,
+    ) -> Result<()> {
         let a = float64_values(need(input)?)?;
-        let (sum, fixed) = (&mut self.sum, &mut self.fixed);
         for_each_valid(gids, a.values(), a.nulls(), |g, v| {
-            fixed[g].add(&mut sum[g], v)
+            let s = &mut slots[g];
+            s.fixed.add(&mut s.sum, v)
         });
         Ok(())
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        for &(d, s) in pairs {
-            self.sum[d as usize].merge(&o.total(s as usize));
-            self.fixed[d as usize].count += o.count(s as usize);
-        }
+    fn merge(&self, dst: &mut FloatSlot, src: &FloatSlot) -> Result<()> {
+        dst.sum.merge(&src.total());
+        dst.fixed.count += src.count();
         Ok(())
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[FloatSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let values: Float64Array = order
             .iter()
             .map(|&g| {
-                let g = g as usize;
-                (self.count(g) > 0).then(|| self.total(g).finalize())
+                let s = &slots[g as usize];
+                (s.count() > 0).then(|| s.total().finalize())
             })
             .collect();
         Ok(vec![(name.to_string(), Arc::new(values))])
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut cols = self.evaluate(name, order)?;
-        cols.extend(self.hidden_state(name, order)?);
+    fn state(
+        &self,
+        name: &str,
+        slots: &[FloatSlot],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.evaluate(name, slots, order)?;
+        cols.extend(self.hidden_state(name, slots, order)?);
         Ok(cols)
     }
 
@@ -124,61 +145,53 @@ impl GroupsAccumulator for FloatSum {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<FloatSlot>)> {
         let what = format!("__{name}__state");
         let s = super::binary_state_column(batch, &what, file)?;
-        let sum = (0..s.len())
-            .map(|i| {
-                s.is_valid(i)
-                    .then(|| ExactSum::from_bytes(s.value(i)))
-                    .flatten()
-                    .ok_or_else(|| {
-                        Error::corruption(file, format!("bad float-sum state in {name:?}"))
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let n = read_counts(batch, &format!("__{name}__n"), file)?;
-        if n.len() != sum.len() {
+        if n.len() != s.len() {
             return Err(Error::corruption(
                 file,
                 format!("{name:?}: sum and count columns differ in length"),
             ));
         }
-        let fixed = n.iter().map(|&count| FixedSum::with_count(count)).collect();
-        Ok(Box::new(FloatSum { sum, fixed }))
+        let slots = n
+            .into_iter()
+            .enumerate()
+            .map(|(i, count)| {
+                s.is_valid(i)
+                    .then(|| ExactSum::from_bytes(s.value(i)))
+                    .flatten()
+                    .map(|sum| FloatSlot::loaded(sum, count))
+                    .ok_or_else(|| {
+                        Error::corruption(file, format!("bad float-sum state in {name:?}"))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((FloatSum, slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::default())
+    fn write_slot(&self, s: &FloatSlot, out: &mut Vec<u8>) {
+        out.extend_from_slice(&s.count().to_le_bytes());
+        s.total().canonical().write_bytes(out);
     }
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        out.extend_from_slice(&self.count(g).to_le_bytes());
-        self.total(g).canonical().write_bytes(out);
-        Ok(())
+
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<FloatSlot, BytesError> {
+        let n = r.u64()?;
+        let sum = ExactSum::from_bytes(r.rest()).ok_or_else(|| r.error("bad exact sum"))?;
+        Ok(FloatSlot::loaded(sum, n))
     }
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let parts = read_partials(values, what, |r| {
-            let n = r.u64()?;
-            let sum = ExactSum::from_bytes(r.rest()).ok_or_else(|| r.error("bad exact sum"))?;
-            Ok((sum, FixedSum::with_count(n)))
-        })?;
-        let (sum, fixed) = parts.into_iter().unzip();
-        Ok(Box::new(FloatSum { sum, fixed }))
-    }
-    fn into_served(mut self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
-        self.settle();
-        Ok(self)
-    }
-    fn settle(&mut self) {
-        for (f, s) in self.fixed.iter_mut().zip(self.sum.iter_mut()) {
-            f.flush(s);
+
+    fn settle(&self, slots: &mut [FloatSlot]) {
+        for s in slots {
+            s.fixed.flush(&mut s.sum);
         }
     }
-    fn len(&self) -> usize {
-        self.fixed.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.sum.iter().map(|s| s.memory_bytes()).sum::<usize>()
-            + self.fixed.capacity() * std::mem::size_of::<FixedSum>()
+
+    fn heap_bytes(&self, slots: &[FloatSlot]) -> usize {
+        slots
+            .iter()
+            .map(|s| s.sum.memory_bytes() - std::mem::size_of::<ExactSum>())
+            .sum()
     }
 }

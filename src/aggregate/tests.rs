@@ -147,13 +147,13 @@ fn fingerprint(acc: &dyn GroupsAccumulator, groups: usize) -> Vec<(String, Array
 fn any_split_merged_in_any_order_equals_one_pass() {
     let tmp = Path::new("memory");
     for (plan, kind) in plans() {
-        for layer in [Layer::Batch, Layer::Speed] {
+        for layer in [Mode::Exact, Mode::Sketch] {
             for seed in 0..12u64 {
                 let mut rng = Rng(seed * 7919 + 1);
                 // Quantile and top-k sketches are lossless (and so split-invariant) only while
                 // they hold every value: at most 200 values, 128 distinct per group.
                 let sketchy = matches!(plan.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. });
-                let n = if sketchy && layer == Layer::Speed {
+                let n = if sketchy && layer == Mode::Sketch {
                     1 + rng.below(120) as usize
                 } else {
                     1 + rng.below(400) as usize
@@ -203,7 +203,7 @@ fn any_split_merged_in_any_order_equals_one_pass() {
                     // Persisted distinct states are sketches: loading two exact batch states
                     // and merging them is approximate by design, so only the speed layer's
                     // (already sketched) distinct states go through the state here.
-                    let exact_sets = layer == Layer::Batch
+                    let exact_sets = layer == Mode::Exact
                         && matches!(
                             plan.spec,
                             AggSpec::CountDistinct { .. }
@@ -277,16 +277,16 @@ fn uint64_above_int64_is_summed_and_compared_unsigned() {
         mean: None,
     };
     let x = || "x".to_string();
-    let mut sum = new_accumulator(&plan(AggSpec::Sum { column: x() }), Layer::Batch);
+    let mut sum = new_accumulator(&plan(AggSpec::Sum { column: x() }), Mode::Exact);
     sum.update(&gids, Some(&col), 1).unwrap();
     let err = sum.evaluate("m", &[0]).unwrap_err();
     assert_eq!(err.kind, crate::error::ErrorKind::Overflow);
-    let mut max = new_accumulator(&plan(AggSpec::Max { column: x() }), Layer::Batch);
+    let mut max = new_accumulator(&plan(AggSpec::Max { column: x() }), Mode::Exact);
     max.update(&gids, Some(&col), 1).unwrap();
     let v = max.evaluate("m", &[0]).unwrap();
     let v = v[0].1.as_any().downcast_ref::<UInt64Array>().unwrap();
     assert_eq!(v.value(0), 1u64 << 63);
-    let mut min = new_accumulator(&plan(AggSpec::Min { column: x() }), Layer::Batch);
+    let mut min = new_accumulator(&plan(AggSpec::Min { column: x() }), Mode::Exact);
     min.update(&gids, Some(&col), 1).unwrap();
     let v = min.evaluate("m", &[0]).unwrap();
     let v = v[0].1.as_any().downcast_ref::<UInt64Array>().unwrap();
@@ -304,7 +304,7 @@ fn a_state_file_with_wrong_column_types_is_corruption() {
         positions: vec![0],
         mean: None,
     };
-    let acc = new_accumulator(&plan, Layer::Batch);
+    let acc = new_accumulator(&plan, Mode::Exact);
     let batch = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("m", DataType::Utf8, true),
@@ -328,7 +328,7 @@ fn a_state_file_with_wrong_column_types_is_corruption() {
 #[test]
 fn malformed_partial_states_are_errors_never_panics() {
     for (plan, kind) in plans() {
-        for layer in [Layer::Batch, Layer::Speed] {
+        for layer in [Mode::Exact, Mode::Sketch] {
             let mut rng = Rng(99);
             let n = 300;
             let col = column(&kind, &mut rng, n);
@@ -372,5 +372,150 @@ fn malformed_partial_states_are_errors_never_panics() {
             let e = acc.load_partial(&nulls, "m").unwrap_err();
             assert!(e.message.contains("row 1"), "{}", e.message);
         }
+    }
+}
+
+/// Rows scattered over `parts` partitions (a group's rows land in several), each partition
+/// numbering its groups in its own order, merged into one table by `(global, local)` pairs in
+/// a random order: the state one pass over all rows gives.
+fn scattered_merge(plan: &AggPlan, kind: &DataType, mode: Mode, seed: u64, parts: usize) {
+    let mut rng = Rng(seed * 104_729 + parts as u64);
+    let sketchy = matches!(plan.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. });
+    let n = if sketchy && mode == Mode::Sketch {
+        1 + rng.below(120) as usize
+    } else {
+        1 + rng.below(600) as usize
+    };
+    let groups = 1 + rng.below(40) as usize;
+    let col = column(kind, &mut rng, n);
+    let gids: Vec<u32> = (0..n)
+        .map(|_| {
+            if rng.below(20) == 0 {
+                NO_GROUP
+            } else {
+                rng.below(groups as u64) as u32
+            }
+        })
+        .collect();
+    let input = plan.spec.column().map(|_| &col);
+    let mut one = new_accumulator(plan, mode);
+    one.update(&gids, input, groups).unwrap();
+
+    // Each partition: its rows (in order), its local ids in order of first appearance.
+    let part_of: Vec<usize> = (0..n).map(|_| rng.below(parts as u64) as usize).collect();
+    let mut pieces = Vec::new();
+    for p in 0..parts {
+        let rows: Vec<u32> = (0..n as u32)
+            .filter(|&r| part_of[r as usize] == p)
+            .collect();
+        let mut local_of = vec![u32::MAX; groups];
+        let mut global_of = Vec::new();
+        let local: Vec<u32> = rows
+            .iter()
+            .map(|&r| match gids[r as usize] {
+                NO_GROUP => NO_GROUP,
+                g => {
+                    if local_of[g as usize] == u32::MAX {
+                        local_of[g as usize] = global_of.len() as u32;
+                        global_of.push(g);
+                    }
+                    local_of[g as usize]
+                }
+            })
+            .collect();
+        let taken = crate::arrow::compute::take(
+            &col,
+            &crate::arrow::array::UInt32Array::from(rows.clone()),
+            None,
+        )
+        .unwrap();
+        let mut acc = new_accumulator(plan, mode);
+        acc.update(&local, plan.spec.column().map(|_| &taken), global_of.len())
+            .unwrap();
+        pieces.push((acc, global_of));
+    }
+    let mut merged = new_accumulator(plan, mode);
+    while !pieces.is_empty() {
+        let i = rng.below(pieces.len() as u64) as usize;
+        let (piece, global_of) = pieces.swap_remove(i);
+        let pairs: Vec<(u32, u32)> = global_of
+            .iter()
+            .enumerate()
+            .map(|(l, &g)| (g, l as u32))
+            .collect();
+        merged.merge(piece.as_ref(), &pairs, groups).unwrap();
+    }
+    // Merge order within a group may differ from row order: only states that do not depend
+    // on it are compared (order-dependent sketches are compared while they are lossless).
+    let (one, merged) = (one.into_served().unwrap(), merged.into_served().unwrap());
+    let (a, b) = (
+        fingerprint(one.as_ref(), groups),
+        fingerprint(merged.as_ref(), groups),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((na, ca), (_, cb)) in a.iter().zip(&b) {
+        assert_eq!(
+            ca.to_data(),
+            cb.to_data(),
+            "{:?} on {kind} {mode:?}, {parts} partitions, seed {seed}: column {na} differs",
+            plan.spec
+        );
+    }
+}
+
+#[test]
+fn scattered_partitions_merged_by_pairs_equal_one_pass() {
+    for (plan, kind) in plans() {
+        for mode in [Mode::Exact, Mode::Sketch] {
+            for parts in [1, 2, 3, 7] {
+                for seed in 0..4 {
+                    scattered_merge(&plan, &kind, mode, seed, parts);
+                }
+            }
+        }
+    }
+}
+
+/// Two million groups, a few rows each, split in two and merged by pairs: the container grows
+/// and merges without a per-group object (a count and a sum per group, checked row by row).
+#[test]
+fn millions_of_groups_merge_to_one_pass() {
+    let groups = 2_000_000usize;
+    let n = 3 * groups;
+    let gids: Vec<u32> = (0..n).map(|i| ((i * 7_919) % groups) as u32).collect();
+    let col: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|i| i as i64)));
+    let plan = |spec| AggPlan {
+        name: "m".into(),
+        spec,
+        input: Some(DataType::Int64),
+        precision: 10,
+        quantiles: Vec::new(),
+        positions: vec![0],
+        mean: None,
+    };
+    for spec in [
+        AggSpec::Count { column: None },
+        AggSpec::Sum { column: "x".into() },
+        AggSpec::Max { column: "x".into() },
+    ] {
+        let plan = plan(spec);
+        let mut one = new_accumulator(&plan, Mode::Exact);
+        one.update(&gids, Some(&col), groups).unwrap();
+        let half = n / 2;
+        let mut a = new_accumulator(&plan, Mode::Exact);
+        a.update(&gids[..half], Some(&col.slice(0, half)), groups)
+            .unwrap();
+        let mut b = new_accumulator(&plan, Mode::Exact);
+        b.update(&gids[half..], Some(&col.slice(half, n - half)), groups)
+            .unwrap();
+        let pairs: Vec<(u32, u32)> = (0..groups as u32).map(|g| (g, g)).collect();
+        a.merge(b.as_ref(), &pairs, groups).unwrap();
+        assert_eq!(a.len(), groups);
+        let order: Vec<u32> = (0..groups as u32).collect();
+        let (x, y) = (
+            a.evaluate("m", &order).unwrap(),
+            one.evaluate("m", &order).unwrap(),
+        );
+        assert_eq!(x[0].1.to_data(), y[0].1.to_data(), "{:?}", plan.spec);
     }
 }

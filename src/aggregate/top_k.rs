@@ -20,16 +20,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, RecordBatch,
-    StringArray, StructArray, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, RecordBatch, StringArray,
+    StructArray, UInt64Array,
 };
 use crate::arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use crate::arrow::datatypes::{DataType, Field, Fields, UInt64Type};
 
+use super::groups::{Aggregate, Groups};
+use super::hybrid::Mode;
+use super::runs::GroupRuns;
 use super::sketch::frequent::{Counter, FreqKey, FrequentItems};
 use super::{
-    binary_column, downcast, need, read_partials, state_column, ByteReader, BytesError,
-    GroupsAccumulator, Layer, NO_GROUP,
+    binary_column, need, state_column, ByteReader, BytesError, GroupsAccumulator, NO_GROUP,
 };
 use crate::error::{Error, Result};
 
@@ -154,8 +156,9 @@ impl TopKey for bool {
 
 /// One group's state. `exact` tags a (possibly truncated) summary of one exact batch group:
 /// its top `k` are exact even where other values were dropped.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum TopState<K: FreqKey> {
+    #[default]
     Empty,
     Summary {
         items: Arc<FrequentItems<K>>,
@@ -172,30 +175,34 @@ impl<K: FreqKey> TopState<K> {
     }
 }
 
+/// `top_k` of one column: unbounded counts or bounded summaries, by mode.
 #[derive(Debug, Clone)]
 pub struct TopK<K: TopKey> {
     k: usize,
-    layer: Layer,
-    groups: Vec<TopState<K>>,
+    mode: Mode,
+    _key: std::marker::PhantomData<K>,
 }
 
-pub fn new_top_k(input: Option<&DataType>, layer: Layer, k: usize) -> Box<dyn GroupsAccumulator> {
+pub fn new_top_k(input: Option<&DataType>, mode: Mode, k: usize) -> Box<dyn GroupsAccumulator> {
+    fn boxed<K: TopKey>(mode: Mode, k: usize) -> Box<dyn GroupsAccumulator> {
+        Box::new(Groups::new(TopK::<K>::new(mode, k)))
+    }
     match input {
-        Some(DataType::UInt64) => Box::new(TopK::<u64>::new(layer, k)),
-        Some(DataType::Boolean) => Box::new(TopK::<bool>::new(layer, k)),
+        Some(DataType::UInt64) => boxed::<u64>(mode, k),
+        Some(DataType::Boolean) => boxed::<bool>(mode, k),
         Some(
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _),
-        ) => Box::new(TopK::<Arc<str>>::new(layer, k)),
-        _ => Box::new(TopK::<i64>::new(layer, k)),
+        ) => boxed::<Arc<str>>(mode, k),
+        _ => boxed::<i64>(mode, k),
     }
 }
 
 impl<K: TopKey> TopK<K> {
-    pub fn new(layer: Layer, k: usize) -> Self {
+    pub fn new(mode: Mode, k: usize) -> Self {
         TopK {
             k,
-            layer,
-            groups: Vec::new(),
+            mode,
+            _key: std::marker::PhantomData,
         }
     }
 
@@ -203,15 +210,14 @@ impl<K: TopKey> TopK<K> {
         capacity(self.k)
     }
 
-    fn grow(&mut self, groups: usize) {
-        if groups > self.groups.len() {
-            self.groups.resize(groups, TopState::Empty);
-        }
+    /// The bound a summary is kept within (speed layer only).
+    fn bound(&self) -> Option<usize> {
+        (self.mode == Mode::Sketch).then(|| self.cap())
     }
 
     /// The summary to persist for a group: at most `cap` items.
-    fn bounded(&self, g: usize) -> (std::borrow::Cow<'_, FrequentItems<K>>, bool) {
-        match &self.groups[g] {
+    fn bounded<'a>(&self, st: &'a TopState<K>) -> (std::borrow::Cow<'a, FrequentItems<K>>, bool) {
+        match st {
             TopState::Empty => (std::borrow::Cow::Owned(FrequentItems::default()), true),
             TopState::Summary { items, exact } => {
                 let exact = *exact || items.is_exact();
@@ -227,14 +233,19 @@ impl<K: TopKey> TopK<K> {
     }
 
     /// The list column and the exact column for the groups in `order`.
-    fn columns(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
+    fn columns(
+        &self,
+        name: &str,
+        slots: &[TopState<K>],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
         let mut offsets: Vec<i32> = Vec::with_capacity(order.len() + 1);
         offsets.push(0);
         let mut values: Vec<&K> = Vec::new();
         let (mut counts, mut lowers, mut uppers) = (Vec::new(), Vec::new(), Vec::new());
         let mut exacts = Vec::with_capacity(order.len());
         for &g in order {
-            let (top, exact): (Vec<(&K, Counter)>, bool) = match &self.groups[g as usize] {
+            let (top, exact): (Vec<(&K, Counter)>, bool) = match &slots[g as usize] {
                 TopState::Empty => (Vec::new(), true),
                 TopState::Summary { items, exact } => {
                     (items.top(self.k), *exact || items.is_exact())
@@ -288,14 +299,20 @@ impl<K: TopKey> TopK<K> {
     }
 }
 
-impl<K: TopKey> GroupsAccumulator for TopK<K> {
-    fn update(&mut self, gids: &[u32], input: Option<&ArrayRef>, groups: usize) -> Result<()> {
-        self.grow(groups);
-        let c = need(input)?;
-        let bound = (self.layer == Layer::Speed).then(|| self.cap());
-        let states = &mut self.groups;
-        K::fold(c, gids, &mut |g, row| {
-            let st = &mut states[g];
+impl<K: TopKey> Aggregate for TopK<K> {
+    type Slot = TopState<K>;
+    const MERGE_ORDER_MATTERS: bool = true;
+
+    fn update(
+        &self,
+        slots: &mut [TopState<K>],
+        gids: &[u32],
+        input: Option<&ArrayRef>,
+        _: &mut GroupRuns,
+    ) -> Result<()> {
+        let bound = self.bound();
+        K::fold(need(input)?, gids, &mut |g, row| {
+            let st = &mut slots[g];
             if let TopState::Empty = st {
                 *st = TopState::Summary {
                     items: Arc::new(FrequentItems::default()),
@@ -315,49 +332,46 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
         })
     }
 
-    fn merge(
-        &mut self,
-        other: &dyn GroupsAccumulator,
-        pairs: &[(u32, u32)],
-        groups: usize,
-    ) -> Result<()> {
-        let o = downcast::<Self>(other)?;
-        self.grow(groups);
-        let bound = (self.layer == Layer::Speed).then(|| self.cap());
-        for &(d, s) in pairs {
-            let src = &o.groups[s as usize];
-            if src.is_nothing() {
-                continue;
-            }
-            let dst = &mut self.groups[d as usize];
-            if dst.is_nothing() {
-                *dst = src.clone();
-                continue;
-            }
-            if let (TopState::Summary { items, exact }, TopState::Summary { items: b, .. }) =
-                (dst, src)
-            {
-                let a = Arc::make_mut(items);
-                a.merge(b);
-                *exact = false;
-                if let Some(cap) = bound {
-                    if a.len() > 2 * cap {
-                        a.reduce(cap);
-                    }
+    fn merge(&self, dst: &mut TopState<K>, src: &TopState<K>) -> Result<()> {
+        if src.is_nothing() {
+            return Ok(());
+        }
+        if dst.is_nothing() {
+            *dst = src.clone();
+            return Ok(());
+        }
+        if let (TopState::Summary { items, exact }, TopState::Summary { items: b, .. }) = (dst, src)
+        {
+            let a = Arc::make_mut(items);
+            a.merge(b);
+            *exact = false;
+            if let Some(cap) = self.bound() {
+                if a.len() > 2 * cap {
+                    a.reduce(cap);
                 }
             }
         }
         Ok(())
     }
 
-    fn evaluate(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        self.columns(name, order)
+    fn evaluate(
+        &self,
+        name: &str,
+        slots: &[TopState<K>],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        self.columns(name, slots, order)
     }
 
-    fn state(&self, name: &str, order: &[u32]) -> Result<Vec<(String, ArrayRef)>> {
-        let mut cols = self.columns(name, order)?;
+    fn state(
+        &self,
+        name: &str,
+        slots: &[TopState<K>],
+        order: &[u32],
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let mut cols = self.columns(name, slots, order)?;
         let summaries = binary_column(order.len(), |i, out| {
-            self.bounded(order[i] as usize).0.write_bytes(out);
+            self.bounded(&slots[order[i] as usize]).0.write_bytes(out);
             Ok(())
         })?;
         cols.push((format!("__{name}__freq"), summaries));
@@ -369,19 +383,19 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
         name: &str,
         batch: &RecordBatch,
         file: &Path,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    ) -> Result<(Self, Vec<TopState<K>>)> {
         let what = format!("__{name}__freq");
         let bin = super::binary_state_column(batch, &what, file)?;
         let ex = state_column(batch, &format!("{name}_exact"), file)?;
         let ex = ex
             .as_boolean_opt()
             .ok_or_else(|| Error::corruption(file, format!("{name}_exact: not boolean")))?;
-        let mut groups = Vec::with_capacity(bin.len());
+        let mut slots = Vec::with_capacity(bin.len());
         for i in 0..bin.len() {
             let items = FrequentItems::<K>::from_bytes(bin.value(i))
                 .map_err(|e| Error::corruption(file, format!("summary of {name:?}: {e}")))?;
             let exact = ex.is_valid(i) && ex.value(i);
-            groups.push(if items.is_empty() {
+            slots.push(if items.is_empty() {
                 TopState::Empty
             } else {
                 TopState::Summary {
@@ -390,19 +404,11 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
                 }
             });
         }
-        Ok(Box::new(TopK::<K> {
-            k: self.k,
-            layer: Layer::Speed,
-            groups,
-        }))
+        Ok((Self::new(Mode::Sketch, self.k), slots))
     }
 
-    fn fresh(&self) -> Box<dyn GroupsAccumulator> {
-        Box::new(Self::new(self.layer, self.k))
-    }
-
-    fn write_partial(&self, g: usize, out: &mut Vec<u8>) -> Result<()> {
-        match &self.groups[g] {
+    fn write_slot(&self, st: &TopState<K>, out: &mut Vec<u8>) {
+        match st {
             TopState::Empty => out.push(0),
             TopState::Summary { items, exact } => {
                 out.push(1);
@@ -410,39 +416,29 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
                 items.write_bytes(out);
             }
         }
-        Ok(())
     }
 
-    fn load_partial(&self, values: &BinaryArray, what: &str) -> Result<Box<dyn GroupsAccumulator>> {
-        let read = |r: &mut ByteReader<'_>| -> std::result::Result<TopState<K>, BytesError> {
-            Ok(match r.u8()? {
-                0 => TopState::Empty,
-                1 => {
-                    let exact = match r.u8()? {
-                        0 => false,
-                        1 => true,
-                        _ => return Err(r.error("bad exact flag")),
-                    };
-                    TopState::Summary {
-                        items: Arc::new(FrequentItems::<K>::from_bytes(r.rest())?),
-                        exact,
-                    }
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<TopState<K>, BytesError> {
+        Ok(match r.u8()? {
+            0 => TopState::Empty,
+            1 => {
+                let exact = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.error("bad exact flag")),
+                };
+                TopState::Summary {
+                    items: Arc::new(FrequentItems::<K>::from_bytes(r.rest())?),
+                    exact,
                 }
-                _ => return Err(r.error("bad tag")),
-            })
-        };
-        let groups = read_partials(values, what, read)?;
-        Ok(Box::new(TopK::<K> {
-            k: self.k,
-            layer: self.layer,
-            groups,
-        }))
+            }
+            _ => return Err(r.error("bad tag")),
+        })
     }
 
-    fn into_served(self: Box<Self>) -> Result<Box<dyn GroupsAccumulator>> {
+    fn serve(&self, slots: Vec<TopState<K>>) -> Result<(Self, Vec<TopState<K>>)> {
         let cap = self.cap();
-        let groups = self
-            .groups
+        let slots = slots
             .into_iter()
             .map(|st| match st {
                 TopState::Summary { mut items, .. } => {
@@ -455,29 +451,15 @@ impl<K: TopKey> GroupsAccumulator for TopK<K> {
                 other => other,
             })
             .collect();
-        Ok(Box::new(TopK::<K> {
-            k: self.k,
-            layer: Layer::Speed,
-            groups,
-        }))
+        Ok((Self::new(Mode::Sketch, self.k), slots))
     }
 
-    fn merge_order_matters(&self) -> bool {
-        true
-    }
-
-    fn len(&self) -> usize {
-        self.groups.len()
-    }
-    fn memory_bytes(&self) -> usize {
-        self.groups
+    fn heap_bytes(&self, slots: &[TopState<K>]) -> usize {
+        slots
             .iter()
-            .map(|g| {
-                std::mem::size_of::<TopState<K>>()
-                    + match g {
-                        TopState::Empty => 0,
-                        TopState::Summary { items, .. } => items.memory_bytes(),
-                    }
+            .map(|g| match g {
+                TopState::Empty => 0,
+                TopState::Summary { items, .. } => items.memory_bytes(),
             })
             .sum()
     }
@@ -491,7 +473,7 @@ pub fn sketch_array(
     k: usize,
     parts: usize,
 ) -> Result<(Vec<(String, ArrayRef)>, usize)> {
-    let mut all = new_top_k(Some(values.data_type()), Layer::Speed, k);
+    let mut all = new_top_k(Some(values.data_type()), Mode::Sketch, k);
     let parts = parts.max(1);
     let chunk = values.len().div_ceil(parts).max(1);
     let mut start = 0;

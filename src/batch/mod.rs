@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::error::{Error, Result};
 use crate::master::files::read_checked;
 use crate::master::manifest::SegmentSlice;
@@ -127,7 +127,7 @@ pub fn recompute(
         let fresh = || {
             plans
                 .iter()
-                .map(|p| p.new_table(Layer::Batch))
+                .map(|p| p.new_table(Mode::Exact))
                 .collect::<Vec<_>>()
         };
         // One set of tables per worker, units handed out by a shared counter (dynamic load
@@ -262,12 +262,12 @@ mod tests {
             rollups: vec![],
         };
         let plan = ViewPlan::new(def, &store).unwrap();
-        let mut one = plan.new_table(Layer::Batch);
+        let mut one = plan.new_table(Mode::Exact);
         for b in &all {
             one.update(&plan, b).unwrap();
         }
         let want = one.finalize(&plan.def.by, &plan.metrics).unwrap();
-        for threads in [1, 2, 3] {
+        for threads in [1, 2, 3, 7] {
             let got = recompute(
                 dir.path(),
                 &slices,

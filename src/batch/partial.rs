@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, RecordBatchOptions};
 use crate::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -69,16 +69,17 @@ pub struct Partial {
     pub covers: Option<BTreeSet<String>>,
 }
 
-fn layer_name(layer: Layer) -> &'static str {
-    match layer {
-        Layer::Batch => "batch",
-        Layer::Speed => "speed",
+/// The layer a partial state's mode is named after in its metadata.
+fn layer_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Exact => "batch",
+        Mode::Sketch => "speed",
     }
 }
 
 impl Partial {
     /// An empty partial state of `view` over data of `schema`.
-    pub fn new(view: ViewDef, schema: &StoreSchema, layer: Layer) -> Result<Partial> {
+    pub fn new(view: ViewDef, schema: &StoreSchema, mode: Mode) -> Result<Partial> {
         let plan = ViewPlan::new(view, schema)?;
         let columns = plan
             .input_columns()
@@ -87,11 +88,11 @@ impl Partial {
             .collect();
         let meta = PartialMeta {
             format: FORMAT,
-            layer: layer_name(layer).into(),
+            layer: layer_name(mode).into(),
             view: plan.def.clone(),
             columns,
         };
-        let table = plan.new_table(layer);
+        let table = plan.new_table(mode);
         Ok(Partial {
             plan,
             meta,
@@ -102,7 +103,7 @@ impl Partial {
 
     /// A partial state computed elsewhere (the batch layer, a worker).
     pub fn of_table(plan: &ViewPlan, schema: &StoreSchema, table: AggTable) -> Result<Partial> {
-        let mut p = Partial::new(plan.def.clone(), schema, Layer::Batch)?;
+        let mut p = Partial::new(plan.def.clone(), schema, Mode::Exact)?;
         p.table = table;
         Ok(p)
     }
@@ -262,8 +263,8 @@ impl Partial {
             )));
         }
         let layer = match meta.layer.as_str() {
-            "batch" => Layer::Batch,
-            "speed" => Layer::Speed,
+            "batch" => Mode::Exact,
+            "speed" => Mode::Sketch,
             other => return Err(bad(format!("{META_KEY}: unknown layer {other:?}"))),
         };
         let store = StoreSchema {
@@ -392,7 +393,7 @@ pub fn partial_of(view: ViewDef, schema: &Schema, batches: &[RecordBatch]) -> Re
         .map(|f| f.as_ref().clone())
         .collect();
     let store = StoreSchema::from_first_batch(&Schema::new(fields), Some(&view.time))?;
-    let mut p = Partial::new(view, &store, Layer::Batch)?;
+    let mut p = Partial::new(view, &store, Mode::Exact)?;
     for b in batches {
         p.update_raw(&store, b)?;
     }

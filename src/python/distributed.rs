@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use rayon::prelude::*;
 
 use super::{arrow_ffi, detach, run_interruptible, to_py};
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::batch::job::{run_task, JobSpec};
 use crate::batch::partial::{merge_all, partial_of, Partial};
 use crate::error::Error;
@@ -173,11 +173,7 @@ impl CoreBatchJob {
                         "this job's snapshot holds rows: publish needs the partial states of its \
                          tasks",
                     )),
-                    None => job
-                        .plans
-                        .iter()
-                        .map(|p| p.new_table(Layer::Batch))
-                        .collect(),
+                    None => job.plans.iter().map(|p| p.new_table(Mode::Exact)).collect(),
                     Some(read) => {
                         if read.len() != job.plans.len() {
                             return Err(Error::invalid(format!(
@@ -191,7 +187,7 @@ impl CoreBatchJob {
                             Error::invalid("partial states were given for a store without data")
                         })?;
                         for (plan, parts) in job.plans.iter().zip(&read) {
-                            let expected = Partial::new(plan.def.clone(), &schema, Layer::Batch)?;
+                            let expected = Partial::new(plan.def.clone(), &schema, Mode::Exact)?;
                             let decoded: Vec<Partial> = pool.install(|| {
                                 parts
                                     .par_iter()

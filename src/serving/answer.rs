@@ -3,7 +3,7 @@
 
 use crate::arrow::array::RecordBatch;
 
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::error::{Error, Result};
 use crate::view::def::{check_predicate_types, Filter, Predicate};
 use crate::view::grain::Grain;
@@ -44,22 +44,22 @@ pub fn answer(
     batch: Option<&AggTable>,
     speed: &[&AggTable],
 ) -> Result<RecordBatch> {
-    answer_in(plan, q, batch, speed, Layer::Speed)
+    answer_in(plan, q, batch, speed, Mode::Sketch)
 }
 
 /// Answer `q` over one exact (batch-layer, not yet sketched) table: every shape, roll-ups
 /// included, merges exact states, so every value is exact (`as_of` answers).
 pub fn answer_exact(plan: &ViewPlan, q: &Query, exact: &AggTable) -> Result<RecordBatch> {
-    answer_in(plan, q, Some(exact), &[], Layer::Batch)
+    answer_in(plan, q, Some(exact), &[], Mode::Exact)
 }
 
-/// `answer`, merging into accumulators of `layer`.
+/// `answer`, merging into accumulators of `mode`.
 fn answer_in(
     plan: &ViewPlan,
     q: &Query,
     batch: Option<&AggTable>,
     speed: &[&AggTable],
-    layer: Layer,
+    mode: Mode,
 ) -> Result<RecordBatch> {
     let Shape {
         grain,
@@ -69,7 +69,7 @@ fn answer_in(
     } = shape(plan, q)?;
     let accept = |keys: &GroupKeys, g: u32| selects(q, &filters, keys, g);
     let dims = keep.iter().map(|&i| plan.dims[i]).collect();
-    let out = combine(plan, dims, &keep, grain, &accept, batch, speed, layer)?;
+    let out = combine(plan, dims, &keep, grain, &accept, batch, speed, mode)?;
     plan.label(out.finalize(&by, &plan.metrics)?)
 }
 
@@ -143,7 +143,7 @@ pub fn answer_rollup(
     let mut out = answer_table(
         plan,
         keep.iter().map(|&i| plan.dims[i]).collect(),
-        Layer::Speed,
+        Mode::Sketch,
     );
     out.absorb_marked(
         rolled,
@@ -258,15 +258,15 @@ fn shape(plan: &ViewPlan, q: &Query) -> Result<Shape> {
     })
 }
 
-/// An empty table of `plan`'s metrics keyed by `dims`, in accumulators of `layer`, keeping the
+/// An empty table of `plan`'s metrics keyed by `dims`, in accumulators of `mode`, keeping the
 /// origin of each group it receives (for `<metric>_source`).
-fn answer_table(plan: &ViewPlan, dims: Vec<crate::view::group::DimKind>, layer: Layer) -> AggTable {
+fn answer_table(plan: &ViewPlan, dims: Vec<crate::view::group::DimKind>, mode: Mode) -> AggTable {
     AggTable {
         keys: GroupKeys::new(dims),
         states: plan
             .metrics
             .iter()
-            .map(|m| crate::aggregate::new_accumulator(m, layer))
+            .map(|m| crate::aggregate::new_accumulator(m, mode))
             .collect(),
         origin: Origin::Marked(Vec::new()),
     }
@@ -274,7 +274,7 @@ fn answer_table(plan: &ViewPlan, dims: Vec<crate::view::group::DimKind>, layer: 
 
 /// Merge the groups `accept` selects from `batch` and `speed` into a fresh table keyed by the
 /// dimensions `keep` (of kinds `dims`) and buckets coarsened to `grain`, in accumulators of
-/// `layer` (`Batch` keeps exact states exact).
+/// `mode` (`Exact` keeps exact states exact).
 #[allow(clippy::too_many_arguments)]
 fn combine(
     plan: &ViewPlan,
@@ -284,9 +284,9 @@ fn combine(
     accept: &dyn Fn(&GroupKeys, u32) -> bool,
     batch: Option<&AggTable>,
     speed: &[&AggTable],
-    layer: Layer,
+    mode: Mode,
 ) -> Result<AggTable> {
-    let mut out = answer_table(plan, dims, layer);
+    let mut out = answer_table(plan, dims, mode);
     if let Some(b) = batch {
         out.absorb_marked(b, keep, grain, accept, 0)?;
     }
@@ -319,7 +319,7 @@ pub fn merged(plan: &ViewPlan, batch: Option<&AggTable>, speed: &[&AggTable]) ->
         &|_, _| true,
         batch,
         speed,
-        Layer::Speed,
+        Mode::Sketch,
     )?;
     m.settle();
     Ok(m)

@@ -297,7 +297,7 @@ impl Serving {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::Layer;
+    use crate::aggregate::Mode;
     use crate::arrow::array::AsArray;
     use crate::arrow::datatypes::Int64Type;
 
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn the_kept_merged_state_equals_a_rebuild_after_every_commit() {
         let (plan, first) = rich_rows(1, 3000);
-        let mut t = plan.new_table(Layer::Batch);
+        let mut t = plan.new_table(Mode::Exact);
         t.update(&plan, &first).unwrap();
         let batch = |t: AggTable| {
             Arc::new(BatchView {
@@ -452,7 +452,7 @@ mod tests {
             total(&v.query(&Query::default(), Part::Served).unwrap()),
             18
         );
-        let mut t = plan.new_table(Layer::Batch);
+        let mut t = plan.new_table(Mode::Exact);
         t.update(&plan, &b).unwrap();
         t.update(&plan, &b).unwrap();
         let batch = BatchView {

@@ -8,7 +8,7 @@
 //! (after, last] gives the same state as folding those commits one by one. The speed layer owns
 //! these transitions; the store only decides when they happen (under its writer lock).
 
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::error::Result;
 use crate::view::table::{AggTable, ViewPlan};
 
@@ -49,7 +49,7 @@ impl SpeedView {
                 last: commit,
                 rows: 0,
                 sealed: false,
-                table: plan.new_table(Layer::Speed),
+                table: plan.new_table(Mode::Sketch),
                 extra: Vec::new(),
             });
         }
@@ -69,7 +69,7 @@ impl SpeedView {
             if workers > 1 && n >= PARALLEL_ROWS {
                 use rayon::prelude::*;
                 while c.extra.len() + 1 < workers {
-                    c.extra.push(plan.new_table(Layer::Speed));
+                    c.extra.push(plan.new_table(Mode::Sketch));
                 }
                 let step = n.div_ceil(workers);
                 let mut tables: Vec<&mut AggTable> = std::iter::once(&mut c.table)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
-use crate::aggregate::Layer;
+use crate::aggregate::Mode;
 use crate::batch::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
@@ -640,7 +640,7 @@ impl Store {
                 plan.rollups
                     .par_iter()
                     .map(|r| {
-                        let mut t = r.plan.new_table(Layer::Batch);
+                        let mut t = r.plan.new_table(Mode::Exact);
                         let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);
                         t.absorb(&table, &r.keep, grain, &|_, _| true)?;
                         t.into_served()

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Layer};
+use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Mode};
 use crate::batch::profile::{metric_phase, state_phase, timed, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
@@ -212,13 +212,13 @@ impl ViewPlan {
         cols
     }
 
-    pub fn new_table(&self, layer: Layer) -> AggTable {
+    pub fn new_table(&self, mode: Mode) -> AggTable {
         AggTable {
             keys: GroupKeys::new(self.dims.clone()),
             states: self
                 .metrics
                 .iter()
-                .map(|m| new_accumulator(m, layer))
+                .map(|m| new_accumulator(m, mode))
                 .collect(),
             origin: Origin::Plain,
         }
@@ -693,7 +693,7 @@ impl AggTable {
         batches: &[RecordBatch],
         file: &std::path::Path,
     ) -> Result<AggTable> {
-        let mut t = plan.new_table(Layer::Speed);
+        let mut t = plan.new_table(Mode::Sketch);
         for b in batches {
             let bucket = b
                 .column_by_name("bucket")
@@ -903,7 +903,7 @@ mod shared_sum_tests {
         old.metrics = unshared(&plan.metrics);
         assert_eq!(old.metrics.len(), 6);
 
-        let (mut a, mut b) = (plan.new_table(Layer::Batch), old.new_table(Layer::Batch));
+        let (mut a, mut b) = (plan.new_table(Mode::Exact), old.new_table(Mode::Exact));
         for part in [data.slice(0, 1234), data.slice(1234, (n - 1234) as usize)] {
             a.update(&plan, &part).unwrap();
             b.update(&old, &part).unwrap();
