@@ -42,11 +42,35 @@ impl IntInput for u64 {
     }
 }
 
-/// One group: the exact sum and the non-null count.
+/// One group: the exact sum (an i128 kept as two words, so a slot is 24 bytes, not 32 with
+/// i128's alignment) and the non-null count.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IntSlot {
-    sum: i128,
+    lo: u64,
+    hi: i64,
     n: u64,
+}
+
+impl IntSlot {
+    #[inline]
+    fn sum(&self) -> i128 {
+        ((self.hi as i128) << 64) | self.lo as i128
+    }
+    #[inline]
+    fn set(&mut self, sum: i128) {
+        self.lo = sum as u64;
+        self.hi = (sum >> 64) as i64;
+    }
+    #[inline]
+    fn add(&mut self, v: i128, n: u64) {
+        self.set(self.sum() + v);
+        self.n += n;
+    }
+    fn new(sum: i128, n: u64) -> Self {
+        let mut s = IntSlot { lo: 0, hi: 0, n };
+        s.set(sum);
+        s
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,17 +82,17 @@ fn value(name: &str, s: &IntSlot) -> Result<Option<i64>> {
     if s.n == 0 {
         return Ok(None);
     }
-    i64::try_from(s.sum).map(Some).map_err(|_| {
+    i64::try_from(s.sum()).map(Some).map_err(|_| {
         Error::new(
             ErrorKind::Overflow,
-            format!("sum {name:?} overflows int64 (exact value {})", s.sum),
+            format!("sum {name:?} overflows int64 (exact value {})", s.sum()),
         )
     })
 }
 
 impl<T: IntInput> SumState for IntSum<T> {
     fn mean(s: &IntSlot) -> Option<f64> {
-        (s.n > 0).then(|| s.sum as f64 / s.n as f64)
+        (s.n > 0).then(|| s.sum() as f64 / s.n as f64)
     }
     fn hidden_state(
         &self,
@@ -76,7 +100,7 @@ impl<T: IntInput> SumState for IntSum<T> {
         slots: &[IntSlot],
         order: &[u32],
     ) -> Result<Vec<(String, ArrayRef)>> {
-        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| slots[g as usize].sum))
+        let s = Decimal128Array::from_iter_values(order.iter().map(|&g| slots[g as usize].sum()))
             .with_precision_and_scale(38, 0)?;
         Ok(vec![
             (format!("__{name}__sum"), Arc::new(s) as ArrayRef),
@@ -95,16 +119,11 @@ impl<T: IntInput> Aggregate for IntSum<T> {
         input: Option<&ArrayRef>,
         _: &mut GroupRuns,
     ) -> Result<()> {
-        T::fold(need(input)?, gids, |g, v| {
-            let s = &mut slots[g];
-            s.sum += v;
-            s.n += 1;
-        })
+        T::fold(need(input)?, gids, |g, v| slots[g].add(v, 1))
     }
 
     fn merge(&self, dst: &mut IntSlot, src: &IntSlot) -> Result<()> {
-        dst.sum += src.sum;
-        dst.n += src.n;
+        dst.add(src.sum(), src.n);
         Ok(())
     }
 
@@ -157,20 +176,18 @@ impl<T: IntInput> Aggregate for IntSum<T> {
             .values()
             .iter()
             .zip(n)
-            .map(|(&sum, n)| IntSlot { sum, n })
+            .map(|(&sum, n)| IntSlot::new(sum, n))
             .collect();
         Ok((self.clone(), slots))
     }
 
     fn write_slot(&self, s: &IntSlot, out: &mut Vec<u8>) {
-        out.extend_from_slice(&s.sum.to_le_bytes());
+        out.extend_from_slice(&s.sum().to_le_bytes());
         out.extend_from_slice(&s.n.to_le_bytes());
     }
 
     fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<IntSlot, BytesError> {
-        Ok(IntSlot {
-            sum: r.u128()? as i128,
-            n: r.u64()?,
-        })
+        let sum = r.u128()? as i128;
+        Ok(IntSlot::new(sum, r.u64()?))
     }
 }
