@@ -131,6 +131,38 @@ fn plans() -> Vec<(AggPlan, DataType)> {
     out
 }
 
+/// A random column of `kind` and a group (or `NO_GROUP`) per row: up to `max_rows` rows in up
+/// to `max_groups` groups. Quantile and top-k sketches are lossless (and so split-invariant)
+/// only while they hold every value, so their sketch-mode inputs stay below 200 values and 128
+/// distinct per group.
+fn random_rows(
+    plan: &AggPlan,
+    kind: &DataType,
+    mode: Mode,
+    rng: &mut Rng,
+    max_rows: u64,
+    max_groups: u64,
+) -> (ArrayRef, Vec<u32>, usize) {
+    let sketchy = matches!(plan.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. });
+    let n = if sketchy && mode == Mode::Sketch {
+        1 + rng.below(120) as usize
+    } else {
+        1 + rng.below(max_rows) as usize
+    };
+    let groups = 1 + rng.below(max_groups) as usize;
+    let col = column(kind, rng, n);
+    let gids = (0..n)
+        .map(|_| {
+            if rng.below(20) == 0 {
+                NO_GROUP
+            } else {
+                rng.below(groups as u64) as u32
+            }
+        })
+        .collect();
+    (col, gids, groups)
+}
+
 /// What two states must agree on: the persisted state columns (which carry the exact i128
 /// and float sums and the sketches) when they can be written, else the evaluated ones.
 fn fingerprint(acc: &dyn GroupsAccumulator, groups: usize) -> Vec<(String, ArrayRef)> {
@@ -150,25 +182,8 @@ fn any_split_merged_in_any_order_equals_one_pass() {
         for layer in [Mode::Exact, Mode::Sketch] {
             for seed in 0..12u64 {
                 let mut rng = Rng(seed * 7919 + 1);
-                // Quantile and top-k sketches are lossless (and so split-invariant) only while
-                // they hold every value: at most 200 values, 128 distinct per group.
-                let sketchy = matches!(plan.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. });
-                let n = if sketchy && layer == Mode::Sketch {
-                    1 + rng.below(120) as usize
-                } else {
-                    1 + rng.below(400) as usize
-                };
-                let groups = 1 + rng.below(9) as usize;
-                let col = column(&kind, &mut rng, n);
-                let gids: Vec<u32> = (0..n)
-                    .map(|_| {
-                        if rng.below(20) == 0 {
-                            NO_GROUP
-                        } else {
-                            rng.below(groups as u64) as u32
-                        }
-                    })
-                    .collect();
+                let (col, gids, groups) = random_rows(&plan, &kind, layer, &mut rng, 400, 9);
+                let n = gids.len();
                 let input = plan.spec.column().map(|_| &col);
 
                 let mut one = new_accumulator(&plan, layer);
@@ -380,23 +395,8 @@ fn malformed_partial_states_are_errors_never_panics() {
 /// a random order: the state one pass over all rows gives.
 fn scattered_merge(plan: &AggPlan, kind: &DataType, mode: Mode, seed: u64, parts: usize) {
     let mut rng = Rng(seed * 104_729 + parts as u64);
-    let sketchy = matches!(plan.spec, AggSpec::Quantile { .. } | AggSpec::TopK { .. });
-    let n = if sketchy && mode == Mode::Sketch {
-        1 + rng.below(120) as usize
-    } else {
-        1 + rng.below(600) as usize
-    };
-    let groups = 1 + rng.below(40) as usize;
-    let col = column(kind, &mut rng, n);
-    let gids: Vec<u32> = (0..n)
-        .map(|_| {
-            if rng.below(20) == 0 {
-                NO_GROUP
-            } else {
-                rng.below(groups as u64) as u32
-            }
-        })
-        .collect();
+    let (col, gids, groups) = random_rows(plan, kind, mode, &mut rng, 600, 40);
+    let n = gids.len();
     let input = plan.spec.column().map(|_| &col);
     let mut one = new_accumulator(plan, mode);
     one.update(&gids, input, groups).unwrap();
@@ -595,7 +595,10 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(AggSpec::CountDistinct { column: x() }, Some(DataType::Int64)),
+            plan(
+                AggSpec::CountDistinct { column: x() },
+                Some(DataType::Int64),
+            ),
             &ints,
             [
                 le(&[
@@ -610,7 +613,10 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
         ),
         (
             plan(
-                AggSpec::Quantile { column: x(), q: 0.5 },
+                AggSpec::Quantile {
+                    column: x(),
+                    q: 0.5,
+                },
                 Some(DataType::Float64),
             ),
             &floats,
