@@ -681,17 +681,16 @@ fn json_non_objects(values: Vec<pyo3::Bound<'_, pyo3::types::PyBytes>>) -> Vec<u
         .collect()
 }
 
+/// Bytes handed to Python.
+type PyBytesOf<'py> = pyo3::Bound<'py, pyo3::types::PyBytes>;
+
 /// A JSON-lines text screened: (the object lines, their line numbers, [(line, bytes)] of the
 /// lines that are not one JSON object).
 #[pyfunction]
 fn screen_json_lines<'py>(
     py: Python<'py>,
     data: &[u8],
-) -> (
-    pyo3::Bound<'py, pyo3::types::PyBytes>,
-    Vec<u64>,
-    Vec<(u64, pyo3::Bound<'py, pyo3::types::PyBytes>)>,
-) {
+) -> (PyBytesOf<'py>, Vec<u64>, Vec<(u64, PyBytesOf<'py>)>) {
     let s = detach(py, || crate::master::boundary::screen_json_lines(data));
     let rejected = s
         .rejected
