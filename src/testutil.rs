@@ -58,16 +58,24 @@ pub fn count_view(keys: &[i64]) -> (ViewPlan, RecordBatch) {
     )
     .expect("a valid batch");
     let store = StoreSchema::from_first_batch(&schema, None).expect("a valid schema");
-    let def = ViewDef {
+    let def = hourly_view(vec![("n", AggSpec::Count { column: None })]);
+    (ViewPlan::new(def, &store).expect("a valid view"), b)
+}
+
+/// A view "v" of `metrics` per hour of `ts` and `k`, with no filter or roll-up.
+pub fn hourly_view(metrics: Vec<(&str, AggSpec)>) -> ViewDef {
+    ViewDef {
         name: "v".into(),
         time: "ts".into(),
         grain: "1h".into(),
         by: vec!["k".into()],
-        metrics: vec![("n".into(), AggSpec::Count { column: None })],
+        metrics: metrics
+            .into_iter()
+            .map(|(n, spec)| (n.to_string(), spec))
+            .collect(),
         filter: vec![],
         precision: 12,
         tz: None,
         rollups: vec![],
-    };
-    (ViewPlan::new(def, &store).expect("a valid view"), b)
+    }
 }

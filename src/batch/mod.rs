@@ -201,7 +201,7 @@ mod tests {
     use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
     use crate::master::schema::StoreSchema;
-    use crate::view::def::{AggSpec, ViewDef};
+    use crate::view::def::AggSpec;
 
     #[test]
     fn recompute_equals_one_fold_whatever_the_thread_count() {
@@ -246,21 +246,11 @@ mod tests {
             all.push(b);
         }
         let store = StoreSchema::from_first_batch(&schema, None).unwrap();
-        let def = ViewDef {
-            name: "v".into(),
-            time: "ts".into(),
-            grain: "1h".into(),
-            by: vec!["k".into()],
-            metrics: vec![
-                ("n".into(), AggSpec::Count { column: None }),
-                ("s".into(), AggSpec::Sum { column: "x".into() }),
-                ("u".into(), AggSpec::CountDistinct { column: "k".into() }),
-            ],
-            filter: vec![],
-            precision: 12,
-            tz: None,
-            rollups: vec![],
-        };
+        let def = crate::testutil::hourly_view(vec![
+            ("n", AggSpec::Count { column: None }),
+            ("s", AggSpec::Sum { column: "x".into() }),
+            ("u", AggSpec::CountDistinct { column: "k".into() }),
+        ]);
         let plan = ViewPlan::new(def, &store).unwrap();
         let mut one = plan.new_table(Mode::Exact);
         for b in &all {

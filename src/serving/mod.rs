@@ -345,25 +345,15 @@ mod tests {
         )
         .unwrap();
         let store = crate::master::schema::StoreSchema::from_first_batch(&schema, None).unwrap();
-        use crate::view::def::{AggSpec, ViewDef};
+        use crate::view::def::AggSpec;
         let col = |c: &str| c.to_string();
-        let def = ViewDef {
-            name: "v".into(),
-            time: "ts".into(),
-            grain: "1h".into(),
-            by: vec!["k".into()],
-            metrics: vec![
-                ("n".into(), AggSpec::Count { column: None }),
-                ("s".into(), AggSpec::Sum { column: col("x") }),
-                ("lo".into(), AggSpec::Min { column: col("x") }),
-                ("avg".into(), AggSpec::Mean { column: col("x") }),
-                ("d".into(), AggSpec::CountDistinct { column: col("u") }),
-            ],
-            filter: vec![],
-            precision: 12,
-            tz: None,
-            rollups: vec![],
-        };
+        let def = crate::testutil::hourly_view(vec![
+            ("n", AggSpec::Count { column: None }),
+            ("s", AggSpec::Sum { column: col("x") }),
+            ("lo", AggSpec::Min { column: col("x") }),
+            ("avg", AggSpec::Mean { column: col("x") }),
+            ("d", AggSpec::CountDistinct { column: col("u") }),
+        ]);
         (ViewPlan::new(def, &store).unwrap(), b)
     }
 

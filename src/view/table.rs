@@ -820,7 +820,6 @@ mod tests {
 mod shared_sum_tests {
     use super::*;
     use crate::arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
-    use crate::view::def::ViewDef;
 
     /// The plans of the layout before sums and means shared a state: every sum and every mean
     /// its own plan.
@@ -877,25 +876,15 @@ mod shared_sum_tests {
         )
         .unwrap();
         let store = StoreSchema::from_first_batch(&schema, None).unwrap();
-        let def = ViewDef {
-            name: "v".into(),
-            time: "ts".into(),
-            grain: "1h".into(),
-            by: vec!["k".into()],
-            metrics: vec![
-                // A mean before its sum, a sum before its mean, and a second mean on its own.
-                ("avg_x".into(), AggSpec::Mean { column: "x".into() }),
-                ("n".into(), AggSpec::Count { column: None }),
-                ("sum_x".into(), AggSpec::Sum { column: "x".into() }),
-                ("sum_y".into(), AggSpec::Sum { column: "y".into() }),
-                ("avg_y".into(), AggSpec::Mean { column: "y".into() }),
-                ("avg_x2".into(), AggSpec::Mean { column: "x".into() }),
-            ],
-            filter: vec![],
-            precision: 12,
-            tz: None,
-            rollups: vec![],
-        };
+        let def = crate::testutil::hourly_view(vec![
+            // A mean before its sum, a sum before its mean, and a second mean on its own.
+            ("avg_x", AggSpec::Mean { column: "x".into() }),
+            ("n", AggSpec::Count { column: None }),
+            ("sum_x", AggSpec::Sum { column: "x".into() }),
+            ("sum_y", AggSpec::Sum { column: "y".into() }),
+            ("avg_y", AggSpec::Mean { column: "y".into() }),
+            ("avg_x2", AggSpec::Mean { column: "x".into() }),
+        ]);
         let plan = ViewPlan::new(def, &store).unwrap();
         let names: Vec<_> = plan.metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["sum_x", "n", "sum_y", "avg_x2"]);
