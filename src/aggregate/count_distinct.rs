@@ -21,7 +21,7 @@ use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::input::{distinct_keys, int64_values, Keys};
 use super::runs::GroupRuns;
 use super::sketch::{key_hash, HllSketch};
-use super::{binary_column, need, state_column, ByteReader, BytesError, NO_GROUP};
+use super::{binary_column, need, sketch_error, state_column, ByteReader, BytesError, NO_GROUP};
 use crate::error::{Error, Result};
 
 /// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
@@ -181,7 +181,7 @@ impl KeySet {
                 HllSketch::from_hashes(precision, s.distinct().iter().map(|&k| key_hash(k)))
             }
         };
-        s.map_err(|e| Error::invalid(e.to_string()))
+        s.map_err(sketch_error)
     }
 }
 
@@ -193,10 +193,6 @@ pub type DistinctState = Hybrid<Distinct>;
 #[derive(Debug, Clone)]
 pub struct Distinct {
     precision: u8,
-}
-
-fn sketch_error(e: impl std::fmt::Display) -> Error {
-    Error::invalid(e.to_string())
 }
 
 impl HybridKind for Distinct {
@@ -457,16 +453,12 @@ impl Aggregate for CountDistinct {
         let mut values = Vec::with_capacity(order.len());
         let sketches = binary_column(order.len(), |i, out| {
             // Null where the state is a plain sketch: only exact counts are tagged as such.
-            let exact = match &slots[order[i] as usize] {
-                Hybrid::Sketch { sketch, exact } => {
-                    sketch.write_bytes(out);
-                    *exact
-                }
+            let st = &slots[order[i] as usize];
+            st.sketch_ref(&self.kind)?.write_bytes(out);
+            let exact = match st {
+                Hybrid::Sketch { exact, .. } => *exact,
                 // Empty and exact states are exact: their count is the tag.
-                other => {
-                    other.to_sketch(&self.kind)?.write_bytes(out);
-                    value(other).0.map(|n| n as u64)
-                }
+                other => value(other).0.map(|n| n as u64),
             };
             values.push(exact.map(|e| e as i64));
             Ok(())

@@ -15,6 +15,7 @@
 //! `SKETCH_TAG`, a sketch (one byte, 1 if the exact answer follows in the kind's tag codec,
 //! then the sketch's own codec).
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -88,13 +89,18 @@ impl<K: HybridKind> Hybrid<K> {
         }
     }
 
-    /// The state as a sketch (a copy; for reading, or before a merge that changes the kind).
+    /// The state as a sketch: a sketch state's own, borrowed; any other state's, built.
+    pub fn sketch_ref(&self, kind: &K) -> Result<Cow<'_, K::Sketch>> {
+        Ok(match self {
+            Hybrid::Empty => Cow::Owned(kind.sketch_of(None)?),
+            Hybrid::Exact(e) => Cow::Owned(kind.sketch_of(Some(e))?),
+            Hybrid::Sketch { sketch, .. } => Cow::Borrowed(sketch.as_ref()),
+        })
+    }
+
+    /// The state as a sketch of its own (before a merge that changes the kind).
     pub fn to_sketch(&self, kind: &K) -> Result<K::Sketch> {
-        match self {
-            Hybrid::Empty => kind.sketch_of(None),
-            Hybrid::Exact(e) => kind.sketch_of(Some(e)),
-            Hybrid::Sketch { sketch, .. } => Ok(sketch.as_ref().clone()),
-        }
+        Ok(self.sketch_ref(kind)?.into_owned())
     }
 
     /// The sketch to fold more rows into: an exact state becomes its sketch first, and the
@@ -125,20 +131,13 @@ impl<K: HybridKind> Hybrid<K> {
         }
         match (&mut *self, src) {
             (Hybrid::Exact(a), Hybrid::Exact(b)) => kind.union(a, b),
-            (Hybrid::Sketch { sketch: a, exact }, Hybrid::Sketch { sketch: b, .. }) => {
-                kind.merge_sketch(Arc::make_mut(a), b)?;
+            (Hybrid::Sketch { sketch: a, exact }, src) => {
+                kind.merge_sketch(Arc::make_mut(a), src.sketch_ref(kind)?.as_ref())?;
                 *exact = None;
             }
-            (Hybrid::Sketch { sketch: a, exact }, other) => {
-                kind.merge_sketch(Arc::make_mut(a), &other.to_sketch(kind)?)?;
-                *exact = None;
-            }
-            (dst, other) => {
+            (dst, src) => {
                 let mut a = dst.to_sketch(kind)?;
-                match other {
-                    Hybrid::Sketch { sketch: b, .. } => kind.merge_sketch(&mut a, b)?,
-                    other => kind.merge_sketch(&mut a, &other.to_sketch(kind)?)?,
-                }
+                kind.merge_sketch(&mut a, src.sketch_ref(kind)?.as_ref())?;
                 *dst = Hybrid::Sketch {
                     sketch: Arc::new(a),
                     exact: None,

@@ -247,6 +247,11 @@ fn sum_or_mean<S: mean::SumState>(plan: &AggPlan, sum: S) -> Box<dyn GroupsAccum
     }
 }
 
+/// A sketch's own error (bad precision, mismatched sketches) as the crate's.
+pub(crate) fn sketch_error(e: impl std::fmt::Display) -> Error {
+    Error::invalid(e.to_string())
+}
+
 /// The input column, or an internal error for an aggregate that needs one.
 pub(crate) fn need(col: Option<&ArrayRef>) -> Result<&ArrayRef> {
     col.ok_or_else(|| Error::internal("aggregate without its input column"))

@@ -28,7 +28,7 @@ use super::groups::Aggregate;
 use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::runs::GroupRuns;
 use super::sketch::kll::{exact_quantile, KllSketch};
-use super::{binary_column, need, state_column, ByteReader, BytesError};
+use super::{binary_column, need, sketch_error, state_column, ByteReader, BytesError};
 use crate::error::{Error, Result};
 
 /// The quantile state of one group.
@@ -47,10 +47,6 @@ type Answer = (Option<f64>, bool, Option<f64>, Option<f64>);
 type Answers = Vec<Answer>;
 /// Per `q`: `(estimate, lower, upper)`, None for no values.
 pub type Estimates = Vec<Option<(f64, f64, f64)>>;
-
-fn sketch_error(e: impl std::fmt::Display) -> Error {
-    Error::invalid(e.to_string())
-}
 
 fn sorted(values: &[f64]) -> Vec<f64> {
     let mut v = values.to_vec();
@@ -284,11 +280,10 @@ impl Aggregate for Quantile {
     ) -> Result<Vec<(String, ArrayRef)>> {
         let mut cols = self.columns(slots, order);
         let sketches = binary_column(order.len(), |i, out| {
-            match &slots[order[i] as usize] {
-                // A served state's sketch is written where it is, never copied first.
-                Hybrid::Sketch { sketch, .. } => sketch.write_bytes(out),
-                other => other.to_sketch(&self.kind)?.write_bytes(out),
-            }
+            // A served state's sketch is written where it is, never copied first.
+            slots[order[i] as usize]
+                .sketch_ref(&self.kind)?
+                .write_bytes(out);
             Ok(())
         })?;
         cols.push((format!("__{name}__kll"), sketches));
