@@ -55,9 +55,9 @@ fn column(kind: &DataType, rng: &mut Rng, n: usize) -> ArrayRef {
     }
 }
 
-fn plans() -> Vec<(AggPlan, DataType)> {
-    let mut out = Vec::new();
-    let mk = |spec: AggSpec, input: Option<DataType>| AggPlan {
+/// The plan of one metric "m" (precision 10) over an input of type `input`.
+fn plan_of(spec: AggSpec, input: Option<DataType>) -> AggPlan {
+    AggPlan {
         name: "m".into(),
         spec,
         input,
@@ -65,8 +65,15 @@ fn plans() -> Vec<(AggPlan, DataType)> {
         quantiles: Vec::new(),
         positions: vec![0],
         mean: None,
-    };
-    out.push((mk(AggSpec::Count { column: None }, None), DataType::Int64));
+    }
+}
+
+fn plans() -> Vec<(AggPlan, DataType)> {
+    let mut out = Vec::new();
+    out.push((
+        plan_of(AggSpec::Count { column: None }, None),
+        DataType::Int64,
+    ));
     for t in [
         DataType::Int64,
         DataType::Int32,
@@ -75,26 +82,35 @@ fn plans() -> Vec<(AggPlan, DataType)> {
     ] {
         let c = || "x".to_string();
         // Int sums of random 64-bit values overflow int64; sums are checked on the i128 state.
-        out.push((mk(AggSpec::Sum { column: c() }, Some(t.clone())), t.clone()));
         out.push((
-            mk(AggSpec::Mean { column: c() }, Some(t.clone())),
+            plan_of(AggSpec::Sum { column: c() }, Some(t.clone())),
+            t.clone(),
+        ));
+        out.push((
+            plan_of(AggSpec::Mean { column: c() }, Some(t.clone())),
             t.clone(),
         ));
         // A sum that also gives the mean of its column (one shared state).
-        let mut shared = mk(AggSpec::Sum { column: c() }, Some(t.clone()));
+        let mut shared = plan_of(AggSpec::Sum { column: c() }, Some(t.clone()));
         shared.mean = Some(("avg".into(), 1));
         out.push((shared, t.clone()));
-        out.push((mk(AggSpec::Min { column: c() }, Some(t.clone())), t.clone()));
-        out.push((mk(AggSpec::Max { column: c() }, Some(t.clone())), t.clone()));
+        out.push((
+            plan_of(AggSpec::Min { column: c() }, Some(t.clone())),
+            t.clone(),
+        ));
+        out.push((
+            plan_of(AggSpec::Max { column: c() }, Some(t.clone())),
+            t.clone(),
+        ));
         if t != DataType::Float64 {
             // Views refuse distinct counts of floats.
             out.push((
-                mk(AggSpec::CountDistinct { column: c() }, Some(t.clone())),
+                plan_of(AggSpec::CountDistinct { column: c() }, Some(t.clone())),
                 t.clone(),
             ));
         }
         out.push((
-            mk(
+            plan_of(
                 AggSpec::Quantile {
                     column: c(),
                     q: 0.9,
@@ -105,14 +121,17 @@ fn plans() -> Vec<(AggPlan, DataType)> {
         ));
         if t != DataType::Float64 {
             out.push((
-                mk(AggSpec::TopK { column: c(), k: 3 }, Some(t.clone())),
+                plan_of(AggSpec::TopK { column: c(), k: 3 }, Some(t.clone())),
                 t.clone(),
             ));
         }
-        out.push((mk(AggSpec::Count { column: Some(c()) }, Some(t.clone())), t));
+        out.push((
+            plan_of(AggSpec::Count { column: Some(c()) }, Some(t.clone())),
+            t,
+        ));
     }
     out.push((
-        mk(
+        plan_of(
             AggSpec::TopK {
                 column: "x".into(),
                 k: 5,
@@ -122,7 +141,7 @@ fn plans() -> Vec<(AggPlan, DataType)> {
         DataType::Utf8,
     ));
     out.push((
-        mk(
+        plan_of(
             AggSpec::CountDistinct { column: "x".into() },
             Some(DataType::Utf8),
         ),
@@ -282,15 +301,7 @@ fn any_split_merged_in_any_order_equals_one_pass() {
 fn uint64_above_int64_is_summed_and_compared_unsigned() {
     let col: ArrayRef = Arc::new(UInt64Array::from(vec![1u64 << 63, 1]));
     let gids = [0u32, 0];
-    let plan = |spec| AggPlan {
-        name: "m".into(),
-        spec,
-        input: Some(DataType::UInt64),
-        precision: 10,
-        quantiles: Vec::new(),
-        positions: vec![0],
-        mean: None,
-    };
+    let plan = |spec| plan_of(spec, Some(DataType::UInt64));
     let x = || "x".to_string();
     let mut sum = new_accumulator(&plan(AggSpec::Sum { column: x() }), Mode::Exact);
     sum.update(&gids, Some(&col), 1).unwrap();
@@ -310,15 +321,7 @@ fn uint64_above_int64_is_summed_and_compared_unsigned() {
 
 #[test]
 fn a_state_file_with_wrong_column_types_is_corruption() {
-    let plan = AggPlan {
-        name: "m".into(),
-        spec: AggSpec::Sum { column: "x".into() },
-        input: Some(DataType::Int64),
-        precision: 10,
-        quantiles: Vec::new(),
-        positions: vec![0],
-        mean: None,
-    };
+    let plan = plan_of(AggSpec::Sum { column: "x".into() }, Some(DataType::Int64));
     let acc = new_accumulator(&plan, Mode::Exact);
     let batch = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -484,15 +487,7 @@ fn millions_of_groups_merge_to_one_pass() {
     let n = 3 * groups;
     let gids: Vec<u32> = (0..n).map(|i| ((i * 7_919) % groups) as u32).collect();
     let col: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|i| i as i64)));
-    let plan = |spec| AggPlan {
-        name: "m".into(),
-        spec,
-        input: Some(DataType::Int64),
-        precision: 10,
-        quantiles: Vec::new(),
-        positions: vec![0],
-        mean: None,
-    };
+    let plan = |spec| plan_of(spec, Some(DataType::Int64));
     for spec in [
         AggSpec::Count { column: None },
         AggSpec::Sum { column: "x".into() },
@@ -528,15 +523,6 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
     fn le(parts: &[&[u8]]) -> Vec<u8> {
         parts.concat()
     }
-    let plan = |spec, input: Option<DataType>| AggPlan {
-        name: "m".into(),
-        spec,
-        input,
-        precision: 10,
-        quantiles: Vec::new(),
-        positions: vec![0],
-        mean: None,
-    };
     let x = || "x".to_string();
     // Group 0: 5, -7, null; group 1: 3; group 2: only a null.
     let ints: ArrayRef = Arc::new(Int64Array::from(vec![
@@ -559,7 +545,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
     let exact_sum = |v: f64| le(&[&[1, 0], &1u16.to_le_bytes(), &v.to_le_bytes()]);
     let cases: Vec<(AggPlan, &ArrayRef, [Vec<u8>; 3])> = vec![
         (
-            plan(AggSpec::Count { column: None }, None),
+            plan_of(AggSpec::Count { column: None }, None),
             &ints,
             [
                 3u64.to_le_bytes().to_vec(),
@@ -568,7 +554,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(AggSpec::Sum { column: x() }, Some(DataType::Int64)),
+            plan_of(AggSpec::Sum { column: x() }, Some(DataType::Int64)),
             &ints,
             [
                 le(&[&(-2i128).to_le_bytes(), &2u64.to_le_bytes()]),
@@ -577,7 +563,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(AggSpec::Max { column: x() }, Some(DataType::Int64)),
+            plan_of(AggSpec::Max { column: x() }, Some(DataType::Int64)),
             &ints,
             [
                 le(&[&[1], &5i64.to_le_bytes()]),
@@ -586,7 +572,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(AggSpec::Sum { column: x() }, Some(DataType::Float64)),
+            plan_of(AggSpec::Sum { column: x() }, Some(DataType::Float64)),
             &floats,
             [
                 le(&[&2u64.to_le_bytes(), &exact_sum(0.75)]),
@@ -595,7 +581,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(
+            plan_of(
                 AggSpec::CountDistinct { column: x() },
                 Some(DataType::Int64),
             ),
@@ -612,7 +598,7 @@ fn documented_partial_layouts_are_what_the_kernel_writes_and_reads() {
             ],
         ),
         (
-            plan(
+            plan_of(
                 AggSpec::Quantile {
                     column: x(),
                     q: 0.5,
