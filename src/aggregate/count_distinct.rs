@@ -479,12 +479,6 @@ impl Aggregate for CountDistinct {
             .map_err(|_| Error::corruption(file, format!("{name:?}: not integers")))?;
         let what = format!("__{name}__sketch");
         let sk = super::binary_state_column(batch, &what, file)?;
-        if vals.len() != sk.len() {
-            return Err(Error::corruption(
-                file,
-                format!("{name:?}: count and sketch columns differ in length"),
-            ));
-        }
         let precision = self.kind.precision;
         let mut slots = Vec::with_capacity(sk.len());
         for i in 0..sk.len() {

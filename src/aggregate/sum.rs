@@ -166,12 +166,6 @@ impl<T: IntInput> Aggregate for IntSum<T> {
             return Err(Error::corruption(file, format!("{what}: null state")));
         }
         let n = read_counts(batch, &format!("__{name}__n"), file)?;
-        if n.len() != s.len() {
-            return Err(Error::corruption(
-                file,
-                format!("{name:?}: sum and count columns differ in length"),
-            ));
-        }
         let slots = s
             .values()
             .iter()
