@@ -11,6 +11,7 @@
 //! * [`batch`]: recompute every view from scratch over a snapshot, in parallel, exactly.
 //! * [`speed`]: the speed layer: per view, the state of the commits its batch view does not cover.
 //! * [`serving`]: per view, the published batch view and the speed state, merged into answers.
+//! * [`time`]: timestamp units, the calendar, the range of accepted times, time zones.
 //! * [`layout`]: every path a store writes, and the parser that recognises lamina's own files.
 //! * [`store`]: the thin shell that owns the locks and sequences the stages of each operation.
 //!
@@ -19,14 +20,15 @@
 pub mod aggregate;
 pub mod arrow;
 pub mod batch;
+pub mod control;
 pub mod error;
 pub mod failpoint;
 pub mod layout;
 pub mod master;
-pub mod parallel;
 pub mod serving;
 pub mod speed;
 pub mod store;
+pub mod time;
 pub mod view;
 
 #[cfg(feature = "python")]

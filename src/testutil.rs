@@ -5,8 +5,9 @@ use std::sync::Arc;
 use crate::arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
+use crate::aggregate::AggSpec;
 use crate::master::schema::StoreSchema;
-use crate::view::def::{AggSpec, ViewDef};
+use crate::view::def::ViewDef;
 use crate::view::table::ViewPlan;
 
 /// SplitMix64: a tiny deterministic generator, so a failure reproduces from its seed.

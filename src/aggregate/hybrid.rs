@@ -217,7 +217,7 @@ impl<K: HybridKind> Hybrid<K> {
 /// Serve every state, in parallel (exact states are sketched one group at a time).
 pub fn serve_all<K: HybridKind>(kind: &K, all: Vec<Hybrid<K>>) -> Result<Vec<Hybrid<K>>> {
     use rayon::prelude::*;
-    crate::parallel::install(|| {
+    crate::control::parallel::install(|| {
         all.into_par_iter()
             .map(|st| st.served(kind))
             .collect::<Result<Vec<_>>>()

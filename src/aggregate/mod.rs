@@ -36,7 +36,6 @@ use crate::arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
 use crate::arrow::datatypes::DataType;
 
 use crate::error::{Error, Result};
-use crate::view::def::AggSpec;
 
 pub mod count;
 pub mod count_distinct;
@@ -49,6 +48,7 @@ pub mod min_max;
 pub mod quantile;
 pub mod runs;
 pub mod sketch;
+pub mod spec;
 pub mod sum;
 pub mod sum_float;
 pub mod top_k;
@@ -57,6 +57,7 @@ pub use groups::{Aggregate, Groups};
 pub use hybrid::Mode;
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
 pub(crate) use sketch::bytes::{ByteReader, BytesError};
+pub use spec::{metric_phase, state_phase, AggSpec};
 
 /// A metric bound to its input column's stored type.
 #[derive(Debug, Clone)]

@@ -11,7 +11,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::partial::Partial;
-use super::{pool, recompute, Control};
+use super::recompute;
+use crate::control::{pool, Control};
 use crate::error::{Error, Result};
 use crate::master::manifest::SegmentSlice;
 use crate::master::schema::StoreSchema;

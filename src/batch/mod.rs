@@ -9,7 +9,7 @@
 //! versioned binary states, merged in a tree by the caller, then published by the writer).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
@@ -23,39 +23,8 @@ use crate::view::table::{AggTable, ViewPlan};
 
 pub mod job;
 pub mod partial;
-pub mod profile;
-use profile::Profile;
 
-/// Cancellation and progress of a long operation, shared with the caller's thread.
-#[derive(Debug, Default)]
-pub struct Control {
-    pub cancel: AtomicBool,
-    pub rows_done: AtomicU64,
-    pub rows_total: AtomicU64,
-    /// Where the time went (see `profile`).
-    pub profile: Profile,
-}
-
-impl Control {
-    pub fn check(&self) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            Err(Error::interrupted())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// The worker pool of one recompute: `threads` workers (default: one per core). The publish
-/// that follows runs in it too, so `threads` bounds the whole operation.
-pub fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = threads {
-        b = b.num_threads(t.clamp(1, crate::store::MAX_THREADS));
-    }
-    b.build()
-        .map_err(|e| Error::invalid(format!("thread pool: {e}")))
-}
+use crate::control::Control;
 
 struct Unit {
     segment: usize,
@@ -195,13 +164,14 @@ pub fn recompute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::AggSpec;
+    use crate::control::pool;
     use crate::arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
     use crate::arrow::datatypes::{DataType, Field, Schema};
     use crate::master::files::write_atomic;
     use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
     use crate::master::schema::StoreSchema;
-    use crate::view::def::AggSpec;
 
     #[test]
     fn recompute_equals_one_fold_whatever_the_thread_count() {

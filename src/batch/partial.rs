@@ -363,7 +363,7 @@ fn check_buckets(bucket: &ArrayRef, grain: crate::view::grain::Grain) -> Result<
     {
         return Err(bad(format!(
             "partial table column \"bucket\", row {row}: {} is not the start of a {} bucket",
-            crate::view::grain::format_micros(*b),
+            crate::time::format_micros(*b),
             grain.text()
         )));
     }

@@ -177,8 +177,7 @@ pub fn preview(col: &ArrayRef, row: usize) -> String {
 /// Every grain a view may be defined with (at most 10,000 years) buckets every time in this
 /// range without leaving int64 microseconds, so what an append accepts the batch, speed and
 /// serving layers can always bucket.
-pub const MIN_TIME_US: i64 = crate::view::grain::MIN_TIME_US;
-pub const MAX_TIME_US: i64 = crate::view::grain::MAX_TIME_US;
+pub use crate::time::{MAX_TIME_US, MIN_TIME_US};
 
 /// Whether a time in microseconds (i128, so any unit's value converts exactly) lies in range.
 #[inline]

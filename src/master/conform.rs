@@ -25,8 +25,9 @@ use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use crate::error::{Error, Result};
 use crate::master::boundary::{self, check_time};
 use crate::master::schema::{
-    check_unique_names, classify, is_event_time, units_per_second, ColumnClass, StoreSchema,
+    check_unique_names, classify, is_event_time, ColumnClass, StoreSchema,
 };
+use crate::time::units_per_second;
 
 /// The result of conforming one incoming batch: the rows to store, and rows refused with a reason.
 pub struct Conformed {

@@ -88,7 +88,7 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
                 ));
             }
             use rayon::prelude::*;
-            let chunks = crate::parallel::install(|| {
+            let chunks = crate::control::parallel::install(|| {
                 writers
                     .into_par_iter()
                     .zip(leaves.into_par_iter())

@@ -359,16 +359,6 @@ pub fn is_event_time(dt: &DataType) -> bool {
     matches!(dt, DataType::Timestamp(_, _) | DataType::Date32)
 }
 
-/// Units per second of a timestamp type.
-pub fn units_per_second(dt: &DataType) -> i64 {
-    match dt {
-        DataType::Timestamp(TimeUnit::Second, _) => 1,
-        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
-        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
-        _ => 1_000_000_000,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

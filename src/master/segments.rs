@@ -19,7 +19,7 @@ pub fn read_slices(
     expected: Option<&Schema>,
 ) -> Result<Vec<RecordBatch>> {
     use rayon::prelude::*;
-    let parts: Vec<Result<Vec<RecordBatch>>> = crate::parallel::install(|| {
+    let parts: Vec<Result<Vec<RecordBatch>>> = crate::control::parallel::install(|| {
         slices
             .par_iter()
             .map(|s| {

@@ -166,7 +166,7 @@ impl CoreBatchJob {
         };
         let store = self.store.clone();
         run_interruptible(py, progress.as_ref(), move |ctl| {
-            let pool = crate::batch::pool(threads)?;
+            let pool = crate::control::pool(threads)?;
             let tables =
                 match read {
                     None if !job.slices.is_empty() => return Err(Error::invalid(

@@ -12,7 +12,7 @@ use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::batch::Control;
+use crate::control::Control;
 use crate::error::{Error, ErrorKind};
 use crate::serving::{Part, Query};
 use crate::store::{OpenOptions, Store};
@@ -50,7 +50,7 @@ fn to_py(err: Error) -> PyErr {
 }
 
 /// Release the GIL around core work (which runs on the calling thread; its parallel steps go
-/// to this process's pool, see `crate::parallel`).
+/// to this process's pool, see `crate::control::parallel`).
 pub(crate) fn detach<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
     py.detach(f)
 }
@@ -658,7 +658,7 @@ fn _failpoint_release(name: &str) {
 /// the earlier one where the clock shows it twice, the one the clock jumps to where it skips it.
 #[pyfunction]
 fn zone_instant(tz: &str, local: i64) -> PyResult<i64> {
-    let zone = crate::view::zone::ZoneId::get(tz)
+    let zone = crate::time::zone::ZoneId::get(tz)
         .map_err(to_py)?
         .zone()
         .ok_or_else(|| {

@@ -192,12 +192,12 @@ fn shape(plan: &ViewPlan, q: &Query) -> Result<Shape> {
                     "{what} {} cuts the {} bucket starting {}: the answer would hold part of that \
                      bucket under its whole label. Give a {what} on a {} boundary ({} or {}), or \
                      query at the view's grain",
-                    crate::view::grain::format_micros(t),
+                    crate::time::format_micros(t),
                     g.text(),
-                    crate::view::grain::format_micros(before),
+                    crate::time::format_micros(before),
                     g.text(),
-                    crate::view::grain::format_micros(before),
-                    crate::view::grain::format_micros(g.end_of(before)),
+                    crate::time::format_micros(before),
+                    crate::time::format_micros(g.end_of(before)),
                 )));
             }
         }

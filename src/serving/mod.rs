@@ -281,7 +281,7 @@ impl Serving {
         };
         // Handing a small commit to the thread pool costs more than folding it here.
         let failed = if views.len() > 1 && batch.num_rows() >= 4096 {
-            crate::parallel::install(|| views.par_iter_mut().filter_map(fold).collect())
+            crate::control::parallel::install(|| views.par_iter_mut().filter_map(fold).collect())
         } else {
             views.iter_mut().filter_map(fold).collect()
         };
@@ -345,7 +345,7 @@ mod tests {
         )
         .unwrap();
         let store = crate::master::schema::StoreSchema::from_first_batch(&schema, None).unwrap();
-        use crate::view::def::AggSpec;
+        use crate::aggregate::AggSpec;
         let col = |c: &str| c.to_string();
         let def = crate::testutil::hourly_view(vec![
             ("n", AggSpec::Count { column: None }),

@@ -64,7 +64,7 @@ impl SpeedView {
     ) -> Result<()> {
         self.open_chunk(plan, commit);
         if let Some(c) = self.chunks.last_mut() {
-            let workers = crate::parallel::threads().clamp(1, 8);
+            let workers = crate::control::parallel::threads().clamp(1, 8);
             let n = batch.num_rows();
             if workers > 1 && n >= PARALLEL_ROWS {
                 use rayon::prelude::*;
@@ -75,7 +75,7 @@ impl SpeedView {
                 let mut tables: Vec<&mut AggTable> = std::iter::once(&mut c.table)
                     .chain(c.extra.iter_mut())
                     .collect();
-                crate::parallel::install(|| {
+                crate::control::parallel::install(|| {
                     tables.par_iter_mut().enumerate().try_for_each(|(i, t)| {
                         let start = (i * step).min(n);
                         let len = step.min(n - start);

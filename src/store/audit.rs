@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::{Pin, Store};
 use crate::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use crate::arrow::datatypes::{DataType, Field, Schema};
-use crate::batch::{self, Control};
+use crate::batch;
+use crate::control::{self, Control};
 use crate::error::{Error, Result};
 use crate::serving::answer::{answer, answer_exact, Part, Query};
 use crate::view::def::Filter;
@@ -100,7 +101,7 @@ impl Store {
         let state = self.state()?;
         let _pin = Pin::new(&self.pins);
         let slices = state.slices(0, commit);
-        let pool = batch::pool(threads)?;
+        let pool = control::pool(threads)?;
         let target = state.schema.as_ref().map(|s| s.arrow()).transpose()?;
         let table = batch::recompute(
             &self.root,
@@ -171,9 +172,9 @@ impl Store {
         if plan.grain.floor_micros(at) != at {
             return Err(Error::invalid(format!(
                 "explain: {} is not the start of a {} bucket of view {name:?} (that bucket starts at {})",
-                crate::view::grain::format_micros(at),
+                crate::time::format_micros(at),
                 plan.grain.text(),
-                crate::view::grain::format_micros(plan.grain.floor_micros(at))
+                crate::time::format_micros(plan.grain.floor_micros(at))
             )));
         }
         let q = Query {
@@ -217,7 +218,7 @@ impl Store {
         if served.num_rows() == 0 {
             return Err(Error::not_found(format!(
                 "view {name:?} has no group at {} with those dimension values",
-                crate::view::grain::format_micros(at)
+                crate::time::format_micros(at)
             )));
         }
         let approx: Vec<String> = served

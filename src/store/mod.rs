@@ -43,9 +43,10 @@ use crate::master::schema::StoreSchema;
 use crate::master::segments::read_slices;
 use crate::serving::{Part, Query, Serving};
 
+pub use crate::control::{check_threads, MAX_THREADS};
 pub use append::AppendOutcome;
 pub use maintenance::{COMPACT_RUN, GRACE, SMALL_SEGMENT_ROWS};
-pub use views::{check_threads, BatchJob, ViewStatus, MAX_THREADS};
+pub use views::{BatchJob, ViewStatus};
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -93,7 +94,7 @@ pub struct Store {
     garbage: maintenance::Garbage,
     /// Reads in flight that may use files a compaction or publish just replaced.
     pins: Arc<AtomicUsize>,
-    /// The time split of the last finished recompute (see `batch::profile`).
+    /// The time split of the last finished recompute (see `control::profile`).
     last_recompute: Mutex<Option<RecomputeReport>>,
 }
 

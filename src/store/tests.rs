@@ -1,11 +1,11 @@
 //! Tests of the store shell: every stage and guarantee, through the public Rust API.
 
 use super::*;
+use crate::aggregate::AggSpec;
 use crate::arrow::array::{AsArray, Float64Array, TimestampMicrosecondArray};
 use crate::arrow::array::{Int64Array, StringArray};
 use crate::arrow::datatypes::Int64Type;
-use crate::batch::Control;
-use crate::view::def::AggSpec;
+use crate::control::Control;
 use crate::view::def::ViewDef;
 
 fn events(n: usize, offset: i64) -> RecordBatch {

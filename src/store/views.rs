@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
 use crate::aggregate::Mode;
-use crate::batch::{self, Control};
+use crate::batch;
+use crate::control::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::master::files::read_checked;
@@ -17,19 +18,6 @@ use crate::serving::{answer, BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
 use crate::view::def::ViewDef;
 use crate::view::table::{split_rollups, with_rollups, AggTable, ViewPlan};
-
-/// The most threads a recompute may ask for.
-pub const MAX_THREADS: usize = 1024;
-
-/// A thread count a recompute accepts (None: one per core).
-pub fn check_threads(threads: Option<usize>) -> Result<()> {
-    match threads {
-        Some(t) if t == 0 || t > MAX_THREADS => Err(Error::invalid(format!(
-            "threads must be between 1 and {MAX_THREADS}, not {t}"
-        ))),
-        _ => Ok(()),
-    }
-}
 
 /// A recompute between its stages (see `Store::begin_recompute`): the snapshot it covers,
 /// pinned on disk until the job is finished or dropped, and the views it recomputes.
@@ -489,14 +477,14 @@ impl Store {
         threads: Option<usize>,
         ctl: &Control,
     ) -> Result<u64> {
-        check_threads(threads)?;
+        control::check_threads(threads)?;
         let job = self.begin_recompute(views)?;
         if job.plans.is_empty() {
             return Ok(job.snapshot);
         }
         // 2. Compute, holding no lock: appends and queries go on. The job's pin keeps the
         // snapshot's segments on disk even if an append compacts them meanwhile.
-        let pool = batch::pool(threads)?;
+        let pool = control::pool(threads)?;
         let target = job.schema.as_ref().map(|s| s.arrow()).transpose()?;
         let tables = batch::recompute(
             &self.root,
@@ -636,7 +624,7 @@ impl Store {
         let rollups: Vec<AggTable> = prof.time("rollups", || {
             // One task per roll-up (each merges every group of the view once).
             use rayon::prelude::*;
-            crate::parallel::install(|| {
+            crate::control::parallel::install(|| {
                 plan.rollups
                     .par_iter()
                     .map(|r| {

@@ -2,72 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::AggSpec;
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
+use crate::time::zone::ZoneId;
 use crate::view::grain::Grain;
-use crate::view::zone::ZoneId;
-
-/// An aggregate of a view, as the user defined it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "agg", rename_all = "snake_case")]
-pub enum AggSpec {
-    /// Rows (no column), or non-null values of a column.
-    Count {
-        column: Option<String>,
-    },
-    Sum {
-        column: String,
-    },
-    Min {
-        column: String,
-    },
-    Max {
-        column: String,
-    },
-    Mean {
-        column: String,
-    },
-    CountDistinct {
-        column: String,
-    },
-    /// The `q` quantile (linear interpolation, as DuckDB `quantile_cont`).
-    Quantile {
-        column: String,
-        q: f64,
-    },
-    /// The `k` most frequent values of a dimension-type column.
-    TopK {
-        column: String,
-        k: u32,
-    },
-}
-
-impl AggSpec {
-    pub fn column(&self) -> Option<&str> {
-        match self {
-            AggSpec::Count { column } => column.as_deref(),
-            AggSpec::Sum { column }
-            | AggSpec::Min { column }
-            | AggSpec::Max { column }
-            | AggSpec::Mean { column }
-            | AggSpec::CountDistinct { column }
-            | AggSpec::Quantile { column, .. }
-            | AggSpec::TopK { column, .. } => Some(column),
-        }
-    }
-    pub fn name(&self) -> &'static str {
-        match self {
-            AggSpec::Count { .. } => "count",
-            AggSpec::Sum { .. } => "sum",
-            AggSpec::Min { .. } => "min",
-            AggSpec::Max { .. } => "max",
-            AggSpec::Mean { .. } => "mean",
-            AggSpec::CountDistinct { .. } => "count_distinct",
-            AggSpec::Quantile { .. } => "quantile",
-            AggSpec::TopK { .. } => "top_k",
-        }
-    }
-}
 
 /// A filter value: JSON scalar (string, integer, boolean or null).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -471,7 +410,7 @@ pub fn check_predicate_types(
 pub fn normalize_dates(view: &str, column: &str, p: &Predicate) -> Result<Predicate> {
     let day = |s: &Scalar| -> Result<Scalar> {
         match s {
-            Scalar::Str(text) => crate::view::grain::parse_date(text)
+            Scalar::Str(text) => crate::time::parse_date(text)
                 .map(Scalar::Int)
                 .ok_or_else(|| {
                     Error::invalid(format!(

@@ -1,12 +1,11 @@
 //! Views: a definition (`def`), resolved against the store's schema into a plan and an
-//! aggregation table (`table`), with its group keys (`group`), event-time grain (`grain`) and the
-//! time zone its buckets follow (`zone`).
+//! aggregation table (`table`), with its group keys (`group`), event-time grain (`grain`); the time
+//! zones its buckets follow are in [`crate::time::zone`].
 
 pub mod def;
 pub mod grain;
 pub mod group;
 pub mod table;
-pub mod zone;
 
-pub use def::{AggSpec, Filter, ViewDef};
+pub use def::{Filter, ViewDef};
 pub use table::{AggTable, ViewPlan};

@@ -10,11 +10,13 @@ use rayon::prelude::*;
 use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
+use crate::aggregate::AggSpec;
+use crate::aggregate::{metric_phase, state_phase};
 use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Mode};
-use crate::batch::profile::{metric_phase, state_phase, timed, Profile};
+use crate::control::profile::{timed, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
-use crate::view::def::{normalize_dates, AggSpec, Filter, ViewDef};
+use crate::view::def::{normalize_dates, Filter, ViewDef};
 use crate::view::grain::{bucket_column, Grain};
 use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
 
@@ -520,7 +522,7 @@ impl AggTable {
         let groups = self.keys.len();
         // Metrics merge independently: large merges (the end of a recompute) use every core.
         if pairs.len() >= PARALLEL_GROUPS {
-            crate::parallel::install(|| {
+            crate::control::parallel::install(|| {
                 self.states
                     .par_iter_mut()
                     .zip(other.states.par_iter())
@@ -603,7 +605,7 @@ impl AggTable {
         };
         let key_arrays = || timed(profile, "state: keys", || self.keys.to_arrays(&order));
         let (mut columns, metric_cols) = if order.len() >= PARALLEL_GROUPS {
-            crate::parallel::install(|| {
+            crate::control::parallel::install(|| {
                 rayon::join(key_arrays, || {
                     metrics
                         .par_iter()
@@ -735,7 +737,7 @@ impl AggTable {
     pub fn into_served(self) -> Result<AggTable> {
         let states = if self.keys.len() >= PARALLEL_GROUPS {
             let states = self.states;
-            crate::parallel::install(|| {
+            crate::control::parallel::install(|| {
                 states
                     .into_par_iter()
                     .map(|s| s.into_served())

@@ -100,7 +100,7 @@ impl ZoneId {
 fn out_of_range(micros: i64) -> Error {
     Error::schema(format!(
         "time {} is outside the years -9999..=9999 that zoned buckets cover",
-        crate::view::grain::format_micros(micros)
+        crate::time::format_micros(micros)
     ))
 }
 
@@ -176,7 +176,7 @@ impl Zone {
     pub fn instant_of_local(&self, local: i64) -> Result<i64> {
         let day = local.div_euclid(86_400_000_000);
         let tod = local.rem_euclid(86_400_000_000);
-        let (y, m, d) = crate::view::grain::civil_from_days(day);
+        let (y, m, d) = crate::time::civil_from_days(day);
         let civil = jiff::civil::DateTime::new(
             i16::try_from(y).map_err(|_| out_of_range(local))?,
             m as i8,

@@ -48,42 +48,6 @@ pub fn timed<T>(profile: Option<&Profile>, phase: &'static str, f: impl FnOnce()
     }
 }
 
-/// The phase name of a metric's fold (metrics of one family share a line).
-pub fn metric_phase(m: &crate::aggregate::AggPlan) -> &'static str {
-    use crate::arrow::datatypes::DataType;
-    use crate::view::def::AggSpec;
-    let float = matches!(
-        m.input,
-        Some(DataType::Float64 | DataType::Float32 | DataType::Float16)
-    );
-    match (&m.spec, float) {
-        (AggSpec::Count { .. }, _) => "fold count",
-        (AggSpec::Sum { .. }, false) => "fold int sum",
-        (AggSpec::Sum { .. }, true) => "fold float sum",
-        (AggSpec::Min { .. } | AggSpec::Max { .. }, false) => "fold int min/max",
-        (AggSpec::Min { .. } | AggSpec::Max { .. }, true) => "fold float min/max",
-        (AggSpec::Mean { .. }, _) => "fold mean",
-        (AggSpec::CountDistinct { .. }, _) => "fold distinct",
-        (AggSpec::Quantile { .. }, _) => "fold quantile",
-        (AggSpec::TopK { .. }, _) => "fold top_k",
-    }
-}
-
-/// The phase name of building a metric's persisted columns at publish.
-pub fn state_phase(m: &crate::aggregate::AggPlan) -> &'static str {
-    match metric_phase(m) {
-        "fold count" => "state: count",
-        "fold int sum" => "state: int sum",
-        "fold float sum" => "state: float sum",
-        "fold int min/max" => "state: int min/max",
-        "fold float min/max" => "state: float min/max",
-        "fold mean" => "state: mean",
-        "fold distinct" => "state: distinct",
-        "fold quantile" => "state: quantile",
-        _ => "state: top_k",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
