@@ -14,7 +14,7 @@ use super::partial::Partial;
 use super::recompute;
 use crate::control::{pool, Control};
 use crate::error::{Error, Result};
-use crate::master::manifest::SegmentSlice;
+use crate::master::commits::SegmentSlice;
 use crate::master::schema::StoreSchema;
 use crate::view::def::ViewDef;
 use crate::view::table::ViewPlan;

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 
 use crate::aggregate::Mode;
 use crate::error::{Error, Result};
+use crate::master::commits::SegmentSlice;
 use crate::master::files::read_checked;
-use crate::master::manifest::SegmentSlice;
 use crate::master::parquet_io::ParquetBytes;
 use crate::view::table::{AggTable, ViewPlan};
 
@@ -165,11 +165,11 @@ pub fn recompute(
 mod tests {
     use super::*;
     use crate::aggregate::AggSpec;
-    use crate::control::pool;
     use crate::arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
     use crate::arrow::datatypes::{DataType, Field, Schema};
+    use crate::control::pool;
+    use crate::master::commits::FileRef;
     use crate::master::files::write_atomic;
-    use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
     use crate::master::schema::StoreSchema;
 
@@ -177,7 +177,7 @@ mod tests {
     fn recompute_equals_one_fold_whatever_the_thread_count() {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![
-            crate::testutil::ts_field(),
+            crate::view::testutil::ts_field(),
             Field::new("k", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
         ]));
@@ -216,7 +216,7 @@ mod tests {
             all.push(b);
         }
         let store = StoreSchema::from_first_batch(&schema, None).unwrap();
-        let def = crate::testutil::hourly_view(vec![
+        let def = crate::view::testutil::hourly_view(vec![
             ("n", AggSpec::Count { column: None }),
             ("s", AggSpec::Sum { column: "x".into() }),
             ("u", AggSpec::CountDistinct { column: "k".into() }),

@@ -17,10 +17,10 @@
 
 pub mod boundary;
 pub mod chunked;
+pub mod commits;
 pub mod conform;
 pub mod files;
 pub mod lock;
-pub mod manifest;
 pub mod parquet_io;
 pub mod schema;
 pub mod segments;

@@ -6,8 +6,8 @@ use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::Schema;
 
 use crate::error::Result;
+use crate::master::commits::SegmentSlice;
 use crate::master::files::read_checked;
-use crate::master::manifest::SegmentSlice;
 use crate::master::parquet_io::ParquetBytes;
 
 /// Read `slices` (only `columns`; None: all), checking each file's checksum, row count and
@@ -67,8 +67,8 @@ mod tests {
     use super::*;
     use crate::arrow::array::{AsArray, Int64Array};
     use crate::arrow::datatypes::{DataType, Field, Int64Type};
+    use crate::master::commits::FileRef;
     use crate::master::files::write_atomic;
-    use crate::master::manifest::FileRef;
     use crate::master::parquet_io::encode;
     use std::sync::Arc;
 

@@ -302,7 +302,7 @@ mod tests {
     use crate::arrow::datatypes::Int64Type;
 
     fn setup() -> (ViewPlan, RecordBatch) {
-        crate::testutil::count_view(&[1, 2, 1, 2, 1, 3])
+        crate::view::testutil::count_view(&[1, 2, 1, 2, 1, 3])
     }
 
     fn total(b: &RecordBatch) -> i64 {
@@ -320,7 +320,7 @@ mod tests {
         use crate::arrow::datatypes::{DataType, Field, Schema};
         let mut r = crate::testutil::SplitMix64(seed);
         let schema = Arc::new(Schema::new(vec![
-            crate::testutil::ts_field(),
+            crate::view::testutil::ts_field(),
             Field::new("k", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
             Field::new("u", DataType::Int64, true),
@@ -347,7 +347,7 @@ mod tests {
         let store = crate::master::schema::StoreSchema::from_first_batch(&schema, None).unwrap();
         use crate::aggregate::AggSpec;
         let col = |c: &str| c.to_string();
-        let def = crate::testutil::hourly_view(vec![
+        let def = crate::view::testutil::hourly_view(vec![
             ("n", AggSpec::Count { column: None }),
             ("s", AggSpec::Sum { column: col("x") }),
             ("lo", AggSpec::Min { column: col("x") }),

@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     fn plan_and_batch(n: i64) -> (ViewPlan, crate::arrow::array::RecordBatch) {
-        crate::testutil::count_view(&(0..n).map(|i| i % 3).collect::<Vec<_>>())
+        crate::view::testutil::count_view(&(0..n).map(|i| i % 3).collect::<Vec<_>>())
     }
 
     #[test]

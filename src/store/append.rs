@@ -14,9 +14,10 @@ use crate::arrow::array::RecordBatch;
 use crate::arrow::compute::concat_batches;
 
 use super::{now_us, quarantine, Store};
+use crate::catalog::{Manifest, Record};
 use crate::error::{Error, Result};
+use crate::master::commits::{CommitInfo, QuarantineInfo, SegmentInfo};
 use crate::master::conform::{conform, Conformed};
-use crate::master::manifest::{CommitInfo, Manifest, QuarantineInfo, Record, SegmentInfo};
 use crate::master::parquet_io;
 use crate::master::schema::StoreSchema;
 use crate::master::source::SourceMark;

@@ -15,10 +15,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::Store;
+use crate::catalog::{Manifest, Record};
 use crate::error::{IoContext, Result};
 use crate::layout;
+use crate::master::commits::{FileRef, SegmentInfo};
 use crate::master::files::{ensure_dir, read_checked, write_atomic};
-use crate::master::manifest::{FileRef, Manifest, Record, SegmentInfo};
 use crate::master::parquet_io::{self, ParquetBytes};
 
 /// Segments with fewer rows than this are "small"; a run of `COMPACT_RUN` of them is rewritten

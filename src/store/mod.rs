@@ -34,10 +34,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt64Array};
 use crate::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+use crate::catalog::{Manifest, ManifestState, Record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::master::files::read_checked;
 use crate::master::lock::WriterLock;
-use crate::master::manifest::{Manifest, ManifestState, Record};
 use crate::master::parquet_io::ParquetBytes;
 use crate::master::schema::StoreSchema;
 use crate::master::segments::read_slices;
@@ -393,7 +393,7 @@ impl Store {
     pub(crate) fn read_slices_of(
         &self,
         state: &ManifestState,
-        slices: &[crate::master::manifest::SegmentSlice],
+        slices: &[crate::master::commits::SegmentSlice],
         columns: Option<&[String]>,
     ) -> Result<Vec<RecordBatch>> {
         let _pin = Pin::new(&self.pins);

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Store;
+use crate::catalog::{Record, Refresh};
 use crate::error::Result;
-use crate::master::manifest::{Record, Refresh};
 use crate::serving::ServedView;
 use crate::view::table::ViewPlan;
 

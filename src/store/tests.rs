@@ -19,7 +19,7 @@ fn events(n: usize, offset: i64) -> RecordBatch {
         .collect();
     let amount: Float64Array = (0..n).map(|i| Some(i as f64 * 0.1)).collect();
     let schema = Arc::new(Schema::new(vec![
-        crate::testutil::ts_field(),
+        crate::view::testutil::ts_field(),
         Field::new("country", DataType::Utf8, true),
         Field::new("user", DataType::Int64, true),
         Field::new("amount", DataType::Float64, true),

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use super::{now_us, Pin, RecomputeReport, Store};
 use crate::aggregate::Mode;
 use crate::batch;
+use crate::catalog::{Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry};
 use crate::control::{self, Control};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
+use crate::master::commits::FileRef;
 use crate::master::files::read_checked;
-use crate::master::manifest::{
-    FileRef, Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry,
-};
 use crate::master::parquet_io::{self, ParquetBytes};
 use crate::serving::{answer, BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
@@ -24,7 +23,7 @@ use crate::view::table::{split_rollups, with_rollups, AggTable, ViewPlan};
 pub struct BatchJob {
     pub snapshot: u64,
     pub plans: Vec<ViewPlan>,
-    pub slices: Vec<crate::master::manifest::SegmentSlice>,
+    pub slices: Vec<crate::master::commits::SegmentSlice>,
     pub schema: Option<crate::master::schema::StoreSchema>,
     started: std::time::Instant,
     _pin: Pin,

@@ -6,6 +6,8 @@ pub mod def;
 pub mod grain;
 pub mod group;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use def::{Filter, ViewDef};
 pub use table::{AggTable, ViewPlan};

@@ -851,7 +851,7 @@ mod shared_sum_tests {
     #[test]
     fn a_sum_and_a_mean_of_one_column_share_a_state_and_old_files_still_load() {
         let schema = Arc::new(Schema::new(vec![
-            crate::testutil::ts_field(),
+            crate::view::testutil::ts_field(),
             Field::new("k", DataType::Int64, true),
             Field::new("x", DataType::Float64, true),
             Field::new("y", DataType::Int64, true),
@@ -878,7 +878,7 @@ mod shared_sum_tests {
         )
         .unwrap();
         let store = StoreSchema::from_first_batch(&schema, None).unwrap();
-        let def = crate::testutil::hourly_view(vec![
+        let def = crate::view::testutil::hourly_view(vec![
             // A mean before its sum, a sum before its mean, and a second mean on its own.
             ("avg_x", AggSpec::Mean { column: "x".into() }),
             ("n", AggSpec::Count { column: None }),
