@@ -23,6 +23,8 @@ use crate::view::table::{AggTable, ViewPlan};
 
 pub mod job;
 pub mod partial;
+pub mod publish;
+pub mod view_file;
 
 use crate::control::Control;
 

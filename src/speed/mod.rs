@@ -12,6 +12,8 @@ use crate::aggregate::Mode;
 use crate::error::Result;
 use crate::view::table::{AggTable, ViewPlan};
 
+pub mod saved;
+
 #[derive(Debug, Clone)]
 pub struct SpeedChunk {
     /// First and last commit folded into this chunk.

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::{now_us, Pin, RecomputeReport, Store};
-use crate::aggregate::Mode;
 use crate::batch;
 use crate::catalog::{Manifest, ManifestState, Published, Record, SavedSpeed, ViewEntry};
 use crate::control::{self, Control};
@@ -12,11 +11,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layout;
 use crate::master::commits::FileRef;
 use crate::master::files::read_checked;
-use crate::master::parquet_io::{self, ParquetBytes};
-use crate::serving::{answer, BatchView, ServedView, Serving};
+
+use crate::serving::{BatchView, ServedView, Serving};
 use crate::speed::SpeedView;
 use crate::view::def::ViewDef;
-use crate::view::table::{split_rollups, with_rollups, AggTable, ViewPlan};
+use crate::view::table::{AggTable, ViewPlan};
 
 /// A recompute between its stages (see `Store::begin_recompute`): the snapshot it covers,
 /// pinned on disk until the job is finished or dropped, and the views it recomputes.
@@ -221,49 +220,18 @@ impl Store {
         Ok(v)
     }
 
-    /// A persisted state table (a batch view, a saved speed state), checked against its
-    /// manifest entry; with `rows`, the number of groups the manifest says it holds.
-    fn read_state_table(
-        &self,
-        plan: &ViewPlan,
-        file: &FileRef,
-        rows: Option<u64>,
-    ) -> Result<AggTable> {
-        Ok(self.read_state_tables(plan, file, rows)?.0)
-    }
-
-    /// `read_state_table`, with the tables of the view's declared roll-ups kept in the file.
-    fn read_state_tables(
-        &self,
-        plan: &ViewPlan,
-        file: &FileRef,
-        rows: Option<u64>,
-    ) -> Result<(AggTable, Vec<AggTable>)> {
+    /// The bytes of a file the catalog references, checked against its size and CRC-32 (the
+    /// file pinned against cleanup while it is read).
+    fn read_referenced(&self, file: &FileRef) -> Result<(std::path::PathBuf, bytes::Bytes)> {
         let _pin = Pin::new(&self.pins);
         let path = self.root.join(&file.file);
         let bytes = read_checked(&path, file.crc32, file.bytes)?;
-        let pq = ParquetBytes::open(&path, bytes)?;
-        let batches = pq.read(&path, None, None, None)?;
-        let got: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if let Some(want) = rows.filter(|&want| want != got as u64) {
-            return Err(Error::corruption(
-                &path,
-                format!("{got} rows, the manifest says {want}"),
-            ));
-        }
-        let parts = split_rollups(&batches, plan.rollups.len(), &path)?;
-        let table = AggTable::from_state_batches(plan, &parts[0], &path)?;
-        let rollups = plan
-            .rollups
-            .iter()
-            .zip(&parts[1..])
-            .map(|(r, part)| AggTable::from_state_batches(&r.plan, part, &path))
-            .collect::<Result<_>>()?;
-        Ok((table, rollups))
+        Ok((path, bytes))
     }
 
     fn load_batch_view(&self, plan: &ViewPlan, p: &Published) -> Result<BatchView> {
-        let (table, rollups) = self.read_state_tables(plan, &p.file, Some(p.rows))?;
+        let (path, bytes) = self.read_referenced(&p.file)?;
+        let (table, rollups) = batch::view_file::decode(plan, &path, bytes, Some(p.rows))?;
         Ok(BatchView {
             snapshot: p.snapshot,
             fingerprint: p.fingerprint.clone(),
@@ -289,8 +257,9 @@ impl Store {
                 _ => return Err(Error::corruption(&path, "segment missing or resized")),
             }
         }
-        let table = self.read_state_table(plan, &saved.file, None)?;
-        let mut speed = SpeedView::saved(saved.first, saved.last, saved.rows, table);
+        let (path, bytes) = self.read_referenced(&saved.file)?;
+        let commits = (saved.first, saved.last, saved.rows);
+        let mut speed = crate::speed::saved::decode(plan, &path, bytes, commits)?;
         self.fold_commits(plan, state, saved.last, &mut speed)?;
         Ok(speed)
     }
@@ -327,9 +296,7 @@ impl Store {
                     }
                     continue;
                 }
-                let table = answer::merged(&v.plan, None, &v.speed_tables())?;
-                let batch = table.state_batch(&v.plan.def.by, &v.plan.metrics)?;
-                let bytes = parquet_io::encode(&batch.schema(), std::slice::from_ref(&batch))?;
+                let bytes = crate::speed::saved::encode(&v.plan, &v.speed)?;
                 // Committed in `work` order, one version each.
                 let version = state.version + 1 + work.len() as u64;
                 let rel = layout::saved_speed(name, first, last, &v.plan.fingerprint, version);
@@ -618,39 +585,7 @@ impl Store {
     ) -> Result<()> {
         let name = &plan.def.name;
         let prof = &ctl.profile;
-        // Declared roll-ups come from the exact table, before it becomes sketches: merging
-        // exact states is exact.
-        let rollups: Vec<AggTable> = prof.time("rollups", || {
-            // One task per roll-up (each merges every group of the view once).
-            use rayon::prelude::*;
-            crate::control::parallel::install(|| {
-                plan.rollups
-                    .par_iter()
-                    .map(|r| {
-                        let mut t = r.plan.new_table(Mode::Exact);
-                        let grain = (r.plan.grain != plan.grain).then_some(r.plan.grain);
-                        t.absorb(&table, &r.keep, grain, &|_, _| true)?;
-                        t.into_served()
-                    })
-                    .collect::<Result<_>>()
-            })
-        })?;
-        // Serving holds exactly what is persisted (and what a restart loads).
-        let served = prof.time("sketch", || table.into_served())?;
-        let batches = prof.time("sort+state", || {
-            let view = served.state_batch_profiled(&plan.def.by, &plan.metrics, prof)?;
-            let shapes = plan
-                .rollups
-                .iter()
-                .zip(&rollups)
-                .map(|(r, t)| t.state_batch(&r.plan.def.by, &r.plan.metrics))
-                .collect::<Result<Vec<_>>>()?;
-            with_rollups(view, shapes)
-        })?;
-        let bytes = prof.time("encode", || {
-            parquet_io::encode(&batches[0].schema(), &batches)
-        })?;
-        let state_rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let built = batch::publish::build(plan, table, prof)?;
         let mut m = self.begin_write()?;
         let state = m.state();
         let (current, saved) = match state.views.get(name) {
@@ -677,7 +612,7 @@ impl Store {
             return Ok(()); // a newer recompute already published (and it is served)
         }
         let rel = layout::batch_view(name, snapshot, &plan.fingerprint, state.version + 1);
-        let file = prof.time("write+fsync", || self.write_file(&rel, &bytes))?;
+        let file = prof.time("write+fsync", || self.write_file(&rel, &built.bytes))?;
         // Everything that can fail happens before the commit: a speed chunk that straddles the
         // snapshot (the view was loaded by a replay meanwhile) is rebuilt now.
         let speed = if straddles {
@@ -689,7 +624,7 @@ impl Store {
             snapshot,
             fingerprint: plan.fingerprint.clone(),
             file,
-            rows: state_rows as u64,
+            rows: built.rows,
             published_at_us: now_us(),
         };
         if let Err(e) = crate::failpoint::hit("publish.before_commit") {
@@ -713,8 +648,8 @@ impl Store {
                         snapshot,
                         fingerprint: plan.fingerprint.clone(),
                         published_at_us: published.published_at_us,
-                        table: served,
-                        rollups,
+                        table: built.table,
+                        rollups: built.rollups,
                     }),
                     speed,
                 );
