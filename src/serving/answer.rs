@@ -6,8 +6,9 @@ use crate::arrow::array::RecordBatch;
 use crate::aggregate::Mode;
 use crate::error::{Error, Result};
 use crate::view::def::{check_predicate_types, Filter, Predicate};
+use crate::view::filter::predicate_matches;
 use crate::view::grain::Grain;
-use crate::view::group::{predicate_matches, GroupKeys};
+use crate::view::group::GroupKeys;
 use crate::view::table::{AggTable, Origin, ViewPlan, FROM_SPEED};
 
 /// Which layers a query reads.

@@ -5,7 +5,6 @@
 //! built by different threads (or layers) are merged by translating interned ids, once per distinct
 //! string rather than once per row.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::arrow::array::{
@@ -17,7 +16,6 @@ use hashbrown::{HashMap, HashTable};
 use crate::aggregate::int64_values;
 use crate::error::{Error, Result};
 use crate::master::schema::ColumnClass;
-use crate::view::def::{Predicate, Scalar};
 use crate::view::grain::Grain;
 
 /// The kind of a dimension column.
@@ -682,54 +680,11 @@ impl Translator {
     }
 }
 
-/// Does a dimension value pass a predicate?
-pub fn predicate_matches(p: &Predicate, v: DimValue<'_>) -> bool {
-    match p {
-        Predicate::In(values) => values.iter().any(|s| scalar_eq(s, v)),
-        Predicate::NotIn(values) => v != DimValue::Null && !values.iter().any(|s| scalar_eq(s, v)),
-        Predicate::Range { ge, gt, le, lt } => {
-            if v == DimValue::Null {
-                return false;
-            }
-            let test = |bound: &Option<Scalar>, ok: fn(Ordering) -> bool| match bound {
-                None => true,
-                Some(s) => scalar_cmp(v, s).map(ok).unwrap_or(false),
-            };
-            test(ge, |o| o != Ordering::Less)
-                && test(gt, |o| o == Ordering::Greater)
-                && test(le, |o| o != Ordering::Greater)
-                && test(lt, |o| o == Ordering::Less)
-        }
-    }
-}
-
-fn scalar_eq(s: &Scalar, v: DimValue<'_>) -> bool {
-    match (s, v) {
-        (Scalar::Null, DimValue::Null) => true,
-        (Scalar::Str(a), DimValue::Str(b)) => a == b,
-        (Scalar::Int(a), DimValue::Int(b)) => *a == b,
-        (Scalar::Int(a), DimValue::UInt(b)) => *a as i128 == b as i128,
-        (Scalar::Int(a), DimValue::Date(b)) => *a == b,
-        (Scalar::Bool(a), DimValue::Bool(b)) => *a == b,
-        _ => false,
-    }
-}
-
-fn scalar_cmp(v: DimValue<'_>, s: &Scalar) -> Option<Ordering> {
-    match (v, s) {
-        (DimValue::Str(a), Scalar::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
-        (DimValue::Int(a), Scalar::Int(b)) => Some(a.cmp(b)),
-        (DimValue::UInt(a), Scalar::Int(b)) => Some((a as i128).cmp(&(*b as i128))),
-        (DimValue::Date(a), Scalar::Int(b)) => Some(a.cmp(b)),
-        (DimValue::Bool(a), Scalar::Bool(b)) => Some(a.cmp(b)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::arrow::array::UInt64Array;
+    use std::cmp::Ordering;
 
     /// The order `sorted_order` must give, compared value by value.
     fn cmp_dim(a: DimValue<'_>, b: DimValue<'_>) -> Ordering {

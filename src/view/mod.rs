@@ -3,6 +3,7 @@
 //! zones its buckets follow are in [`crate::time::zone`].
 
 pub mod def;
+pub mod filter;
 pub mod grain;
 pub mod group;
 pub mod table;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use crate::arrow::array::{Array, ArrayRef, RecordBatch};
 use crate::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::aggregate::AggSpec;
@@ -16,9 +16,10 @@ use crate::aggregate::{new_accumulator, AggPlan, GroupsAccumulator, Mode};
 use crate::control::profile::{timed, Profile};
 use crate::error::{Error, Result};
 use crate::master::schema::{ColumnClass, StoreSchema};
-use crate::view::def::{normalize_dates, Filter, ViewDef};
+use crate::view::def::{normalize_dates, ViewDef};
+use crate::view::filter::row_filter;
 use crate::view::grain::{bucket_column, Grain};
-use crate::view::group::{predicate_matches, DimKind, DimValue, GroupKeys};
+use crate::view::group::{DimKind, GroupKeys};
 
 /// Tables with at least this many groups merge, evaluate and persist their metrics in parallel
 /// (one rayon task per metric); smaller ones stay on the caller's thread.
@@ -278,48 +279,6 @@ impl Origin {
             m[g] |= bits;
         }
     }
-}
-
-/// Rows of `batch` passing the view's row filter (None: all rows).
-pub fn row_filter(filters: &[Filter], batch: &RecordBatch) -> Result<Option<BooleanArray>> {
-    if filters.is_empty() {
-        return Ok(None);
-    }
-    let n = batch.num_rows();
-    let mut keep = vec![true; n];
-    for f in filters {
-        let col = batch
-            .column_by_name(&f.column)
-            .ok_or_else(|| Error::not_found(format!("filter column {:?}", f.column)))?;
-        let col = match col.data_type() {
-            DataType::Utf8 | DataType::Boolean | DataType::Int64 => col.clone(),
-            DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                crate::arrow::compute::cast(col, &DataType::Utf8)?
-            }
-            // Bit patterns for uint64 (compared as the dimension keys are), never a lossy cast.
-            _ => Arc::new(crate::aggregate::int64_values(col)?),
-        };
-        use crate::arrow::array::AsArray;
-        for (row, k) in keep.iter_mut().enumerate() {
-            if !*k {
-                continue;
-            }
-            let v = if col.is_null(row) {
-                DimValue::Null
-            } else {
-                match col.data_type() {
-                    DataType::Utf8 => DimValue::Str(col.as_string::<i32>().value(row)),
-                    DataType::Boolean => DimValue::Bool(col.as_boolean().value(row)),
-                    _ => DimValue::Int(
-                        col.as_primitive::<crate::arrow::datatypes::Int64Type>()
-                            .value(row),
-                    ),
-                }
-            };
-            *k = predicate_matches(&f.predicate, v);
-        }
-    }
-    Ok(Some(BooleanArray::from(keep)))
 }
 
 impl AggTable {
