@@ -93,6 +93,8 @@ SHAPES = {
 def metrics_of(shape: str) -> list[str]:
     """The metric columns a shape's view gives."""
     return QUANTILE_METRICS if shape.startswith("quantiles") else METRICS
+
+
 SQL_UNIT = {"1h": "1 hour", "1m": "1 minute", "1d": "1 day"}
 
 

@@ -49,7 +49,9 @@ def _column_names(data: Any) -> list[Any]:
         return names
     try:
         columns = getattr(data, "columns", None)
-        return list(columns) if isinstance(columns, list) or hasattr(columns, "tolist") else []
+        if isinstance(columns, list) or hasattr(columns, "tolist"):
+            return list(columns)  # type: ignore[arg-type]
+        return []
     except Exception:  # a foreign object's property: no names to check
         return []
 
@@ -172,10 +174,11 @@ def _pandas_error(df: Any, error: BaseException) -> SchemaError:
         try:
             pa.Table.from_pandas(column, preserve_index=False)
         except _DATA_ERRORS as e:
-            row = _first_bad_row(
-                lambda k, column=column: pa.Table.from_pandas(column.iloc[:k], preserve_index=False),
-                len(column),
-            )
+
+            def convert(k: int, column: Any = column) -> object:
+                return pa.Table.from_pandas(column.iloc[:k], preserve_index=False)
+
+            row = _first_bad_row(convert, len(column))
             return SchemaError(
                 f"{_where(name, row)}: cannot convert the {column.dtypes.iloc[0]} column to Arrow: {_why(e)}"
             )
@@ -211,9 +214,13 @@ def _columns_error(columns: dict[str, Any], error: BaseException) -> SchemaError
             row = None
             if hasattr(values, "__getitem__"):
                 part = values.iloc if hasattr(values, "iloc") else values
-                row = _first_bad_row(lambda k, v=part, n=name: pa.table({n: v[:k]}), len(values))
+
+                def convert(k: int, v: Any = part, n: str = name) -> object:
+                    return pa.table({n: v[:k]})
+
+                row = _first_bad_row(convert, len(values))
             return SchemaError(f"{_where(name, row)}: cannot convert to Arrow: {_why(e)}")
-    first = next(iter(lengths), None)
+    first = next(iter(lengths), "")
     for name, n in lengths.items():
         if n != lengths[first]:
             return SchemaError(
@@ -283,8 +290,15 @@ def _is_naive(value: Any) -> bool:
 
 #: Microseconds per unit of numpy's fixed-width datetime units (None: finer than a microsecond,
 #: divided instead).
-_NUMPY_UNITS = {"W": 604_800_000_000, "D": 86_400_000_000, "h": 3_600_000_000, "m": 60_000_000,
-                "s": 1_000_000, "ms": 1_000, "us": 1}
+_NUMPY_UNITS = {
+    "W": 604_800_000_000,
+    "D": 86_400_000_000,
+    "h": 3_600_000_000,
+    "m": 60_000_000,
+    "s": 1_000_000,
+    "ms": 1_000,
+    "us": 1,
+}
 _NUMPY_FINER = {"ns": 1_000, "ps": 1_000_000, "fs": 1_000_000_000, "as": 1_000_000_000_000}
 _MICROS = (-(1 << 63), (1 << 63) - 1)
 

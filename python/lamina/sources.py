@@ -499,7 +499,7 @@ class KafkaSource(Source):
         table, rejected, ignored = self._decode(messages, schema or self.schema, time_column)
         # The consumer now stands after these messages: that is what the commit will record.
         self._positions.update(offsets)
-        progress = {
+        progress: dict[str, Any] = {
             "kind": "offsets",
             "offsets": {str(p): o for p, o in sorted(offsets.items())},
             "start": {str(p): o for p, o in sorted(start.items())},
@@ -582,7 +582,7 @@ class KafkaSource(Source):
         consumer = ck.Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"lamina-{self.topic}-lag"})
         try:
             committed = {int(p): int(o) for p, o in state.get("offsets", {}).items()}
-            out = {}
+            out: dict[Any, Any] = {}  # partition (int) -> messages
             for p in self._partitions(consumer):
                 _low, high = consumer.get_watermark_offsets(ck.TopicPartition(self.topic, p), timeout=5)
                 out[p] = max(high - committed.get(p, 0), 0)

@@ -570,7 +570,7 @@ def local_kafka_broker(timeout: float = 30.0) -> Iterator[str]:
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise AssertionError(
-                        f"the test broker did not start: {proc.stderr and proc.stderr.read()}"
+                        f"the test broker did not start: {proc.stderr and proc.stderr.read()!r}"
                     ) from None
                 time.sleep(0.02)
         yield f"127.0.0.1:{port}"

@@ -104,11 +104,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             info = store.commits().filter(pc.equal(store.commits().column("commit"), commit))
             rows = info.column("rows")[0].as_py()
             quarantined = info.column("quarantined")[0].as_py()
-            line = f"{path}: commit {commit}, {rows:,} rows"
+            said = f"{path}: commit {commit}, {rows:,} rows"
             if quarantined:
                 plural = "s" if quarantined != 1 else ""
-                line += f", {quarantined:,} row{plural} quarantined (set aside with a reason)"
-            print(line)
+                said += f", {quarantined:,} row{plural} quarantined (set aside with a reason)"
+            print(said)
             if quarantined:
                 q = store.quarantined()
                 q = q.filter(pc.equal(q.column("commit"), commit))
