@@ -33,6 +33,9 @@ pub enum ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// For an I/O error, the system's error number when known (so the binding raises
+    /// `FileNotFoundError`, `PermissionError`, ... as Python's own I/O does).
+    pub errno: Option<i32>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -42,6 +45,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            errno: None,
         }
     }
     pub fn schema(message: impl Into<String>) -> Self {
@@ -57,7 +61,18 @@ impl Error {
         Self::new(ErrorKind::InvalidArgument, message)
     }
     pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
-        Self::new(ErrorKind::Io, format!("{context}: {err}"))
+        use std::io::ErrorKind as K;
+        // POSIX numbers where the OS gave none (an error made by a library, not a system call).
+        let errno = err.raw_os_error().or(match err.kind() {
+            K::NotFound => Some(2),
+            K::PermissionDenied => Some(13),
+            K::AlreadyExists => Some(17),
+            _ => None,
+        });
+        Error {
+            errno,
+            ..Self::new(ErrorKind::Io, format!("{context}: {err}"))
+        }
     }
     pub fn internal(message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Internal, format!("internal error: {message}"))
@@ -114,5 +129,22 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: &Path) -> Result<T> {
         self.map_err(|e| Error::io(path.display(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_keeps_its_number() {
+        let missing = std::fs::read("/nonexistent/lamina/file").unwrap_err();
+        let e = Path::new("/nonexistent/lamina/file").display();
+        let e = Error::io(e, missing);
+        assert_eq!((e.kind, e.errno), (ErrorKind::Io, Some(2)));
+        assert!(e.message.starts_with("/nonexistent/lamina/file: "), "{e}");
+        let made = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no");
+        assert_eq!(Error::io("x", made).errno, Some(13));
+        assert_eq!(Error::invalid("x").errno, None);
     }
 }

@@ -17,7 +17,9 @@ from lamina.errors import (
     InputFileError,
     InvalidArgumentError,
     LaminaError,
+    LaminaFileNotFoundError,
     LaminaIOError,
+    LaminaPermissionError,
     LockError,
     NotFoundError,
     SchemaError,
@@ -59,5 +61,7 @@ __all__ = [
     "SumOverflowError",
     "StoreClosedError",
     "LaminaIOError",
+    "LaminaFileNotFoundError",
+    "LaminaPermissionError",
     "InputFileError",
 ]

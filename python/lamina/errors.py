@@ -44,7 +44,38 @@ class StoreClosedError(LaminaError):
 
 
 class LaminaIOError(LaminaError, OSError):
-    """An operating-system I/O failure (disk full, permissions)."""
+    """An operating-system I/O failure (disk full, permissions). ``errno`` is the system's error
+    number when it is known; a missing file is also a :class:`FileNotFoundError` and a refused
+    permission also a :class:`PermissionError`, as Python's own I/O raises them."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        if errno is None:
+            super().__init__(message)
+        else:
+            super().__init__(errno, message)
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno N]"; the message says it all
+        return str(self.strerror if self.errno is not None else (self.args[0] if self.args else ""))
+
+
+class LaminaFileNotFoundError(LaminaIOError, FileNotFoundError):
+    """A file or folder the store needs is missing (``errno.ENOENT``)."""
+
+
+class LaminaPermissionError(LaminaIOError, PermissionError):
+    """The operating system refused access to a file of the store (``errno.EACCES``/``EPERM``)."""
+
+
+def io_error(message: str, errno: int | None) -> LaminaIOError:
+    """The :class:`LaminaIOError` for a system error number (what the core raises)."""
+    import errno as e
+
+    cls: type[LaminaIOError] = LaminaIOError
+    if errno == e.ENOENT:
+        cls = LaminaFileNotFoundError
+    elif errno in (e.EACCES, e.EPERM):
+        cls = LaminaPermissionError
+    return cls(message, errno)
 
 
 __all__ = [
@@ -57,6 +88,8 @@ __all__ = [
     "SumOverflowError",
     "StoreClosedError",
     "LaminaIOError",
+    "LaminaFileNotFoundError",
+    "LaminaPermissionError",
     "InputFileError",
 ]
 

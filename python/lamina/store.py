@@ -5,9 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import operator
-import signal
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +15,12 @@ import pyarrow as pa
 from lamina import _args, _core
 from lamina._convert import to_arrow, to_micros
 from lamina._html import tag_result
-from lamina._progress import Progress, callback, interactive
-from lamina.errors import InvalidArgumentError, NotFoundError, SchemaError
+from lamina._progress import Progress, callback
+from lamina.errors import InvalidArgumentError, NotFoundError
 from lamina.view import View, filters_to_json
 
 if TYPE_CHECKING:
+    from lamina._scheduler import Scheduler
     from lamina.sources import Source
 
 
@@ -86,7 +85,7 @@ class Store:
         # Sources ingested by this process, by id: status() asks them for their lag.
         self._sources: dict[str, Any] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._scheduler: _Scheduler | None = None
+        self._scheduler: Scheduler | None = None
         # Errors of background recomputes: shown in status(), the first raised by close().
         self._scheduler_errors: list[Exception] = []
         self._scheduler_lock = threading.Lock()
@@ -154,70 +153,9 @@ class Store:
         (None: when interactive). ``quarantine`` as for :meth:`append` (default: the store's
         policy; always on for streams such as Kafka, which must not stop on one bad event).
         """
-        from lamina.sources import Source as _Source
-        from lamina.sources import source_state
+        from lamina._ingest import ingest
 
-        if not isinstance(source, _Source):
-            raise InvalidArgumentError(
-                f"source must be a lamina source (lamina.DirectorySource, ...), not {source!r}"
-            )
-        for name, value, low in (("batch_rows", batch_rows, 1), ("batch_ms", batch_ms, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidArgumentError(f"{name} must be a positive integer, not {value!r}")
-        if idle_ms is not None and (isinstance(idle_ms, bool) or not isinstance(idle_ms, int) or idle_ms < 0):
-            raise InvalidArgumentError(f"idle_ms must be None or an integer >= 0, not {idle_ms!r}")
-        if quarantine is None:
-            q = self.quarantine_policy or source.quarantine_by_default
-        else:
-            q = _args.flag(quarantine, "quarantine")
-        show = interactive() if progress is None else _args.flag(progress, "progress")
-        self._sources[source.id] = source
-        commits = 0
-        try:
-            with _Interrupt() as stop:
-                quiet_since = time.monotonic()
-                fixed: tuple[pa.Schema, str | None] | None = None
-                while not stop.requested:
-                    state = source_state(self._core, source)
-                    # The schema as it stands (fixed by the first commit or up front, evolved by
-                    # evolve_schema since): read again each round, it costs no rows.
-                    schema_now = self.schema
-                    if schema_now.names and (fixed is None or fixed[0] != schema_now):
-                        status = self._core.status()
-                        fixed = (schema_now, status.get("time_column") or self._time_option)
-                    schema, time_column = fixed if fixed is not None else (None, self._time_option)
-                    delivered = False
-                    for d in source.read(state, schema, time_column, batch_rows, batch_ms):
-                        mark = json.dumps({"source": source.id, **d.progress})
-                        # A delivery without rows (unreadable files, odd messages only) still
-                        # commits its position, so it is never read again.
-                        data = to_arrow(d.table) if d.table.num_rows else pa.table({})
-                        try:
-                            commit, rows, quarantined = self._core.append(data, quarantine=q, source=mark)
-                        except SchemaError as e:
-                            raise _located(e, d) from e
-                        commits += 1
-                        delivered = True
-                        if self._scheduler is not None:
-                            self._scheduler.note_commit()
-                        if show:
-                            extra = f", {quarantined:,} quarantined" if quarantined else ""
-                            print(f"ingest: commit {commit}: {rows:,} rows{extra} from {d.description}")
-                        if stop.requested:
-                            break
-                    if delivered:
-                        quiet_since = time.monotonic()
-                        continue
-                    quiet_ms = (time.monotonic() - quiet_since) * 1000
-                    if idle_ms is not None and quiet_ms >= idle_ms:
-                        break
-                    wait = batch_ms if idle_ms is None else min(batch_ms, max(idle_ms - quiet_ms, 1))
-                    if not source.waits_for_data:
-                        stop.sleep(wait / 1000)
-
-        finally:
-            source.close()
-        return commits
+        return ingest(self, source, batch_rows, batch_ms, idle_ms, quarantine, progress)
 
     def snapshot(self, commit: int | None = None) -> pa.Table:
         """The master dataset as of ``commit`` (default: the latest): time travel."""
@@ -345,7 +283,9 @@ class Store:
             self._scheduler = None
         if every_seconds is None and every_commits is None:
             return
-        self._scheduler = _Scheduler(self, every_seconds, every_commits)
+        from lamina._scheduler import Scheduler
+
+        self._scheduler = Scheduler(self, every_seconds, every_commits)
 
     # ------------------------------------------------------------------ serving layer
     def query(
@@ -680,87 +620,3 @@ class Store:
         if view not in self.views():
             raise NotFoundError(f"no view named {view!r}")
         return self.query(view)
-
-
-def _located(error: SchemaError, delivery: Any) -> SchemaError:
-    """A refusal of a source's delivery, naming the file and line of its first bad row."""
-    import re
-
-    text = str(error)
-    # The core's own mark is the last one (a quoted value may hold the same words).
-    marks = list(re.finditer(r" at row (\d+)(?= \(\d+ bad rows in all\))", text))
-    found = marks[-1] if marks else None
-    if found is None or delivery.locate is None:
-        return SchemaError(f"{delivery.description}: {text}")
-    where = delivery.locate(int(found.group(1)))
-    return SchemaError(f"{where}: {text[: found.start()]}{text[found.end() :]}")
-
-
-class _Interrupt:
-    """Ctrl-C (SIGINT) asks a loop to stop at its next safe point instead of raising at any
-    instant. Only in the main thread (elsewhere signals cannot be caught; the loop is stopped by
-    its own conditions)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._event = threading.Event()
-        self._previous: Any = None
-
-    def __enter__(self) -> _Interrupt:
-        if threading.current_thread() is threading.main_thread():
-
-            def handler(_signum: int, _frame: Any) -> None:
-                self.requested = True
-                self._event.set()
-
-            self._previous = signal.signal(signal.SIGINT, handler)
-        return self
-
-    def sleep(self, seconds: float) -> None:
-        self._event.wait(seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-class _Scheduler:
-    """Background recomputes every N seconds and/or N commits."""
-
-    def __init__(self, store: Store, every_seconds: float | None, every_commits: int | None) -> None:
-        if every_seconds is not None and every_seconds <= 0:
-            raise InvalidArgumentError("every_seconds must be positive")
-        if every_commits is not None and every_commits <= 0:
-            raise InvalidArgumentError("every_commits must be positive")
-        self.store = store
-        self.every_seconds = every_seconds
-        self.every_commits = every_commits
-        self.commits = 0
-        self.wake = threading.Event()
-        self.stopped = threading.Event()
-
-        self.thread = threading.Thread(target=self.run, name="lamina-scheduler", daemon=True)
-        self.thread.start()
-
-    def note_commit(self) -> None:
-        self.commits += 1
-        if self.every_commits is not None and self.commits >= self.every_commits:
-            self.wake.set()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            self.wake.wait(self.every_seconds)
-            if self.stopped.is_set():
-                return
-            self.wake.clear()
-            self.commits = 0
-            try:
-                self.store._core.recompute(None, threads=None, progress=None)
-            except Exception as e:  # keep the scheduler alive: shown in status(), raised on close()
-                with self.store._scheduler_lock:
-                    self.store._scheduler_errors.append(e)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.wake.set()
-        self.thread.join()

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamina import _args
+from lamina import _args, _core
 from lamina.errors import InvalidArgumentError
 
 
@@ -112,8 +112,25 @@ def top_k(column: str, k: int) -> Aggregate:
 
 
 def _aggregate_from_json(v: Mapping[str, Any]) -> Aggregate:
+    """An aggregate from its canonical JSON form (as the core writes it)."""
     params = tuple((p, v[p]) for p in ("q", "k") if p in v)
     return Aggregate(v["agg"], v.get("column"), params)
+
+
+def parse_aggregate(text: str | Mapping[str, Any], where: str) -> Aggregate:
+    """An aggregate from the call form of view files (``"sum(amount)"``, ``"quantile(latency,
+    0.95)"``; ``avg`` is ``mean``) or from a mapping ``{"agg": ..., "column": ..., "q"/"k": ...}``,
+    parsed by the core; ``where`` names it in messages."""
+    if isinstance(text, Mapping):
+        text = json.dumps(dict(text))
+    elif not isinstance(text, str):
+        raise InvalidArgumentError(f'{where}: expected an aggregate like "sum(amount)", got {text!r}')
+    return _aggregate_from_json(json.loads(_core.parse_aggregate(text, where)))
+
+
+def aggregate_names() -> list[str]:
+    """The aggregates there are (the core's table)."""
+    return [name for name, _params, _optional in _core.aggregates()]
 
 
 def _scalar(value: Any) -> Any:
@@ -129,6 +146,7 @@ def _scalar(value: Any) -> Any:
 
 
 _RANGE_OPS = {">=": "ge", ">": "gt", "<=": "le", "<": "lt", "ge": "ge", "gt": "gt", "le": "le", "lt": "lt"}
+_RANGE_SYMBOLS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 
 
 def filters_to_json(where: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -282,7 +300,17 @@ class View:
                 )
 
     def to_json(self) -> str:
-        """The definition as the core stores it."""
+        """The definition in its canonical JSON form, as the core parses and stores it."""
+        return _core.view_definition(self._raw_json())
+
+    @property
+    def result_columns(self) -> list[str]:
+        """The columns of ``Store.query``'s answer, in order: ``bucket``, the dimensions, then
+        each metric and the columns it adds (``m_exact``, ``m_source``, ``m_lower``, ``m_upper``
+        for distinct counts and quantiles; ``m_exact``, ``m_source`` for top-k)."""
+        return list(_core.result_columns(self.to_json()))
+
+    def _raw_json(self) -> str:
         return json.dumps(
             {
                 "name": self.name,
@@ -303,7 +331,8 @@ class View:
 
     @classmethod
     def from_json(cls, text: str) -> View:
-        d = json.loads(text)
+        """A view from its JSON definition (parsed by the core: the inverse of ``to_json``)."""
+        d = json.loads(_core.view_definition(text))
         where: dict[str, Any] = {}
         for f in d.get("where", []):
             pred = f["predicate"]
@@ -312,18 +341,16 @@ class View:
                 where[f["column"]] = vals[0] if len(vals) == 1 else list(vals)
             elif "not_in" in pred:
                 where[f["column"]] = {"not in": list(pred["not_in"])}
-            elif "range" in pred:
-                where[f["column"]] = {k: v for k, v in pred["range"].items() if v is not None}
-            else:
-                raise InvalidArgumentError(f"view {d.get('name')!r}: unknown filter {pred!r}")
+            else:  # the core's canonical form has no other kind
+                where[f["column"]] = {_RANGE_SYMBOLS[k]: v for k, v in pred["range"].items() if v is not None}
         return cls(
             name=d["name"],
             time=d["time"],
             grain=d["grain"],
-            by=tuple(d.get("by", [])),
+            by=tuple(d["by"]),
             metrics={k: _aggregate_from_json(v) for k, v in d["metrics"]},
             where=where or None,
-            precision=d.get("precision", 14),
+            precision=d["precision"],
             tz=d.get("tz"),
             rollups=tuple((r["grain"], tuple(r.get("by", []))) for r in d.get("rollups", [])),
         )

@@ -57,7 +57,7 @@ pub use groups::{Aggregate, Groups};
 pub use hybrid::Mode;
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
 pub(crate) use sketch::bytes::{ByteReader, BytesError};
-pub use spec::{metric_phase, state_phase, AggSpec};
+pub use spec::{metric_phase, result_suffixes, state_phase, AggSpec, AGGREGATES, MAX_TOP_K};
 
 /// A metric bound to its input column's stored type.
 #[derive(Debug, Clone)]

@@ -39,7 +39,7 @@ fn capsule<'py>(
 }
 
 fn schema_error(e: impl std::fmt::Display) -> PyErr {
-    super::to_py(Error::schema(e.to_string()))
+    PyErr::from(Error::schema(e.to_string()))
 }
 
 /// The record batches of a table-like object and their schema, each column validated in full
@@ -170,4 +170,18 @@ pub fn to_pyarrow(
         .call_method1("_import_from_c_capsule", (cap,))?
         .call_method0("read_all")?;
     Ok(table.unbind())
+}
+
+/// A pyarrow table of `batches`.
+pub(crate) fn table(
+    py: Python<'_>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> PyResult<Py<PyAny>> {
+    to_pyarrow(py, schema, batches)
+}
+
+pub(crate) fn batch_table(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
+    let schema = batch.schema();
+    table(py, schema, vec![batch])
 }

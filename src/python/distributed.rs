@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use super::{arrow_ffi, detach, run_interruptible, to_py};
+use super::arrow_ffi;
+use super::wait::{detach, interruptible};
 use crate::aggregate::Mode;
 use crate::batch::job::{run_task, JobSpec};
 use crate::batch::partial::{merge_all, partial_of, Partial};
@@ -15,10 +16,14 @@ use crate::store::{BatchJob, Store};
 use crate::view::def::ViewDef;
 
 fn partial_table(py: Python<'_>, p: &Partial) -> PyResult<Py<PyAny>> {
-    let batches = p.to_batches().map_err(to_py)?;
+    let batches = p.to_batches()?;
     let schema = match batches.first() {
         Some(b) => b.schema(),
-        None => return Err(to_py(Error::internal("a partial table without batches"))),
+        None => {
+            return Err(PyErr::from(Error::internal(
+                "a partial table without batches",
+            )))
+        }
     };
     arrow_ffi::to_pyarrow(py, schema, batches)
 }
@@ -27,7 +32,7 @@ fn read_partial(obj: &Bound<'_, PyAny>) -> PyResult<Partial> {
     let (schema, batches) = arrow_ffi::read_batches(obj)?;
     obj.py()
         .detach(|| Partial::from_batches(&schema, &batches))
-        .map_err(to_py)
+        .map_err(PyErr::from)
 }
 
 /// The partial state of a view (JSON definition) over table-like `data`.
@@ -37,9 +42,9 @@ pub fn partial_states(
     definition: &str,
     data: Bound<'_, PyAny>,
 ) -> PyResult<Py<PyAny>> {
-    let def = ViewDef::from_json(definition).map_err(to_py)?;
+    let def = ViewDef::from_json(definition)?;
     let (schema, batches) = arrow_ffi::read_batches(&data)?;
-    let p = detach(py, || partial_of(def, &schema, &batches)).map_err(to_py)?;
+    let p = detach(py, || partial_of(def, &schema, &batches))?;
     partial_table(py, &p)
 }
 
@@ -50,7 +55,7 @@ pub fn merge_partial_states(py: Python<'_>, parts: Vec<Bound<'_, PyAny>>) -> PyR
         .iter()
         .map(arrow_ffi::read_batches)
         .collect::<PyResult<Vec<_>>>()?;
-    let p = detach(py, || merge_all(&parts)).map_err(to_py)?;
+    let p = detach(py, || merge_all(&parts))?;
     partial_table(py, &p)
 }
 
@@ -58,8 +63,8 @@ pub fn merge_partial_states(py: Python<'_>, parts: Vec<Bound<'_, PyAny>>) -> PyR
 #[pyfunction]
 pub fn finalize_partial_states(py: Python<'_>, part: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let p = read_partial(&part)?;
-    let b = detach(py, || p.finalize()).map_err(to_py)?;
-    super::batch_table(py, b)
+    let b = detach(py, || p.finalize())?;
+    arrow_ffi::batch_table(py, b)
 }
 
 /// A worker's task: the partial state of each view of the job over the segments numbered
@@ -72,9 +77,9 @@ pub fn run_recompute_task(
     segments: Vec<usize>,
     threads: Option<usize>,
 ) -> PyResult<Vec<Py<PyAny>>> {
-    crate::store::check_threads(threads).map_err(to_py)?;
-    let spec = JobSpec::from_json(spec).map_err(to_py)?;
-    let parts = run_interruptible(py, None, move |ctl| {
+    crate::store::check_threads(threads)?;
+    let spec = JobSpec::from_json(spec)?;
+    let parts = interruptible(py, None, move |ctl| {
         crate::failpoint::hit("recompute.task")?;
         run_task(&spec, &segments, threads, ctl)
     })?;
@@ -143,13 +148,15 @@ impl CoreBatchJob {
         threads: Option<usize>,
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        crate::store::check_threads(threads).map_err(to_py)?;
+        crate::store::check_threads(threads)?;
         let job = self
             .job
             .lock()
-            .map_err(|_| to_py(Error::internal("job lock poisoned")))?
+            .map_err(|_| PyErr::from(Error::internal("job lock poisoned")))?
             .take()
-            .ok_or_else(|| to_py(Error::invalid("this recompute job was already published")))?;
+            .ok_or_else(|| {
+                PyErr::from(Error::invalid("this recompute job was already published"))
+            })?;
         let read = match &partials {
             Some(per_view) => Some(
                 per_view
@@ -165,7 +172,7 @@ impl CoreBatchJob {
             None => None,
         };
         let store = self.store.clone();
-        run_interruptible(py, progress.as_ref(), move |ctl| {
+        interruptible(py, progress.as_ref(), move |ctl| {
             let pool = crate::control::pool(threads)?;
             let tables =
                 match read {
@@ -239,7 +246,7 @@ pub fn begin_recompute(
     root: Option<std::path::PathBuf>,
 ) -> PyResult<CoreBatchJob> {
     let s = store.clone();
-    let job = detach(py, || s.begin_recompute(views.as_deref())).map_err(to_py)?;
+    let job = detach(py, || s.begin_recompute(views.as_deref()))?;
     let root = root.unwrap_or_else(|| store.root().to_path_buf());
     let parsed = job.spec(&root);
     Ok(CoreBatchJob {

@@ -4,75 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lamina
+from lamina import _core
 from lamina.cli._common import CommandError, UsageError, _open
 from lamina.errors import InvalidArgumentError
-
-_AGGREGATES: dict[str, Callable[..., lamina.Aggregate]] = {
-    "count": lamina.count,
-    "sum": lamina.sum,
-    "min": lamina.min,
-    "max": lamina.max,
-    "mean": lamina.mean,
-    "avg": lamina.mean,
-    "count_distinct": lamina.count_distinct,
-    "quantile": lamina.quantile,
-    "top_k": lamina.top_k,
-}
-
-
-_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\(\s*(.*?)\s*\)\s*$")
-
+from lamina.view import parse_aggregate as _parse_aggregate
 
 _VIEW_KEYS = {"name", "time", "grain", "by", "metrics", "where", "precision", "tz", "rollups"}
 
 
 def parse_aggregate(text: Any, where: str) -> lamina.Aggregate:
     """``"count()"``, ``"sum(amount)"``, ``"count_distinct(user_id)"``, ``"quantile(latency, 0.95)"``,
-    ``"top_k(page, 10)"`` (or ``{agg=, column=, q=, k=}``)."""
-    if isinstance(text, Mapping):
-        agg, column = text.get("agg"), text.get("column")
-        params = {p: text[p] for p in ("q", "k") if p in text}
-        extra = set(text) - {"agg", "column", "q", "k"}
-        if extra or not isinstance(agg, str):
-            raise InvalidArgumentError(f"{where}: expected {{agg = ..., column = ...}}, got {dict(text)!r}")
-        arg: Any = params.get("q", params.get("k"))
-    else:
-        m = _CALL.match(text) if isinstance(text, str) else None
-        if m is None:
-            raise InvalidArgumentError(
-                f'{where}: expected an aggregate like "count()", "sum(amount)", '
-                f'"count_distinct(user_id)" or "quantile(latency, 0.95)", got {text!r}'
-            )
-        agg = m.group(1)
-        parts = [p.strip().strip("\"'`") for p in m.group(2).split(",")] if m.group(2) else []
-        column = parts[0] if parts and parts[0] else None
-        arg = parts[1] if len(parts) > 1 else None
-        if len(parts) > 2:
-            raise InvalidArgumentError(f"{where}: {agg}() takes at most two arguments, got {text!r}")
-    if agg not in _AGGREGATES:
-        raise InvalidArgumentError(f"{where}: unknown aggregate {agg!r} (use {', '.join(_AGGREGATES)})")
-    if agg == "count":
-        return lamina.count(None if column in (None, "*") else column)
-    if column is None:
-        raise InvalidArgumentError(f"{where}: {agg}() needs a column, like {agg}(amount)")
-    if agg in ("quantile", "top_k"):
-        what = "q, like quantile(latency, 0.95)" if agg == "quantile" else "k, like top_k(page, 10)"
-        if arg is None:
-            raise InvalidArgumentError(f"{where}: {agg}() needs a column and {what}")
-        try:
-            value = float(arg) if agg == "quantile" else int(arg)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"{where}: {agg}(): bad {what.split(',')[0]} {arg!r}") from None
-        return _AGGREGATES[agg](column, value)
-    if arg is not None:
-        raise InvalidArgumentError(f"{where}: {agg}() takes one column, got {text!r}")
-    return _AGGREGATES[agg](column)
+    ``"top_k(page, 10)"`` (or ``{agg=, column=, q=, k=}``), parsed by the core."""
+    return _parse_aggregate(text, where)
 
 
 def parse_views(spec: Any, source: str, default_time: str | None) -> list[lamina.View]:
@@ -186,7 +134,19 @@ A view spec is a TOML or JSON file with one or more views:
   p95 = "quantile(latency_ms, 0.95)"
   top_pages = "top_k(page, 10)"
 
-Aggregates: count(), count(col), sum(col), min(col), max(col), mean(col), count_distinct(col),
-quantile(col, q), top_k(col, k).
+Aggregates: AGGREGATES (avg is mean).
 In JSON: {"view": [{"name": "traffic", ..., "metrics": {"events": "count()"}}]}.
 """
+
+
+def _aggregate_calls() -> str:
+    """The aggregates as calls, from the core's table: ``count(), count(col), sum(col), ...``."""
+    calls = []
+    for name, params, optional in _core.aggregates():
+        if optional:
+            calls.append(f"{name}()")
+        calls.append(f"{name}({', '.join(['col', *params])})")
+    return ", ".join(calls)
+
+
+_SPEC_HELP = _SPEC_HELP.replace("AGGREGATES", _aggregate_calls())

