@@ -1,5 +1,5 @@
-"""Corrupt or truncated files are detected (checksums) and reported with the file's name (SPEC
-section 5), as lamina.CorruptionError, and never as a Rust panic (pyo3_runtime.PanicException)."""
+"""Corrupt or truncated files are detected (checksums) and reported with the file's name (README
+"The guarantees"), as lamina.CorruptionError, and never as a Rust panic (pyo3_runtime.PanicException)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import assert_matches_oracle, ids, served_groups, total, view
+from support import batch as core_batch
 
 import lamina
 
@@ -407,3 +409,71 @@ def test_batch_view_with_a_foreign_schema(store_dir: Path) -> None:
     rel = str(vf.relative_to(store_dir))
     forge(store_dir, rel, segment(store_dir, 1).read_bytes())
     expect_rebuilt(store_dir, vf)
+
+
+# ---------------------------------------------------------------- (from test_core_v2.py)
+
+
+def view_status(store: lamina.Store, name: str) -> dict:
+    found = [v for v in store.status()["views"] if v["name"] == name]
+    assert len(found) == 1, store.status()["views"]
+    return found[0]
+
+
+def test_missing_batch_view_is_served_from_the_speed_layer_and_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with lamina.Store(path) as store:
+        store.append(core_batch(0, 100))
+        store.append(core_batch(100, 50))
+        store.define(view())
+        store.recompute(progress=False)
+        store.append(core_batch(150, 10))
+        before = served_groups(store.query("v"))
+        assert not view_status(store, "v").get("warning")
+    # The batch view's file (the close also saved the speed state of commit 3 beside it).
+    files = [f for f in (path / "views").rglob("*.parquet") if not f.name.startswith("speed-")]
+    assert len(files) == 1, files
+    files[0].unlink()
+    with lamina.Store(path) as store:  # must open
+        assert served_groups(store.query("v")) == before, "served answers changed with the batch view gone"
+        assert_matches_oracle(store, what="served without the batch view")
+        assert total(store.speed_view("v")) == 160, "the speed layer must replay the whole history"
+        warning = view_status(store, "v").get("warning")
+        assert isinstance(warning, str) and warning, f"status() must warn about the view: {warning!r}"
+        store.recompute(progress=False)
+        assert not view_status(store, "v").get("warning"), "recompute() must repair the view"
+        assert total(store.batch_view("v")) == 160
+        assert_matches_oracle(store, what="served after the repair")
+    assert len(list((path / "views").rglob("*.parquet"))) >= 1
+    with lamina.Store(path) as store:
+        assert not view_status(store, "v").get("warning")
+        assert served_groups(store.query("v")) == before
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with lamina.Store(path, durable=False, auto_compact=False) as store:
+        for i in range(150):
+            assert store.append(core_batch(3 * i, 3)) == i + 1
+    log = path / "_log"
+
+    def version(p: Path) -> int:
+        return int(p.name.split(".")[0])
+
+    checkpoints = sorted(log.glob("*.checkpoint.json"), key=version)
+    records = {version(p) for p in log.glob("*.json") if not p.name.endswith(".checkpoint.json")}
+    assert checkpoints, f"no checkpoint after 150 commits: {sorted(p.name for p in log.iterdir())}"
+    previous = version(checkpoints[-2]) if len(checkpoints) > 1 else 0
+    assert set(range(previous + 1, max(records) + 1)) <= records, (
+        "the records after the previous checkpoint must still be there"
+    )
+    data = bytearray(checkpoints[-1].read_bytes())
+    data[len(data) // 3] ^= 0x01
+    checkpoints[-1].write_bytes(bytes(data))
+    with lamina.Store(path) as store:
+        assert store.commits()["commit"].to_pylist() == list(range(1, 151))
+        assert ids(store.snapshot()) == list(range(450))
+        assert ids(store.snapshot(commit=100)) == list(range(300))
+        assert store.append(core_batch(450, 3)) == 151
+    with lamina.Store(path, read_only=True) as reader:
+        assert reader.commits().num_rows == 151

@@ -1,6 +1,6 @@
 """Crash safety, tested for real: a child process writes to a store and is SIGKILLed at a random
 instant, many times over on the same (growing) directory; after each kill the parent reopens the
-store and checks SPEC section 5:
+store and checks the README's "The guarantees":
 
 * every acknowledged commit is present with exactly its rows, commits are numbered 1..N;
 * no partial commit is visible, and at most one unacknowledged commit (the one in flight) exists;
@@ -218,7 +218,7 @@ def tmp_leftovers(root: Path) -> list[str]:
 
 
 def check_store(root: Path, hist: History, child: Child, rng: random.Random) -> None:
-    """Reopen after a kill and check everything SPEC section 5 promises."""
+    """Reopen after a kill and check everything the README's "The guarantees" promises."""
     # The crashed store is readable as it is, before any writer cleans it up.
     crashed = None
     if (root / "_log").exists():

@@ -1,11 +1,12 @@
 """One writer process per store, enforced by a lock with a clear error; other processes can read
-snapshots (SPEC section 5). The other process is a real child Python process driven over a pipe."""
+snapshots (README "The guarantees"). The other process is a real child Python process driven over a pipe."""
 
 from __future__ import annotations
 
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from support import batch as core_batch
+from support import ids
 
 import lamina
 
@@ -334,3 +337,56 @@ def test_reader_never_fails_while_the_writer_compacts(peer: Peer, path: Path) ->
         assert store.status()["manifest_version"] < 200
         assert result["reads"] > 0
         assert not result["errors"], f"the reader failed {len(result['errors'])}x: {result['errors'][:2]}"
+
+
+# ---------------------------------------------------------------- (from test_core_v2.py)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_does_not_inherit_the_writer_lock(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    store = lamina.Store(path)
+    store.append(core_batch(0, 3))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the outcome of one append through the pipe, then exit at once
+        code = b"?"
+        try:
+            os.close(r)
+            try:
+                store.append(core_batch(100, 3))
+                code = b"appended"
+            except lamina.LockError:
+                code = b"LockError"
+            except BaseException as e:  # noqa: BLE001
+                code = f"{type(e).__name__}: {e}".encode()
+            os.write(w, code)
+        finally:
+            os._exit(0)
+    os.close(w)
+    out, deadline = b"", time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(r)
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    try:
+        assert out, "the forked child hung in store.append() (killed after 20 s)"
+        assert out == b"LockError", f"the forked child's append must raise lamina.LockError, got: {out!r}"
+        # The parent still holds the store and goes on writing.
+        assert store.append(core_batch(3, 3)) == 2
+        assert store.commits()["commit"].to_pylist() == [1, 2]
+    finally:
+        store.close()
+    with lamina.Store(path) as again:
+        assert again.commits()["commit"].to_pylist() == [1, 2]
+        assert ids(again.snapshot()) == list(range(6)), "the child's rows reached the store"

@@ -42,3 +42,17 @@ def test_notebook_is_stored_without_outputs(name: str) -> None:
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+# ---------------------------------------------------------------- (from test_experience_v2.py)
+
+
+def test_progress_bars_never_warn_without_ipywidgets(recwarn) -> None:
+    from lamina._progress import Progress
+
+    p = Progress("recompute", enabled=True)
+    p(5, 10)
+    p(10, 10)
+    p.close()
+    assert not [w for w in recwarn if "tqdm" in str(w.category).lower() or "IProgress" in str(w.message)]
+    assert p.bar is not None and type(p.bar).__module__ == "tqdm.std"

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
+from support import ts  # noqa: E402
 
 import lamina  # noqa: E402
 from lamina.plot import MissingExtraError  # noqa: E402
@@ -218,3 +219,24 @@ def test_missing_matplotlib_says_which_extra(store: lamina.Store, monkeypatch: p
         store.plot("traffic", "events")
     assert 'pip install "lamina[plot]"' in str(info.value)
     assert isinstance(info.value, ImportError) and isinstance(info.value, lamina.LaminaError)
+
+
+# ---------------------------------------------------------------- (from test_experience_v2.py)
+
+
+def test_plot_gives_many_series_distinct_colours_at_bucket_centres() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_hex
+
+    s = lamina.Store()
+    s.define(lamina.View("v", time="ts", grain="1h", by=["k"], metrics={"n": lamina.count()}))
+    keys = [f"k{i:02d}" for i in range(25)]
+    s.append(pa.table({"ts": ts(*([0.5] * 25)), "k": keys}))
+    ax = s.plot("v", "n", by=["k"])
+    lines = ax.get_lines()
+    assert len(lines) == 25
+    assert len({to_hex(line.get_color()) for line in lines}) == 25
+    x = matplotlib.dates.num2date(matplotlib.dates.date2num(lines[0].get_xdata())[0])
+    assert (x.hour, x.minute) == (0, 30)  # the 00:00 bucket, drawn at its centre
+    s.close()

@@ -1,4 +1,4 @@
-"""Quantile and top-k aggregates (SPEC sections 8 and 9) against independent oracles.
+"""Quantile and top-k aggregates (README "Quantile and top-k sketches") against independent oracles.
 
 Oracles: DuckDB (``quantile_cont``; ``count(*) GROUP BY value ORDER BY count DESC, value``) over the
 same generated events, numpy for ranks. Data: seeded numpy RNG, with nulls, ties, negative values,
@@ -7,7 +7,8 @@ zipf skew, late events into buckets the batch view covers, unicode keys, int64/u
 How a served quantile is judged:
 
 When must an answer be exact? Always in a batch view and in served groups with no speed data
-(SPEC 9). Elsewhere (speed data, roll-ups) the answer comes from merged states; a merged state
+(README "Quantile and top-k sketches"). Elsewhere (speed data, roll-ups) the answer comes from
+merged states; a merged state
 that still holds every value (a small KLL sketch, an unbounded or small frequent-items summary)
 may truthfully say ``exact`` -- then it is held to the exact standard below. Each test checks that
 its lossy path really ran (a minimum number of approximate answers).

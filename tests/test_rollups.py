@@ -1,4 +1,4 @@
-"""Experience v2 (issue 14): declared exact roll-ups, and why a value is approximate
+"""Declared exact roll-ups, and why a value is approximate
 (``<metric>_source``: ``batch``, ``speed`` or ``rollup``). Checked against DuckDB on the same
 rows."""
 

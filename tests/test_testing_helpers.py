@@ -292,3 +292,14 @@ def test_every_event_counted(store: lamina.Store, data: list[pa.Table]) -> None:
         assert_every_event_counted(store, "v", "revenue", expected)
     store.recompute(progress=False)
     assert_every_event_counted(store, "v", "n", expected)
+
+
+# ---------------------------------------------------------------- (from test_experience_v2.py)
+
+
+def test_testing_assertions_hide_their_own_frames() -> None:
+    import lamina.testing as t
+
+    for name in t.__all__:
+        if name.startswith("assert_"):
+            assert "__tracebackhide__" in getattr(t, name).__code__.co_varnames, name

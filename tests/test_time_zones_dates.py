@@ -1,16 +1,19 @@
-"""Experience v2 (issue 14), time semantics: buckets in a time zone (checked against DuckDB's
-``time_bucket(width, ts, zone)`` on the same rows) and ``date32`` columns as event time and as
-dimensions."""
+"""Time semantics: grains (weeks from Monday, calendar months, quarters, years), buckets in a
+time zone (checked against DuckDB's ``time_bucket(width, ts, zone)`` on the same rows) and
+``date32`` columns as event time and as dimensions."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
 import zoneinfo
+from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
+from support import ts as hours_after
 
 import lamina
 
@@ -398,3 +401,181 @@ def test_naive_pyarrow_scalars_are_local_times_in_a_zoned_view(tmp_path) -> None
     ):
         assert s.query("d", start=start, end=end).equals(by_datetime)
     assert by_datetime.num_rows == 2
+
+
+# ---------------------------------------------------------------- (from test_core_v2.py)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+MONDAY = dt.datetime(1970, 1, 5, tzinfo=dt.UTC)
+
+
+def floor_time(t: dt.datetime, seconds: int, origin: dt.datetime = EPOCH) -> dt.datetime:
+    """Start of the `seconds`-wide bucket holding `t`, buckets aligned to `origin` (exact integers)."""
+    us, g = (t - origin) // dt.timedelta(microseconds=1), seconds * 1_000_000
+    return origin + dt.timedelta(microseconds=us // g * g)
+
+
+def test_event_times_at_the_limits_of_int64_nanoseconds(tmp_path: Path) -> None:
+    # timestamp[ns] covers 1677-09-21T00:12:43.145 .. 2262-04-11T23:47:16.854. Buckets of the first
+    # events start before that range (the 1677 day and week buckets), which int64 nanoseconds
+    # cannot hold; they must come out in 1677 all the same, never wrapped around to 2262.
+    text = [
+        "1677-09-21T01:00:00",
+        "1677-09-22T05:30:15",
+        "2026-01-01T10:10:10",
+        "2262-04-11T20:30:45",
+        "2262-04-11T23:47:00",
+    ]
+    data = pa.table(
+        {"ts": pa.array(np.array(text, dtype="datetime64[ns]"), pa.timestamp("ns")), "x": [1, 2, 3, 4, 5]}
+    )
+    events = [(dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC), x) for x, t in enumerate(text, 1)]
+    grains = {"h": ("1h", 3_600), "d": ("1d", 86_400), "w": ("1w", 7 * 86_400)}
+
+    def expected(seconds: int, origin: dt.datetime) -> list[tuple[dt.datetime, int, int]]:
+        out: dict[dt.datetime, tuple[int, int]] = {}
+        for t, x in events:
+            b = floor_time(t, seconds, origin)
+            n, s = out.get(b, (0, 0))
+            out[b] = (n + 1, s + x)
+        return [(b, n, s) for b, (n, s) in sorted(out.items())]
+
+    with lamina.Store(tmp_path / "s") as store:
+        store.append(data)
+        assert store.snapshot()["ts"].to_pylist() == data["ts"].to_pylist()
+        for name, (grain, _) in grains.items():
+            metrics = {"n": lamina.count(), "x": lamina.sum("x")}
+            store.define(lamina.View(name, time="ts", grain=grain, metrics=metrics))
+        for layer in ("speed layer", "batch layer"):
+            if layer == "batch layer":
+                store.recompute(progress=False)
+            for name, (grain, seconds) in grains.items():
+                t = store.query(name)
+                got = list(zip(t["bucket"].to_pylist(), t["n"].to_pylist(), t["x"].to_pylist(), strict=True))
+                years = [b.year for b, _, _ in got]
+                assert years[:1] == [1677] and years[-1:] == [2262], f"{layer}, {grain}: bucket years {years}"
+                # Weeks may start on Thursday (epoch-aligned) or on Monday (ISO).
+                allowed = [expected(seconds, EPOCH)] + ([expected(seconds, MONDAY)] if name == "w" else [])
+                assert got in allowed, f"{layer}, {grain}: {got}, want {allowed[0]}"
+            daily = store.query("h", grain="1d")
+            want = expected(86_400, EPOCH)
+            assert [(r["bucket"], r["n"], r["x"]) for r in daily.to_pylist()] == want, f"{layer}: rollup"
+
+
+# ---------------------------------------------------------------- (from test_experience_v2.py)
+
+
+@pytest.mark.parametrize("grain,interval", [("1w", "1 week"), ("2w", "2 weeks")])
+def test_weekly_buckets_start_on_monday_as_in_duckdb(grain, interval) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    base = np.datetime64("1969-12-01T00:00:00", "us")
+    t = pa.table(
+        {
+            "ts": pa.array(base + rng.integers(0, 60 * 86_400 * 10**6, 2_000).astype("timedelta64[us]")),
+            "k": pa.array(rng.choice(["a", "ß", None], 2_000)),
+        }
+    )
+    s = lamina.Store()
+    s.define(lamina.View("w", time="ts", grain=grain, by=["k"], metrics={"n": lamina.count()}))
+    s.append(t.slice(0, 1_000))
+    s.recompute(progress=False)
+    s.append(t.slice(1_000))  # half in the batch view, half in the speed layer
+    got = s.query("w")
+    want = duckdb.sql(
+        f"select time_bucket(interval {interval}, ts) as b, k, count(*) as n from t group by all "
+        "order by b, k nulls last"
+    ).fetchall()
+    rows = [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in got.to_pylist()]
+    assert rows == want
+    assert all(b.weekday() == 0 for b, _, _ in rows)
+    # Weeks roll up into 2-week and 4-week buckets (both Monday-aligned).
+    assert sum(s.query("w", grain="4w")["n"].to_pylist()) == 2_000
+    # Days roll up into the same Monday weeks.
+    s.define(lamina.View("d", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    weekly = s.query("d", grain=grain)
+    assert [r["bucket"].weekday() for r in weekly.to_pylist()] == [0] * weekly.num_rows
+    assert sum(weekly["n"].to_pylist()) == 2_000
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "grain,interval", [("1mo", "1 month"), ("1q", "3 months"), ("1y", "1 year"), ("2mo", "2 months")]
+)
+def test_calendar_grains_match_duckdb(grain, interval) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = np.datetime64("1969-06-01T00:00:00", "us")
+    n = 4_000
+    t = pa.table(
+        {
+            "ts": pa.array(base + rng.integers(0, 3 * 366 * 86_400 * 10**6, n).astype("timedelta64[us]")),
+            "k": pa.array(rng.choice(["a", "日本", None], n)),
+            "x": rng.normal(size=n),
+        }
+    )
+    # Leap days and month edges, to the microsecond.
+    edges = pa.array(
+        [
+            dt.datetime(1970, 2, 28, 23, 59, 59, 999_999),
+            dt.datetime(1970, 3, 1),
+            dt.datetime(1968, 2, 29, 12),
+        ],
+        pa.timestamp("us"),
+    )
+    t = pa.concat_tables([t, pa.table({"ts": edges, "k": ["a", "a", None], "x": [1.0, 2.0, 3.0]})])
+    s = lamina.Store()
+    s.define(
+        lamina.View(
+            "c", time="ts", grain=grain, by=["k"], metrics={"n": lamina.count(), "x": lamina.sum("x")}
+        )
+    )
+    s.define(lamina.View("d", time="ts", grain="1d", by=["k"], metrics={"n": lamina.count()}))
+    s.append(t.slice(0, 2_000))
+    s.recompute(progress=False)
+    s.append(t.slice(2_000))
+    con = duckdb.connect()
+    con.register("t", t)
+    want = con.sql(
+        f"select time_bucket(interval {interval}, ts) as b, k, count(*), sum(x) from t group by all "
+        "order by b, k nulls last"
+    ).fetchall()
+    got = s.query("c").to_pylist()
+    assert [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in got] == [
+        (w[0], w[1], w[2]) for w in want
+    ]
+    for r, w in zip(got, want, strict=True):
+        assert r["x"] == pytest.approx(w[3], rel=1e-9, abs=1e-9)
+    # A daily view rolls up into the same calendar buckets.
+    rolled = s.query("d", grain=grain)
+    assert [(r["bucket"].replace(tzinfo=None), r["k"], r["n"]) for r in rolled.to_pylist()] == [
+        (w[0], w[1], w[2]) for w in want
+    ]
+    s.close()
+
+
+def test_calendar_grain_refusals() -> None:
+    s = lamina.Store()
+    s.define(lamina.View("w", time="ts", grain="1w", metrics={"n": lamina.count()}))
+    s.define(lamina.View("m", time="ts", grain="1mo", metrics={"n": lamina.count()}))
+    s.append(pa.table({"ts": hours_after(0, 24 * 40)}))
+    with pytest.raises(lamina.InvalidArgumentError, match="not a multiple"):
+        s.query("w", grain="1mo")  # weeks straddle months
+    with pytest.raises(lamina.InvalidArgumentError, match="not a multiple"):
+        s.query("m", grain="1d")
+    s.define(lamina.View("d", time="ts", grain="1d", metrics={"n": lamina.count()}))
+    with pytest.raises(lamina.InvalidArgumentError, match="cuts the 1mo bucket starting 2026-03-01"):
+        s.query("d", grain="1mo", start=dt.datetime(2026, 3, 15))
+    assert sum(s.query("d", grain="1mo", start=dt.datetime(2026, 4, 1))["n"].to_pylist()) == 1
+    assert sum(s.query("m", grain="1y")["n"].to_pylist()) == 2
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    ax = s.plot("m", "n")
+    x = matplotlib.dates.num2date(ax.get_lines()[0].get_xdata(orig=False)[0])
+    assert (x.month, x.day) == (3, 16)  # the centre of March 2026
+    s.close()

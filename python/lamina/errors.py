@@ -66,16 +66,24 @@ class LaminaPermissionError(LaminaIOError, PermissionError):
     """The operating system refused access to a file of the store (``errno.EACCES``/``EPERM``)."""
 
 
-def io_error(message: str, errno: int | None) -> LaminaIOError:
-    """The :class:`LaminaIOError` for a system error number (what the core raises)."""
-    import errno as e
+_IO_CLASSES: dict[type[OSError], type[LaminaIOError]] = {
+    FileNotFoundError: LaminaFileNotFoundError,
+    PermissionError: LaminaPermissionError,
+}
 
-    cls: type[LaminaIOError] = LaminaIOError
-    if errno == e.ENOENT:
-        cls = LaminaFileNotFoundError
-    elif errno in (e.EACCES, e.EPERM):
-        cls = LaminaPermissionError
-    return cls(message, errno)
+
+def io_error(message: str, errno: int | None) -> LaminaIOError:
+    """The :class:`LaminaIOError` for a system error number (what the core raises): also the
+    built-in subclass Python's own I/O would raise for that number (``FileNotFoundError``,
+    ``PermissionError``, ``NotADirectoryError``, ...)."""
+    if errno is None:
+        return LaminaIOError(message)
+    base = type(OSError(errno, message))  # Python picks the subclass of an errno
+    cls = _IO_CLASSES.get(base)
+    if cls is None and base is not OSError:
+        cls = type(f"Lamina{base.__name__}", (LaminaIOError, base), {"__module__": __name__})
+        _IO_CLASSES[base] = cls
+    return (cls or LaminaIOError)(message, errno)
 
 
 __all__ = [

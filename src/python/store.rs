@@ -124,7 +124,8 @@ impl CoreStore {
     }
 
     fn quarantined(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let (schema, batches) = detach(py, || self.inner.quarantined())?;
+        let store = &self.inner;
+        let (schema, batches) = interruptible(py, None, |_| store.quarantined())?;
         table(py, schema, batches)
     }
 
@@ -268,7 +269,7 @@ impl CoreStore {
     ) -> PyResult<Py<PyAny>> {
         let filter = parse_filters(filters)?;
         let store = &self.inner;
-        let b = detach(py, || -> crate::Result<_> {
+        let b = interruptible(py, None, |_| -> crate::Result<_> {
             let dims = store
                 .view_defs()?
                 .iter()

@@ -347,7 +347,7 @@ def test_list_of_dicts_keeps_keys_missing_from_the_first_row(empty: lamina.Store
 
 
 def test_a_time_with_a_fraction_the_store_cannot_keep_is_a_row_error(tmp_path) -> None:
-    """Experience v2, item 3: a store that holds timestamp[s] (a first CSV with whole seconds)
+    """A store that holds timestamp[s] (a first CSV with whole seconds)
     must not truncate a later .250 silently; the row is refused, or quarantined with a reason."""
     base = 1_767_225_600  # 2026-01-01 00:00:00 UTC, in seconds
     first = pa.table({"ts": pa.array([base, base + 1], pa.timestamp("s")), "n": [1, 2]})
