@@ -2,6 +2,7 @@
 //!
 //! Partial-state layout (v1): the count, u64.
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crate::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 
 use super::groups::Aggregate;
 use super::runs::GroupRuns;
-use super::{read_counts, ByteReader, BytesError, NO_GROUP};
+use super::{read_counts, ByteReader, SketchError, NO_GROUP};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,10 +60,10 @@ impl Aggregate for Count {
     }
 
     fn write_slot(&self, n: &u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(&n.to_le_bytes());
+        out.put(n);
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<u64, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<u64, SketchError> {
         r.u64()
     }
 }

@@ -10,6 +10,7 @@
 //! then the sorted distinct keys, u64 each); 2, exact 128-bit keys (u64 count, then u128 each);
 //! 3, a sketch (one byte, 1 if an exact count follows as u64, then the sketch's own codec).
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::input::{distinct_keys, int64_values, Keys};
 use super::runs::GroupRuns;
 use super::sketch::{key_hash, HllSketch};
-use super::{binary_column, need, sketch_error, state_column, ByteReader, BytesError, NO_GROUP};
+use super::{binary_column, need, state_column, ByteReader, SketchError, NO_GROUP};
 use crate::error::{Error, Result};
 
 /// Keys in a vector whose prefix `keys[..clean]` is sorted and unique. Pushing is a plain
@@ -157,17 +158,17 @@ impl KeySet {
             KeySet::Narrow(s) => {
                 let keys = s.distinct();
                 out.push(1);
-                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                out.put(keys.len() as u64);
                 for k in keys.iter() {
-                    out.extend_from_slice(&k.to_le_bytes());
+                    out.put(k);
                 }
             }
             KeySet::Wide(s) => {
                 let keys = s.distinct();
                 out.push(2);
-                out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+                out.put(keys.len() as u64);
                 for k in keys.iter() {
-                    out.extend_from_slice(&k.to_le_bytes());
+                    out.put(k);
                 }
             }
         }
@@ -181,7 +182,7 @@ impl KeySet {
                 HllSketch::from_hashes(precision, s.distinct().iter().map(|&k| key_hash(k)))
             }
         };
-        s.map_err(sketch_error)
+        s.map_err(Error::from)
     }
 }
 
@@ -214,11 +215,11 @@ impl HybridKind for Distinct {
     fn sketch_of(&self, e: Option<&KeySet>) -> Result<HllSketch> {
         match e {
             Some(set) => set.sketch(self.precision),
-            None => HllSketch::new(self.precision).map_err(sketch_error),
+            None => HllSketch::new(self.precision).map_err(Error::from),
         }
     }
     fn merge_sketch(&self, a: &mut HllSketch, b: &HllSketch) -> Result<()> {
-        a.merge(b).map_err(sketch_error)
+        a.merge(b).map_err(Error::from)
     }
     fn serve(&self, mut set: KeySet) -> Result<(HllSketch, u64)> {
         set.normalize();
@@ -237,8 +238,8 @@ impl HybridKind for Distinct {
         &self,
         tag: u8,
         r: &mut ByteReader<'_>,
-    ) -> Option<std::result::Result<KeySet, BytesError>> {
-        let read = |r: &mut ByteReader<'_>| -> std::result::Result<KeySet, BytesError> {
+    ) -> Option<std::result::Result<KeySet, SketchError>> {
+        let read = |r: &mut ByteReader<'_>| -> std::result::Result<KeySet, SketchError> {
             Ok(if tag == 1 {
                 let n = r.count(8)?;
                 let keys = (0..n)
@@ -256,19 +257,19 @@ impl HybridKind for Distinct {
         matches!(tag, 1 | 2).then(|| read(r))
     }
     fn write_tag(t: &u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(&t.to_le_bytes());
+        out.put(t);
     }
-    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<u64, BytesError> {
+    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<u64, SketchError> {
         r.u64()
     }
     fn write_sketch(s: &HllSketch, out: &mut Vec<u8>) {
         s.write_bytes(out)
     }
-    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<HllSketch, BytesError> {
+    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<HllSketch, SketchError> {
         let sketch =
-            HllSketch::from_bytes(bytes).map_err(|e| BytesError(format!("sketch: {e}")))?;
+            HllSketch::from_bytes(bytes).map_err(|e| SketchError(format!("sketch: {e}")))?;
         if sketch.precision() != self.precision {
-            return Err(BytesError(format!(
+            return Err(SketchError(format!(
                 "sketch precision {} where the view has {}",
                 sketch.precision(),
                 self.precision
@@ -503,7 +504,7 @@ impl Aggregate for CountDistinct {
         st.write(out)
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<DistinctState, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<DistinctState, SketchError> {
         Hybrid::read(&self.kind, r)
     }
 

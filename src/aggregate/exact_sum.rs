@@ -43,6 +43,7 @@
 //! outside that window go through the partials. The integer is converted back
 //! into at most three exact doubles per block.
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::mem::size_of;
 
 /// Number of partials stored inline before spilling to the heap.
@@ -276,12 +277,12 @@ impl ExactSum {
         }
         out.push(fl);
         if big != 0 {
-            out.extend_from_slice(&big.to_le_bytes());
+            out.put(big);
         }
         // Non-overlapping partials of a value below 2^1030 number < 2200.
-        out.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        out.put(p.len() as u16);
         for &x in p {
-            out.extend_from_slice(&x.to_le_bytes());
+            out.put(x);
         }
     }
 

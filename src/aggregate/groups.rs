@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::arrow::array::{ArrayRef, BinaryArray, RecordBatch};
 
 use super::runs::GroupRuns;
-use super::{downcast, read_partials, ByteReader, BytesError, GroupsAccumulator};
+use super::{downcast, read_partials, ByteReader, GroupsAccumulator, SketchError};
 use crate::error::Result;
 
 /// The per-group logic of one aggregate (see the module header).
@@ -73,7 +73,7 @@ pub trait Aggregate: Clone + Debug + Send + Sync + 'static {
     fn write_slot(&self, slot: &Self::Slot, out: &mut Vec<u8>);
 
     /// Read a slot that `write_slot` wrote.
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<Self::Slot, BytesError>;
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<Self::Slot, SketchError>;
 
     /// The served form of the slots (exact sets become exact-tagged sketches), with the
     /// aggregate that serves them.

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use super::{ByteReader, BytesError};
+use super::{ByteReader, SketchError};
 use crate::error::{Error, Result};
 
 /// How a state folds rows: exactly (the batch layer) or into sketches (the speed layer).
@@ -58,11 +58,11 @@ pub trait HybridKind: Clone + Debug + Send + Sync + 'static {
         &self,
         tag: u8,
         r: &mut ByteReader<'_>,
-    ) -> Option<std::result::Result<Self::Exact, BytesError>>;
+    ) -> Option<std::result::Result<Self::Exact, SketchError>>;
     fn write_tag(t: &Self::Tag, out: &mut Vec<u8>);
-    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<Self::Tag, BytesError>;
+    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<Self::Tag, SketchError>;
     fn write_sketch(s: &Self::Sketch, out: &mut Vec<u8>);
-    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<Self::Sketch, BytesError>;
+    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<Self::Sketch, SketchError>;
 }
 
 /// One group's state.
@@ -190,7 +190,7 @@ impl<K: HybridKind> Hybrid<K> {
     }
 
     /// Read a state that `write` wrote.
-    pub fn read(kind: &K, r: &mut ByteReader<'_>) -> std::result::Result<Self, BytesError> {
+    pub fn read(kind: &K, r: &mut ByteReader<'_>) -> std::result::Result<Self, SketchError> {
         let tag = r.u8()?;
         if tag == 0 {
             return Ok(Hybrid::Empty);

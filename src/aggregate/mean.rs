@@ -15,7 +15,7 @@ use crate::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 
 use super::groups::Aggregate;
 use super::runs::GroupRuns;
-use super::{ByteReader, BytesError};
+use super::{ByteReader, SketchError};
 use crate::error::Result;
 
 /// A sum aggregate that can give the mean of a group.
@@ -135,7 +135,7 @@ impl<S: SumState> Aggregate for Mean<S> {
         self.sum.write_slot(slot, out)
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<S::Slot, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<S::Slot, SketchError> {
         self.sum.read_slot(r)
     }
 

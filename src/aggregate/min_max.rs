@@ -4,6 +4,7 @@
 //! Partial-state layout (v1): one byte, 0 for a group without values, or 1 followed by the value
 //! (8 bytes: the integer, or the float's IEEE 754 bits).
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::cmp::Ordering;
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -17,7 +18,7 @@ use crate::arrow::datatypes::DataType;
 use super::groups::Aggregate;
 use super::input::{float64_values, int64_values, uint64_values};
 use super::runs::GroupRuns;
-use super::{for_each_valid, need, state_column, ByteReader, BytesError};
+use super::{for_each_valid, need, state_column, ByteReader, SketchError};
 use crate::error::{Error, Result};
 
 /// A native type with a total order that min/max fold.
@@ -197,13 +198,13 @@ impl<T: Extremum> Aggregate for MinMax<T> {
         match slot {
             Some(v) => {
                 out.push(1);
-                out.extend_from_slice(&v.to_bits().to_le_bytes());
+                out.put(v.to_bits());
             }
             None => out.push(0),
         }
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<Option<T>, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<Option<T>, SketchError> {
         match r.u8()? {
             0 => Ok(None),
             1 => Ok(Some(T::from_bits(r.u64()?).canon())),

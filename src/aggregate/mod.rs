@@ -56,7 +56,7 @@ pub mod top_k;
 pub use groups::{Aggregate, Groups};
 pub use hybrid::Mode;
 pub use input::{distinct_keys, float64_values, int64_values, Keys};
-pub(crate) use sketch::bytes::{ByteReader, BytesError};
+pub(crate) use sketch::codec::{ByteReader, SketchError};
 pub use spec::{metric_phase, result_suffixes, state_phase, AggSpec, AGGREGATES, MAX_TOP_K};
 
 /// A metric bound to its input column's stored type.
@@ -248,11 +248,6 @@ fn sum_or_mean<S: mean::SumState>(plan: &AggPlan, sum: S) -> Box<dyn GroupsAccum
     }
 }
 
-/// A sketch's own error (bad precision, mismatched sketches) as the crate's.
-pub(crate) fn sketch_error(e: impl std::fmt::Display) -> Error {
-    Error::invalid(e.to_string())
-}
-
 /// The input column, or an internal error for an aggregate that needs one.
 pub(crate) fn need(col: Option<&ArrayRef>) -> Result<&ArrayRef> {
     col.ok_or_else(|| Error::internal("aggregate without its input column"))
@@ -285,7 +280,7 @@ pub(crate) fn binary_state_column(
 pub(crate) fn read_partials<T>(
     values: &BinaryArray,
     what: &str,
-    mut read: impl FnMut(&mut ByteReader<'_>) -> std::result::Result<T, BytesError>,
+    mut read: impl FnMut(&mut ByteReader<'_>) -> std::result::Result<T, SketchError>,
 ) -> Result<Vec<T>> {
     let bad = |row: usize, msg: &str| {
         Error::new(

@@ -18,6 +18,7 @@
 //! the values sorted, f64 each); 2, a sketch (one byte, 1 if exact answers follow as a u64
 //! count and f64 each, then the sketch's own codec).
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use super::groups::Aggregate;
 use super::hybrid::{serve_all, Hybrid, HybridKind, Mode};
 use super::runs::GroupRuns;
 use super::sketch::kll::{exact_quantile, KllSketch};
-use super::{binary_column, need, sketch_error, state_column, ByteReader, BytesError};
+use super::{binary_column, need, state_column, ByteReader, SketchError};
 use crate::error::{Error, Result};
 
 /// The quantile state of one group.
@@ -55,13 +56,13 @@ fn sorted(values: &[f64]) -> Vec<f64> {
 }
 
 fn write_floats(out: &mut Vec<u8>, v: &[f64]) {
-    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    out.put(v.len() as u64);
     for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
+        out.put(x);
     }
 }
 
-fn read_floats(r: &mut ByteReader<'_>) -> std::result::Result<Vec<f64>, BytesError> {
+fn read_floats(r: &mut ByteReader<'_>) -> std::result::Result<Vec<f64>, SketchError> {
     let n = r.count(8)?;
     (0..n).map(|_| r.f64()).collect()
 }
@@ -88,7 +89,7 @@ impl HybridKind for Values {
         })
     }
     fn merge_sketch(&self, a: &mut KllSketch, b: &KllSketch) -> Result<()> {
-        a.merge(b).map_err(sketch_error)
+        a.merge(b).map_err(Error::from)
     }
     fn serve(&self, v: Vec<f64>) -> Result<(KllSketch, Arc<[f64]>)> {
         let v = sorted(&v);
@@ -113,19 +114,19 @@ impl HybridKind for Values {
         &self,
         tag: u8,
         r: &mut ByteReader<'_>,
-    ) -> Option<std::result::Result<Vec<f64>, BytesError>> {
+    ) -> Option<std::result::Result<Vec<f64>, SketchError>> {
         (tag == 1).then(|| read_floats(r))
     }
     fn write_tag(t: &Arc<[f64]>, out: &mut Vec<u8>) {
         write_floats(out, t)
     }
-    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<Arc<[f64]>, BytesError> {
+    fn read_tag(r: &mut ByteReader<'_>) -> std::result::Result<Arc<[f64]>, SketchError> {
         Ok(read_floats(r)?.into())
     }
     fn write_sketch(s: &KllSketch, out: &mut Vec<u8>) {
         s.write_bytes(out)
     }
-    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<KllSketch, BytesError> {
+    fn read_sketch(&self, bytes: &[u8]) -> std::result::Result<KllSketch, SketchError> {
         KllSketch::from_bytes(bytes)
     }
 }
@@ -340,7 +341,7 @@ impl Aggregate for Quantile {
         st.write(out)
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<QuantileState, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<QuantileState, SketchError> {
         Hybrid::read(&self.kind, r)
     }
 
@@ -364,15 +365,15 @@ pub fn sketch_array(
     let v = super::float64_values(values)?;
     let parts = parts.max(1);
     let chunk = v.len().div_ceil(parts).max(1);
-    let mut all = KllSketch::new(k).map_err(sketch_error)?;
+    let mut all = KllSketch::new(k).map_err(Error::from)?;
     for (i, piece) in v.values().chunks(chunk).enumerate() {
-        let mut s = KllSketch::new(k).map_err(sketch_error)?;
+        let mut s = KllSketch::new(k).map_err(Error::from)?;
         for (j, &x) in piece.iter().enumerate() {
             if v.is_valid(i * chunk + j) {
                 s.update(x);
             }
         }
-        all.merge(&s).map_err(sketch_error)?;
+        all.merge(&s).map_err(Error::from)?;
     }
     Ok((all.quantiles(qs), all.to_bytes().len()))
 }

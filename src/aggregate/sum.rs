@@ -4,6 +4,7 @@
 //!
 //! Partial-state layout (v1): the exact sum as i128, then the non-null count as u64.
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -17,7 +18,7 @@ use super::input::{int64_values, uint64_values};
 use super::mean::SumState;
 use super::runs::GroupRuns;
 use super::{
-    counts_column, for_each_valid, need, read_counts, state_column, ByteReader, BytesError,
+    counts_column, for_each_valid, need, read_counts, state_column, ByteReader, SketchError,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -176,11 +177,11 @@ impl<T: IntInput> Aggregate for IntSum<T> {
     }
 
     fn write_slot(&self, s: &IntSlot, out: &mut Vec<u8>) {
-        out.extend_from_slice(&s.sum().to_le_bytes());
-        out.extend_from_slice(&s.n.to_le_bytes());
+        out.put(s.sum());
+        out.put(s.n);
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<IntSlot, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<IntSlot, SketchError> {
         let sum = r.u128()? as i128;
         Ok(IntSlot::new(sum, r.u64()?))
     }

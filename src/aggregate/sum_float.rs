@@ -6,6 +6,7 @@
 //! (`ExactSum::write_bytes`). Persisted and partial sums are written in canonical form
 //! (`ExactSum::canonical`), so equal sums give equal bytes whatever the split or merge order.
 
+use crate::aggregate::sketch::codec::ByteWriter;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::input::float64_values;
 use super::mean::SumState;
 use super::runs::GroupRuns;
 use super::{
-    binary_column, counts_column, for_each_valid, need, read_counts, ByteReader, BytesError,
+    binary_column, counts_column, for_each_valid, need, read_counts, ByteReader, SketchError,
 };
 use crate::error::{Error, Result};
 
@@ -172,11 +173,11 @@ impl Aggregate for FloatSum {
     }
 
     fn write_slot(&self, s: &FloatSlot, out: &mut Vec<u8>) {
-        out.extend_from_slice(&s.count().to_le_bytes());
+        out.put(s.count());
         s.total().canonical().write_bytes(out);
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<FloatSlot, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<FloatSlot, SketchError> {
         let n = r.u64()?;
         let sum = ExactSum::from_bytes(r.rest()).ok_or_else(|| r.error("bad exact sum"))?;
         Ok(FloatSlot::loaded(sum, n))

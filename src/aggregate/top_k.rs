@@ -31,7 +31,7 @@ use super::hybrid::Mode;
 use super::runs::GroupRuns;
 use super::sketch::frequent::{Counter, FreqKey, FrequentItems};
 use super::{
-    binary_column, need, state_column, ByteReader, BytesError, GroupsAccumulator, NO_GROUP,
+    binary_column, need, state_column, ByteReader, GroupsAccumulator, SketchError, NO_GROUP,
 };
 use crate::error::{Error, Result};
 
@@ -418,7 +418,7 @@ impl<K: TopKey> Aggregate for TopK<K> {
         }
     }
 
-    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<TopState<K>, BytesError> {
+    fn read_slot(&self, r: &mut ByteReader<'_>) -> std::result::Result<TopState<K>, SketchError> {
         Ok(match r.u8()? {
             0 => TopState::Empty,
             1 => {

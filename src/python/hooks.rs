@@ -22,8 +22,7 @@ pub(crate) fn sketch_estimate(
     let array = arrow_ffi::read_array(&data)?;
     detach(py, || -> crate::Result<_> {
         let keys = crate::aggregate::distinct_keys(&array)?;
-        let mut s = crate::aggregate::sketch::HllSketch::new(precision)
-            .map_err(|e| Error::invalid(e.to_string()))?;
+        let mut s = crate::aggregate::sketch::HllSketch::new(precision)?;
         for i in 0..array.len() {
             if crate::arrow::array::Array::is_valid(&array, i) {
                 s.insert_hash(crate::aggregate::sketch::key_hash(keys.get(i)));

@@ -27,13 +27,14 @@
 //! byte), u64 lower, u64 err
 //! ```
 
+use super::codec::ByteWriter;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use super::bytes::{ByteReader, BytesError};
+use super::codec::{ByteReader, SketchError};
 
 const MAGIC: u8 = 0xA9;
 const VERSION: u8 = 1;
@@ -42,7 +43,7 @@ const VERSION: u8 = 1;
 pub trait FreqKey: Hash + Eq + Ord + Clone + Debug + Send + Sync + 'static {
     const KIND: u8;
     fn write(&self, out: &mut Vec<u8>);
-    fn read(r: &mut ByteReader<'_>) -> Result<Self, BytesError>;
+    fn read(r: &mut ByteReader<'_>) -> Result<Self, SketchError>;
     fn heap_bytes(&self) -> usize {
         0
     }
@@ -51,10 +52,10 @@ pub trait FreqKey: Hash + Eq + Ord + Clone + Debug + Send + Sync + 'static {
 impl FreqKey for Arc<str> {
     const KIND: u8 = 0;
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        out.put(self.len() as u32);
         out.extend_from_slice(self.as_bytes());
     }
-    fn read(r: &mut ByteReader<'_>) -> Result<Self, BytesError> {
+    fn read(r: &mut ByteReader<'_>) -> Result<Self, SketchError> {
         let len = r.u32()? as usize;
         let bytes = r.take(len)?;
         let s = std::str::from_utf8(bytes).map_err(|_| r.error("a key is not utf-8"))?;
@@ -68,9 +69,9 @@ impl FreqKey for Arc<str> {
 impl FreqKey for i64 {
     const KIND: u8 = 1;
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+        out.put(*self);
     }
-    fn read(r: &mut ByteReader<'_>) -> Result<Self, BytesError> {
+    fn read(r: &mut ByteReader<'_>) -> Result<Self, SketchError> {
         Ok(r.u64()? as i64)
     }
 }
@@ -78,9 +79,9 @@ impl FreqKey for i64 {
 impl FreqKey for u64 {
     const KIND: u8 = 2;
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+        out.put(*self);
     }
-    fn read(r: &mut ByteReader<'_>) -> Result<Self, BytesError> {
+    fn read(r: &mut ByteReader<'_>) -> Result<Self, SketchError> {
         r.u64()
     }
 }
@@ -90,7 +91,7 @@ impl FreqKey for bool {
     fn write(&self, out: &mut Vec<u8>) {
         out.push(*self as u8);
     }
-    fn read(r: &mut ByteReader<'_>) -> Result<Self, BytesError> {
+    fn read(r: &mut ByteReader<'_>) -> Result<Self, SketchError> {
         match r.u8()? {
             0 => Ok(false),
             1 => Ok(true),
@@ -257,15 +258,15 @@ impl<K: FreqKey> FrequentItems<K> {
         out.push(MAGIC);
         out.push(VERSION);
         out.push(K::KIND);
-        out.extend_from_slice(&self.n.to_le_bytes());
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&(self.items.len() as u32).to_le_bytes());
+        out.put(self.n);
+        out.put(self.offset);
+        out.put(self.items.len() as u32);
         let mut items: Vec<(&K, &Counter)> = self.items.iter().collect();
         items.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (k, c) in items {
             k.write(out);
-            out.extend_from_slice(&c.lower.to_le_bytes());
-            out.extend_from_slice(&c.err.to_le_bytes());
+            out.put(c.lower);
+            out.put(c.err);
         }
     }
 
@@ -275,7 +276,7 @@ impl<K: FreqKey> FrequentItems<K> {
         out
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BytesError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
         let mut r = ByteReader::new(bytes, "frequent-items summary");
         if r.u8()? != MAGIC {
             return Err(r.error("bad magic byte"));

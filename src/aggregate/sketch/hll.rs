@@ -44,9 +44,9 @@
 //! dense as version 2), and [`HllSketch::from_bytes`] rejects every non-canonical or malformed
 //! input. Dense sketches written packed by the first landing (version 1) are still read.
 
+use super::codec::{ByteReader, SketchError};
 use std::borrow::Cow;
 use std::f64::consts::LN_2;
-use std::fmt;
 
 /// Default precision (m = 16384 registers, RSE ~0.81%).
 pub const DEFAULT_PRECISION: u8 = 14;
@@ -78,37 +78,14 @@ const MODE_DENSE: u8 = 1;
 const VERSION_CODED: u8 = 2;
 const MODE_DENSE_CODED: u8 = 2;
 
-/// Errors produced by sketch construction, merging and deserialization.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SketchError {
-    /// Precision outside `MIN_PRECISION..=MAX_PRECISION`.
-    BadPrecision(u8),
-    /// Attempt to merge sketches of different precisions (self, other).
-    PrecisionMismatch(u8, u8),
-    /// Malformed serialized bytes.
-    Corrupt(String),
-}
-
-impl fmt::Display for SketchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SketchError::BadPrecision(p) => write!(
-                f,
-                "invalid HLL precision {p} (must be in {MIN_PRECISION}..={MAX_PRECISION})"
-            ),
-            SketchError::PrecisionMismatch(a, b) => write!(
-                f,
-                "cannot merge HLL sketches with different precisions ({a} vs {b})"
-            ),
-            SketchError::Corrupt(msg) => write!(f, "corrupt HLL sketch bytes: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for SketchError {}
-
 fn corrupt(msg: &str) -> SketchError {
-    SketchError::Corrupt(msg.to_string())
+    SketchError(format!("corrupt HLL sketch bytes: {msg}"))
+}
+
+fn bad_precision(p: u8) -> SketchError {
+    SketchError(format!(
+        "invalid HLL precision {p} (must be in {MIN_PRECISION}..={MAX_PRECISION})"
+    ))
 }
 
 /// Stable 64-bit mixer for integer keys.
@@ -375,46 +352,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    /// Read a minimal LEB128 varint of at most 5 bytes (value < 2^35).
-    fn varint(&mut self) -> Result<u64, SketchError> {
-        let mut v = 0u64;
-        let mut shift = 0u32;
-        loop {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| corrupt("truncated varint"))?;
-            self.pos += 1;
-            if shift >= 35 {
-                return Err(corrupt("varint too long"));
-            }
-            v |= u64::from(b & 0x7F) << shift;
-            if b & 0x80 == 0 {
-                if b == 0 && shift > 0 {
-                    return Err(corrupt("non-minimal varint"));
-                }
-                return Ok(v);
-            }
-            shift += 7;
-        }
-    }
-
-    fn rest(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or(&[])
-    }
-}
-
 impl HllSketch {
     /// Create an empty sketch with `m = 2^precision` registers.
     pub fn new(precision: u8) -> Result<Self, SketchError> {
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
-            return Err(SketchError::BadPrecision(precision));
+            return Err(bad_precision(precision));
         }
         Ok(HllSketch {
             precision,
@@ -627,10 +569,10 @@ impl HllSketch {
     /// `to_bytes`) the sketch of the union of both input sets.
     pub fn merge(&mut self, other: &HllSketch) -> Result<(), SketchError> {
         if self.precision != other.precision {
-            return Err(SketchError::PrecisionMismatch(
-                self.precision,
-                other.precision,
-            ));
+            return Err(SketchError(format!(
+                "cannot merge HLL sketches with different precisions ({} vs {})",
+                self.precision, other.precision
+            )));
         }
         let p = self.precision;
         if let Repr::Sparse { .. } = self.repr {
@@ -818,8 +760,8 @@ impl HllSketch {
             VERSION => matches!(bytes[3], MODE_SPARSE | MODE_DENSE),
             VERSION_CODED => bytes[3] == MODE_DENSE_CODED,
             other => {
-                return Err(SketchError::Corrupt(format!(
-                    "unsupported format version {other}"
+                return Err(SketchError(format!(
+                    "corrupt HLL sketch bytes: unsupported format version {other}"
                 )))
             }
         };
@@ -828,9 +770,10 @@ impl HllSketch {
         }
         let p = bytes[2];
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
-            return Err(SketchError::BadPrecision(p));
+            return Err(bad_precision(p));
         }
-        let mut rd = Reader { buf: bytes, pos: 4 };
+        let mut rd = ByteReader::new(bytes, "HLL sketch");
+        rd.take(4)?;
         match bytes[3] {
             MODE_SPARSE => {
                 let n = rd.varint()?;
@@ -838,7 +781,7 @@ impl HllSketch {
                     return Err(corrupt("too many sparse entries"));
                 }
                 let n = n as usize;
-                if n > rd.rest().len() {
+                if n > rd.remaining().len() {
                     return Err(corrupt("truncated sparse entries"));
                 }
                 let mut entries = Vec::with_capacity(n);
@@ -863,7 +806,7 @@ impl HllSketch {
                     entries.push(e);
                     prev = cur;
                 }
-                if !rd.rest().is_empty() {
+                if !rd.remaining().is_empty() {
                     return Err(corrupt("trailing bytes"));
                 }
                 let sorted = entries.len();
@@ -874,7 +817,7 @@ impl HllSketch {
             }
             MODE_DENSE => {
                 let m = 1usize << p;
-                let body = rd.rest();
+                let body = rd.remaining();
                 if body.len() != m / 4 * 3 {
                     return Err(corrupt("dense payload has wrong length"));
                 }
@@ -903,7 +846,7 @@ impl HllSketch {
             MODE_DENSE_CODED => {
                 let m = 1usize << p;
                 let regs =
-                    super::huffman::decode(rd.rest(), m).map_err(|e| SketchError::Corrupt(e.0))?;
+                    super::huffman::decode(rd.remaining(), m).map_err(|e| SketchError(e.0))?;
                 let max_rho = 65 - p;
                 if regs.iter().any(|&r| r > max_rho) {
                     return Err(corrupt("dense register out of range"));
@@ -916,7 +859,9 @@ impl HllSketch {
                     repr: Repr::Dense(regs.into_boxed_slice()),
                 })
             }
-            other => Err(SketchError::Corrupt(format!("unknown mode {other}"))),
+            other => Err(SketchError(format!(
+                "corrupt HLL sketch bytes: unknown mode {other}"
+            ))),
         }
     }
 }
@@ -1171,12 +1116,18 @@ mod tests {
 
     #[test]
     fn merge_errors_and_bad_precision() {
-        assert_eq!(HllSketch::new(3), Err(SketchError::BadPrecision(3)));
-        assert_eq!(HllSketch::new(19), Err(SketchError::BadPrecision(19)));
+        assert_eq!(HllSketch::new(3), Err(bad_precision(3)));
+        assert!(HllSketch::new(19)
+            .unwrap_err()
+            .0
+            .contains("precision 19 (must be in 4..=18)"));
         let mut a = HllSketch::new(10).unwrap();
         let b = HllSketch::new(12).unwrap();
-        assert_eq!(a.merge(&b), Err(SketchError::PrecisionMismatch(10, 12)));
-        assert!(!format!("{}", SketchError::PrecisionMismatch(10, 12)).is_empty());
+        let e = a.merge(&b).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot merge HLL sketches with different precisions (10 vs 12)"
+        );
     }
 
     #[test]
@@ -1268,7 +1219,7 @@ mod tests {
         assert!(HllSketch::from_bytes(&[MAGIC, 2, 14, 0, 0]).is_err());
         assert_eq!(
             HllSketch::from_bytes(&[MAGIC, VERSION, 30, 0, 0]),
-            Err(SketchError::BadPrecision(30))
+            Err(bad_precision(30))
         );
         assert!(HllSketch::from_bytes(&[MAGIC, VERSION, 14, 7, 0]).is_err());
         assert!(HllSketch::from_bytes(&[MAGIC, VERSION, 14, 0, 0]).is_ok());

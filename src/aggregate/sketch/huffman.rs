@@ -8,13 +8,13 @@
 //! symbol, and codes are assigned canonically, so equal inputs give equal bytes; [`decode`]
 //! re-encodes what it read and rejects anything that differs.
 
-use super::bytes::BytesError;
+use super::codec::SketchError;
 
 /// Longest code: Huffman depth is below 1.44 log2(count) + 2, so 48 covers any count < 2^32.
 const MAX_LEN: u8 = 48;
 
-fn err(msg: &str) -> BytesError {
-    BytesError(format!("corrupt coded HLL registers: {msg}"))
+fn err(msg: &str) -> SketchError {
+    SketchError(format!("corrupt coded HLL registers: {msg}"))
 }
 
 /// Code lengths per symbol (0 for absent symbols) from symbol counts.
@@ -103,7 +103,7 @@ pub fn encode(symbols: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Decode `count` symbols coded by [`encode`]; the input must be exactly what `encode` writes.
-pub fn decode(bytes: &[u8], count: usize) -> Result<Vec<u8>, BytesError> {
+pub fn decode(bytes: &[u8], count: usize) -> Result<Vec<u8>, SketchError> {
     let top = *bytes.first().ok_or_else(|| err("empty"))? as usize;
     if top == 0 || top > 64 {
         return Err(err("bad symbol count"));

@@ -42,9 +42,10 @@
 //! Decoding checks that the weights add up to `n`, that the item count fits the capacity, and
 //! that no byte is left over.
 
+use super::codec::ByteWriter;
 use std::cmp::Ordering;
 
-use super::bytes::{ByteReader, BytesError};
+use super::codec::{ByteReader, SketchError};
 
 /// Default `k`: about 1.3% normalized rank error at 95% confidence, 4-5 KiB at large `n`.
 pub const DEFAULT_K: u16 = 200;
@@ -126,9 +127,9 @@ impl Default for KllSketch {
 }
 
 impl KllSketch {
-    pub fn new(k: u16) -> Result<KllSketch, BytesError> {
+    pub fn new(k: u16) -> Result<KllSketch, SketchError> {
         if k < MIN_K {
-            return Err(BytesError(format!(
+            return Err(SketchError(format!(
                 "KLL k must be at least {MIN_K}, got {k}"
             )));
         }
@@ -145,7 +146,7 @@ impl KllSketch {
     }
 
     /// The sketch of values given in ascending order (`f64::total_cmp`).
-    pub fn from_sorted(sorted: &[f64], k: u16) -> Result<KllSketch, BytesError> {
+    pub fn from_sorted(sorted: &[f64], k: u16) -> Result<KllSketch, SketchError> {
         Ok(Self::build_sorted(sorted, KllSketch::new(k)?))
     }
 
@@ -240,9 +241,9 @@ impl KllSketch {
     }
 
     /// Merge `other` into this sketch (both must have the same `k`).
-    pub fn merge(&mut self, other: &KllSketch) -> Result<(), BytesError> {
+    pub fn merge(&mut self, other: &KllSketch) -> Result<(), SketchError> {
         if other.k != self.k {
-            return Err(BytesError(format!(
+            return Err(SketchError(format!(
                 "cannot merge KLL sketches with k = {} and k = {}",
                 self.k, other.k
             )));
@@ -373,24 +374,24 @@ impl KllSketch {
     pub fn write_bytes(&self, out: &mut Vec<u8>) {
         out.push(MAGIC);
         out.push(VERSION);
-        out.extend_from_slice(&self.k.to_le_bytes());
+        out.put(self.k);
         out.push(self.levels.len() as u8);
-        out.extend_from_slice(&self.n.to_le_bytes());
-        out.extend_from_slice(&self.min.to_le_bytes());
-        out.extend_from_slice(&self.max.to_le_bytes());
+        out.put(self.n);
+        out.put(self.min);
+        out.put(self.max);
         for l in &self.levels {
-            out.extend_from_slice(&(l.len() as u32).to_le_bytes());
+            out.put(l.len() as u32);
         }
         for l in &self.levels {
             let mut sorted = l.clone();
             sorted.sort_unstable_by(f64::total_cmp);
             for v in sorted {
-                out.extend_from_slice(&v.to_le_bytes());
+                out.put(v);
             }
         }
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<KllSketch, BytesError> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<KllSketch, SketchError> {
         let mut r = ByteReader::new(bytes, "KLL sketch");
         if r.u8()? != MAGIC {
             return Err(r.error("bad magic byte"));

@@ -7,11 +7,11 @@
 //! Each sketch has a versioned binary codec with its own magic byte; decoding validates every
 //! field and never panics on bad bytes.
 
-pub mod bytes;
+pub mod codec;
 pub mod frequent;
 pub mod hll;
 mod huffman;
 pub mod kll;
 
-pub use bytes::BytesError;
+pub use codec::SketchError;
 pub use hll::*;
