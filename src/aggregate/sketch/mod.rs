@@ -10,7 +10,7 @@
 pub mod codec;
 pub mod frequent;
 pub mod hll;
-mod huffman;
+pub(crate) mod huffman;
 pub mod kll;
 
 pub use codec::SketchError;
