@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::arrow_ffi::{self, batch_table, table};
 use super::distributed;
@@ -323,89 +322,11 @@ impl CoreStore {
         batch_table(py, b)
     }
 
-    /// Store status: a dict with the store's figures and one dict per view.
-    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (state, views) = detach(py, || self.inner.status())?;
-        let d = PyDict::new(py);
-        d.set_item("path", self.path())?;
-        d.set_item("temporary", self.inner.is_temporary())?;
-        d.set_item("read_only", self.inner.is_read_only())?;
-        d.set_item("latest_commit", state.last_commit())?;
-        d.set_item("rows", state.total_rows())?;
-        d.set_item(
-            "quarantined_rows",
-            state.commits.iter().map(|c| c.quarantined).sum::<u64>(),
-        )?;
-        d.set_item("segments", state.segments.len())?;
-        let sources = pyo3::types::PyList::empty(py);
-        for (id, src) in &state.sources {
-            let sd = PyDict::new(py);
-            sd.set_item("source", id)?;
-            sd.set_item("last_commit", src.last_commit)?;
-            sd.set_item("files", src.files.len())?;
-            sd.set_item("offsets", src.offsets.clone())?;
-            sd.set_item("rejected", src.rejected)?;
-            sd.set_item("ignored_fields", src.ignored.clone())?;
-            sources.append(sd)?;
-        }
-        d.set_item("sources", sources)?;
-        d.set_item(
-            "segment_bytes",
-            state.segments.iter().map(|s| s.file.bytes).sum::<u64>(),
-        )?;
-        d.set_item("manifest_version", state.version)?;
-        d.set_item("retired_files", self.inner.retired_files())?;
-        d.set_item(
-            "time_column",
-            state.schema.as_ref().map(|s| s.time_column.clone()),
-        )?;
-        let list = pyo3::types::PyList::empty(py);
-        for v in views {
-            let vd = PyDict::new(py);
-            vd.set_item("name", v.name)?;
-            vd.set_item("fingerprint", v.fingerprint)?;
-            vd.set_item("covered_commit", v.covered)?;
-            vd.set_item("pending_commits", v.pending_commits)?;
-            vd.set_item("batch_groups", v.batch_groups)?;
-            vd.set_item("rollup_groups", v.rollup_groups)?;
-            vd.set_item("speed_rows", v.speed_rows)?;
-            vd.set_item("speed_groups", v.speed_groups)?;
-            vd.set_item("batch_age_seconds", v.batch_age_s)?;
-            vd.set_item("batch_memory_bytes", v.batch_memory_bytes)?;
-            vd.set_item("speed_memory_bytes", v.speed_memory_bytes)?;
-            let per = pyo3::types::PyDict::new(py);
-            for (name, batch, speed) in &v.metric_bytes_per_group {
-                let d = pyo3::types::PyDict::new(py);
-                d.set_item("batch", *batch)?;
-                d.set_item("speed", *speed)?;
-                per.set_item(name, d)?;
-            }
-            vd.set_item("metric_bytes_per_group", per)?;
-            vd.set_item("speed_saved", v.speed_saved)?;
-            vd.set_item("warning", v.warning)?;
-            vd.set_item("batch_error", v.batch_error)?;
-            list.append(vd)?;
-        }
-        d.set_item("views", list)?;
-        let last = match self.inner.last_recompute() {
-            Some(r) => {
-                let rd = PyDict::new(py);
-                rd.set_item("snapshot", r.snapshot)?;
-                rd.set_item("rows", r.rows)?;
-                rd.set_item("views", r.views)?;
-                rd.set_item("threads", r.threads)?;
-                rd.set_item("seconds", r.seconds)?;
-                let phases = PyDict::new(py);
-                for (k, v) in r.phases {
-                    phases.set_item(k, v)?;
-                }
-                rd.set_item("phases", phases)?;
-                Some(rd)
-            }
-            None => None,
-        };
-        d.set_item("last_recompute", last)?;
-        Ok(d)
+    /// Store status: a dict with the store's figures and one dict per view (the core's
+    /// `StoreStatus`, converted once).
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let report = detach(py, || self.inner.status_report())?;
+        Ok(pythonize::pythonize(py, &report)?)
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {

@@ -23,6 +23,7 @@ pub mod audit;
 mod maintenance;
 mod quarantine;
 mod reader;
+pub mod status;
 mod views;
 
 use std::fs;
@@ -46,6 +47,7 @@ use crate::serving::{Part, Query, Serving};
 pub use crate::control::{check_threads, MAX_THREADS};
 pub use append::AppendOutcome;
 pub use maintenance::{COMPACT_RUN, GRACE, SMALL_SEGMENT_ROWS};
+pub use status::StoreStatus;
 pub use views::{BatchJob, ViewStatus};
 
 #[derive(Debug, Clone)]
@@ -99,7 +101,7 @@ pub struct Store {
 }
 
 /// What the last recompute did and where its time went.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RecomputeReport {
     pub snapshot: u64,
     pub rows: u64,
@@ -107,6 +109,7 @@ pub struct RecomputeReport {
     pub threads: usize,
     pub seconds: f64,
     /// (phase, seconds): parallel phases in CPU-seconds over all workers, the rest wall time.
+    #[serde(serialize_with = "status::phases")]
     pub phases: Vec<(String, f64)>,
 }
 

@@ -43,10 +43,12 @@ impl BatchJob {
     }
 }
 
-#[derive(Debug, Clone)]
+/// One view's figures in `status()` (serialized with the Python dict's keys).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ViewStatus {
     pub name: String,
     pub fingerprint: String,
+    #[serde(rename = "covered_commit")]
     pub covered: u64,
     pub pending_commits: u64,
     pub batch_groups: u64,
@@ -55,12 +57,14 @@ pub struct ViewStatus {
     pub rollup_groups: Vec<u64>,
     pub speed_rows: u64,
     pub speed_groups: u64,
+    #[serde(rename = "batch_age_seconds")]
     pub batch_age_s: Option<f64>,
     pub batch_memory_bytes: u64,
     pub speed_memory_bytes: u64,
     /// Per metric state (quantiles of one column share one, named `p50+p95`, as do a sum and a
     /// mean of one column, `amount+avg`): bytes per group
     /// in the batch view and in the speed layer (0 without groups).
+    #[serde(serialize_with = "super::status::metric_bytes")]
     pub metric_bytes_per_group: Vec<(String, f64, f64)>,
     /// The commits (first, last) of the speed state saved at the last close, if one is kept.
     pub speed_saved: Option<(u64, u64)>,
