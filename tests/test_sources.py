@@ -242,3 +242,29 @@ def test_a_file_gone_between_listing_and_reading_is_skipped(tmp_path: Path) -> N
         assert store.ingest(src, idle_ms=0) == 1
         assert ids(store) == [0, 1, 2]
         assert src.id == "dir:landing"
+
+
+def test_an_empty_object_beside_an_unreadable_line_is_never_dropped_silently(tmp_path: Path) -> None:
+    """Found by the slow fuzz run: a JSON lines file of `{}` and a line pyarrow cannot read
+    (`{\\x00}`) committed no row and listed only the bad line, so the `{}` event vanished."""
+    land_dir = tmp_path / "land"
+    land_dir.mkdir()
+    (land_dir / "a.jsonl").write_bytes(b"{}\n{\x00}")
+    with lamina.Store(tmp_path / "fresh") as store:
+        store.ingest(lamina.DirectorySource(land_dir, pattern="*.jsonl"), idle_ms=0, progress=False)
+        (commit,) = store.commits().to_pylist()
+        rejected = json.loads(commit["source"])["rejected"]
+        # No schema can hold a row without fields: the whole file is set aside, saying why.
+        assert commit["rows"] == 0 and [r for r in rejected if "line" not in r], rejected
+        assert "no fields" in rejected[0]["error"]
+    (land_dir / "b.jsonl").write_bytes(b'{"ts": "2026-03-02T10:00:00", "k": 1}\n')
+    with lamina.Store(tmp_path / "typed") as store:
+        store.ingest(lamina.DirectorySource(land_dir, pattern="b.jsonl"), idle_ms=0, progress=False)
+        (land_dir / "c.jsonl").write_bytes(b"{}\n{\x00}")
+        store.ingest(
+            lamina.DirectorySource(land_dir, pattern="c.jsonl"), idle_ms=0, quarantine=True, progress=False
+        )
+        last = store.commits().to_pylist()[-1]
+        # With a schema the `{}` row is a row of nulls: quarantined (no event time), never lost.
+        assert last["rows"] + last["quarantined"] == 1, last
+        assert [r["line"] for r in json.loads(last["source"])["rejected"] if "line" in r] == [2]

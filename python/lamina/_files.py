@@ -231,10 +231,15 @@ def read_input(
         raise
     except _READ_ERRORS as e:
         raise InputFileError(f"cannot read {path} as {fmt}: {e}") from e
-    if table.num_rows and not table.num_columns:
+    held = table.num_rows
+    if lines is not None and not table.num_columns:
+        # A table without columns may drop its rows (JSON lines decoded one by one): the lines
+        # decoded are the rows.
+        held = len(lines)
+    if held and not table.num_columns:
         # Rows without a field (`{}` lines): rows of nulls, which the core refuses or
         # quarantines (no event time) like any other row; without a schema, nothing can hold them.
         if schema is None:
-            raise InputFileError(f"{path}: its {table.num_rows} rows have no fields")
-        table = pa.table({f.name: pa.nulls(table.num_rows, f.type) for f in schema})
+            raise InputFileError(f"{path}: its {held} rows have no fields")
+        table = pa.table({f.name: pa.nulls(held, f.type) for f in schema})
     return FileRead(fit_columns(table, schema, time_column, from_text=fmt != "parquet"), rejected, lines)
